@@ -1,1 +1,51 @@
-fn main() {}
+//! `gatehouse`: `up` runs the platform; every other command is a client of the platform's Google-shaped REST APIs,
+//! speaking gcloud's grammar so commands copied from Google's docs run as they are (also through a link named `gcloud`).
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod client;
+mod commands;
+mod format;
+mod home;
+mod up;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit status of a command that failed.
+const FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let program = program_name(&argv);
+    if let Err(msg) = args::check_dashes(&argv[1..]) {
+        eprintln!("ERROR: ({program}) {msg}");
+        return ExitCode::from(2);
+    }
+    let cli = match args::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let command_path = format!("{program}.{}", cli.command.path());
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ERROR: ({command_path}) {}", client::describe_error(&e));
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+/// `gcloud` when invoked through a link of that name, else `gatehouse`, as error prefixes show.
+fn program_name(argv: &[String]) -> &'static str {
+    let invoked = argv.first().map(|a| std::path::Path::new(a)).and_then(|p| p.file_name()).and_then(|f| f.to_str());
+    if invoked == Some("gcloud") {
+        "gcloud"
+    } else {
+        "gatehouse"
+    }
+}

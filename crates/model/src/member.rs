@@ -139,8 +139,9 @@ pub fn valid_email(s: &str) -> Result<&str, String> {
 }
 
 fn valid_domain(s: &str) -> Result<&str, String> {
+    // `localhost` is the one dotless domain allowed: the platform's operator is `owner@localhost`.
     let ok = s.len() <= 253
-        && s.contains('.')
+        && (s.contains('.') || s == "localhost")
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -208,7 +209,7 @@ mod tests {
             ("user:bob", "not an email address"),
             ("user:", "not an email address"),
             ("allusers", "no type prefix"),
-            ("domain:localhost", "not a domain name"),
+            ("domain:example", "not a domain name"),
             ("deleted:user:a@example.com", "?uid="),
             ("deleted:user:a@example.com?uid=x", "not a numeric uid"),
             ("serviceAccount:a b@example.com", "not an email address"),

@@ -1,1 +1,272 @@
-//! store
+//! Persistence behind one small interface; SQLite (bundled, WAL, `synchronous=FULL`) is the embedded default.
+//!
+//! The store keeps JSON documents by `(kind, name)`, hashes of opaque tokens, and the append-only audit chain.
+//! It holds no business rules: which documents exist and what they mean is the API's business.
+//!
+//! Durability: every [`Store::write`] is one `BEGIN IMMEDIATE … COMMIT` transaction, and SQLite in WAL mode with
+//! `synchronous=FULL` fsyncs the log before `COMMIT` returns, so a write the caller acknowledges survives `kill -9`.
+
+#![forbid(unsafe_code)]
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored document `{kind}/{name}` is not valid JSON: {source}")]
+    Corrupt { kind: String, name: String, source: serde_json::Error },
+    #[error("could not encode document: {0}")]
+    Encode(serde_json::Error),
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_by_principal ON tokens (principal, kind);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"#;
+
+/// A stored opaque token: only its hash is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub kind: String,
+    pub principal: String,
+    /// Unix seconds; `i64::MAX` for tokens that do not expire (refresh tokens until revoked).
+    pub expires_at: i64,
+}
+
+/// One row of the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub entry: String,
+    pub hash: String,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory store, for tests of the layers above.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    /// Runs `f` in a read transaction (a consistent view).
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
+        self.run(TransactionBehavior::Deferred, f)
+    }
+
+    /// Runs `f` in a write transaction. The changes are durable when this returns `Ok`; on `Err` nothing is written.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
+        self.run(TransactionBehavior::Immediate, f)
+    }
+
+    fn run<T, E: From<StoreError>>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // A poisoned lock only means another thread panicked mid-call; SQLite rolled its transaction back.
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(behavior).map_err(StoreError::from)?;
+        let out = f(&Tx { tx: &tx })?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+}
+
+/// A transaction. Dropped without commit (an `Err` from the closure) it rolls back.
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl Tx<'_> {
+    pub fn get<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>, StoreError> {
+        let body: Option<String> = self
+            .tx
+            .query_row("SELECT body FROM documents WHERE kind = ?1 AND name = ?2", params![kind, name], |r| r.get(0))
+            .optional()?;
+        body.map(|b| decode(kind, name, &b)).transpose()
+    }
+
+    pub fn put<T: Serialize>(&self, kind: &str, name: &str, doc: &T) -> Result<(), StoreError> {
+        let body = serde_json::to_string(doc).map_err(StoreError::Encode)?;
+        self.tx.execute(
+            "INSERT INTO documents (kind, name, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body",
+            params![kind, name, body],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a document; returns whether it existed.
+    pub fn delete(&self, kind: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.execute("DELETE FROM documents WHERE kind = ?1 AND name = ?2", params![kind, name])? > 0)
+    }
+
+    /// Every document of `kind` whose name starts with `prefix`, ordered by name.
+    pub fn list<T: DeserializeOwned>(&self, kind: &str, prefix: &str) -> Result<Vec<(String, T)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT name, body FROM documents WHERE kind = ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name",
+        )?;
+        let rows = stmt.query_map(params![kind, prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, body) = row?;
+            let doc = decode(kind, &name, &body)?;
+            out.push((name, doc));
+        }
+        Ok(out)
+    }
+
+    pub fn put_token(&self, hash: &str, row: &TokenRow) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO tokens (hash, kind, principal, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![hash, row.kind, row.principal, row.expires_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        Ok(self
+            .tx
+            .query_row("SELECT kind, principal, expires_at FROM tokens WHERE hash = ?1", params![hash], |r| {
+                Ok(TokenRow { kind: r.get(0)?, principal: r.get(1)?, expires_at: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    pub fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.execute("DELETE FROM tokens WHERE hash = ?1", params![hash])? > 0)
+    }
+
+    /// Deletes every token held by `principal` (all kinds); returns how many.
+    pub fn delete_tokens_of(&self, principal: &str) -> Result<usize, StoreError> {
+        Ok(self.tx.execute("DELETE FROM tokens WHERE principal = ?1", params![principal])?)
+    }
+
+    /// Drops tokens that expired before `now` (unix seconds).
+    pub fn purge_expired_tokens(&self, now: i64) -> Result<usize, StoreError> {
+        Ok(self.tx.execute("DELETE FROM tokens WHERE expires_at < ?1", params![now])?)
+    }
+
+    /// Appends one entry to the audit chain, linking it to the previous entry's hash. Returns its sequence number.
+    pub fn append_audit(&self, entry_json: &str) -> Result<i64, StoreError> {
+        let prev: Option<String> =
+            self.tx.query_row("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        let hash = audit::chain_hash(prev.as_deref().unwrap_or(audit::GENESIS), entry_json.as_bytes());
+        self.tx.execute("INSERT INTO audit (entry, hash) VALUES (?1, ?2)", params![entry_json, hash])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Audit rows with `seq > after`, oldest first, at most `limit`.
+    pub fn audit_rows(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached("SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![after, limit], |r| Ok(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(kind: &str, name: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Corrupt { kind: kind.into(), name: name.into(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn documents_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|tx| {
+                    tx.put("policy", "projects/a", &json!({"etag": "x"}))?;
+                    tx.put("policy", "projects/b", &json!({"etag": "y"}))?;
+                    tx.put("role", "projects/a", &json!(1))
+                })
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let docs: Vec<(String, Value)> = store.read(|tx| tx.list("policy", "projects/")).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].1["etag"], "y");
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let store = Store::in_memory().unwrap();
+        let r: Result<(), StoreError> = store.write(|tx| {
+            tx.put("k", "n", &json!(1))?;
+            tx.append_audit("{}")?;
+            Err(StoreError::Encode(serde_json::from_str::<Value>("{").unwrap_err()))
+        });
+        assert!(r.is_err());
+        let (doc, rows) = store
+            .read(|tx| Ok::<_, StoreError>((tx.get::<Value>("k", "n")?, tx.audit_rows(0, 10)?)))
+            .unwrap();
+        assert_eq!(doc, None);
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn audit_rows_chain_and_verify() {
+        let store = Store::in_memory().unwrap();
+        store
+            .write(|tx| {
+                tx.append_audit(r#"{"insertId":"a"}"#)?;
+                tx.append_audit(r#"{"insertId":"b"}"#)
+            })
+            .unwrap();
+        let rows = store.read(|tx| tx.audit_rows(0, 10)).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].hash, audit::chain_hash(&rows[0].hash, rows[1].entry.as_bytes()));
+    }
+
+    #[test]
+    fn tokens_are_found_by_hash_and_revocable() {
+        let store = Store::in_memory().unwrap();
+        let row = TokenRow { kind: "access".into(), principal: "user:a@example.com".into(), expires_at: 10 };
+        store.write(|tx| tx.put_token("h1", &row)).unwrap();
+        assert_eq!(store.read(|tx| tx.token("h1")).unwrap(), Some(row));
+        assert_eq!(store.write(|tx| tx.purge_expired_tokens(11)).unwrap(), 1);
+        assert_eq!(store.read(|tx| tx.token("h1")).unwrap(), None);
+    }
+}

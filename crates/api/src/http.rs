@@ -1,0 +1,235 @@
+//! HTTP plumbing: one dispatcher that matches Google's `/{version}/{collection}/{id}:{verb}` paths (axum's router cannot
+//! capture `{id}:verb` inside one segment), runs the handler off the async threads (store writes fsync), and answers
+//! errors in Google's envelope.
+
+use crate::auth::Caller;
+use crate::state::{App, Result};
+use crate::{groups, logging, oauth, projects, roles, service_accounts, troubleshoot};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use model::ApiError;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest request body the API accepts.
+const MAX_BODY: usize = 1 << 20;
+
+/// A parsed request.
+pub(crate) struct Req {
+    pub method: Method,
+    /// Path segments, percent-decoded; the `:verb` of the last segment is split off into `verb`.
+    pub segs: Vec<String>,
+    pub verb: Option<String>,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+    pub authorization: Option<String>,
+    pub operator_key: Option<String>,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl Req {
+    /// Authenticates the caller (401 when the token is missing or invalid).
+    pub fn caller(&self, app: &App) -> Result<Caller> {
+        app.authenticate(self.authorization.as_deref(), self.ip.clone(), self.user_agent.clone())
+    }
+
+    /// The body as JSON; an empty body reads as `{}`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+    }
+
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+}
+
+/// What a handler answers on success.
+pub(crate) enum Reply {
+    Json(Value),
+    Status(StatusCode, Value),
+}
+
+impl From<Value> for Reply {
+    fn from(v: Value) -> Self {
+        Reply::Json(v)
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(dispatch).with_state(app)
+}
+
+async fn dispatch(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if body.len() > MAX_BODY {
+        return error_response(&ApiError::invalid(format!("request body is larger than {MAX_BODY} bytes")));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (segs, verb) = match split_path(uri.path()) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let query = uri
+        .query()
+        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default().into_iter().collect())
+        .unwrap_or_default();
+    let req = Req {
+        method,
+        segs,
+        verb,
+        query,
+        body,
+        authorization: header("authorization"),
+        operator_key: header("x-gatehouse-operator-key"),
+        ip: peer.ip().to_string(),
+        user_agent: header("user-agent").unwrap_or_default(),
+    };
+    let path = uri.path().to_owned();
+    match tokio::task::spawn_blocking(move || route(&app, &req)).await {
+        Ok(Ok(Reply::Json(v))) => (StatusCode::OK, axum::Json(v)).into_response(),
+        Ok(Ok(Reply::Status(s, v))) => (s, axum::Json(v)).into_response(),
+        Ok(Err(e)) => {
+            if e.http_status() >= 500 {
+                tracing::error!(%path, error = %e, "request failed");
+            }
+            error_response(&e)
+        }
+        Err(join) => {
+            tracing::error!(%path, error = %join, "handler panicked");
+            error_response(&ApiError::internal("internal error; see the daemon log"))
+        }
+    }
+}
+
+pub(crate) fn error_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(e.to_envelope())).into_response()
+}
+
+fn split_path(path: &str) -> Result<(Vec<String>, Option<String>)> {
+    let mut segs = Vec::new();
+    for raw in path.split('/').filter(|s| !s.is_empty()) {
+        let decoded = percent_decode(raw).ok_or_else(|| ApiError::invalid(format!("invalid path segment `{raw}`")))?;
+        segs.push(decoded);
+    }
+    let verb = match segs.last_mut() {
+        Some(last) => match last.split_once(':') {
+            Some((head, verb)) => {
+                let verb = verb.to_owned();
+                *last = head.to_owned();
+                Some(verb)
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok((segs, verb))
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn route(app: &App, req: &Req) -> Result<Reply> {
+    let segs: Vec<&str> = req.segs.iter().map(String::as_str).collect();
+    let verb = req.verb.as_deref();
+    let m = &req.method;
+    let get = m == Method::GET;
+    let post = m == Method::POST;
+    let delete = m == Method::DELETE;
+    let patch = m == Method::PATCH;
+    match (segs.as_slice(), verb) {
+        // OAuth 2.0 token endpoint and revocation, as oauth2.googleapis.com.
+        (["token"], None) if post => oauth::token(app, req),
+        (["revoke"], None) if post => oauth::revoke(app, req),
+        (["gatehouse", "v1", "accounts"], Some("login")) if post => oauth::login(app, req),
+        (["gatehouse", "v1", "auditChain"], Some("verify")) if post || get => logging::verify(app, req),
+
+        // Resource Manager v1 and v3.
+        (["v1" | "v3", "projects", p], None) if get => projects::get(app, req, p),
+        (["v1" | "v3", "projects", p], Some(v)) if post => projects::iam(app, req, p, v),
+
+        // IAM v1: service accounts.
+        (["v1", "projects", p, "serviceAccounts"], None) if post => service_accounts::create(app, req, p),
+        (["v1", "projects", p, "serviceAccounts"], None) if get => service_accounts::list(app, req, p),
+        (["v1", "projects", p, "serviceAccounts", sa], None) if get => service_accounts::get(app, req, p, sa),
+        (["v1", "projects", p, "serviceAccounts", sa], None) if delete => service_accounts::delete(app, req, p, sa),
+        (["v1", "projects", p, "serviceAccounts", sa], None) if patch => service_accounts::patch(app, req, p, sa),
+        (["v1", "projects", p, "serviceAccounts", sa], Some(v)) if post => service_accounts::action(app, req, p, sa, v),
+
+        // IAM v1: roles.
+        (["v1", "roles"], None) if get => roles::list_predefined(app, req),
+        (["v1", "roles", id], None) if get => roles::get_predefined(app, req, id),
+        (["v1", "projects", p, "roles"], None) if post => roles::create(app, req, p),
+        (["v1", "projects", p, "roles"], None) if get => roles::list_custom(app, req, p),
+        (["v1", "projects", p, "roles", id], None) if get => roles::get_custom(app, req, p, id),
+        (["v1", "projects", p, "roles", id], None) if delete => roles::delete_custom(app, req, p, id),
+        (["v1", "projects", p, "roles", id], None) if patch => roles::patch_custom(app, req, p, id),
+
+        // Cloud Identity groups v1.
+        (["v1", "groups"], None) if post => groups::create(app, req),
+        (["v1", "groups"], None) if get => groups::list(app, req),
+        (["v1", "groups"], Some("lookup")) if get => groups::lookup(app, req),
+        (["v1", "groups", g, "memberships"], None) if post => groups::add_membership(app, req, g),
+        (["v1", "groups", g, "memberships"], None) if get => groups::list_memberships(app, req, g),
+
+        // Policy Troubleshooter v1, Cloud Logging v2.
+        (["v1", "iam"], Some("troubleshoot")) if post => troubleshoot::troubleshoot(app, req),
+        (["v2", "entries"], Some("list")) if post => logging::list(app, req),
+
+        _ => Err(ApiError::not_found(format!(
+            "Method {} {} is not found on this server.",
+            req.method,
+            render_path(&req.segs, verb)
+        ))),
+    }
+}
+
+fn render_path(segs: &[String], verb: Option<&str>) -> String {
+    let mut p = format!("/{}", segs.join("/"));
+    if let Some(v) = verb {
+        p.push(':');
+        p.push_str(v);
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_verbs_and_decodes() {
+        let (segs, verb) = split_path("/v1/projects/p/serviceAccounts/a%40b.com:getIamPolicy").unwrap();
+        assert_eq!(segs, ["v1", "projects", "p", "serviceAccounts", "a@b.com"]);
+        assert_eq!(verb.as_deref(), Some("getIamPolicy"));
+        assert!(split_path("/v1/%zz").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! The shared state of the control plane: the store, the IAM snapshot every decision reads, and the project.
+
+use crate::audit_trail::Call;
+use crate::auth::Caller;
+use arc_swap::ArcSwap;
+use iam::{Catalogue, ProjectRef, Snapshot};
+use model::{ApiError, Policy};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use store::{Store, StoreError};
+
+/// Document kinds in the store.
+pub(crate) mod kind {
+    pub const PROJECT: &str = "project";
+    pub const POLICY: &str = "policy";
+    pub const SERVICE_ACCOUNT: &str = "serviceAccount";
+    pub const USER: &str = "user";
+    pub const ROLE: &str = "role";
+    pub const GROUP: &str = "group";
+    pub const MEMBERSHIP: &str = "membership";
+}
+
+/// The project this platform serves (`GET /v1/projects/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    pub project_id: String,
+    pub project_number: String,
+    pub name: String,
+    pub lifecycle_state: String,
+    pub create_time: String,
+    #[serde(default)]
+    pub region: String,
+}
+
+impl Project {
+    pub fn full_name(&self) -> String {
+        model::names::project_full_name(&self.project_id)
+    }
+
+    /// True when `id` names this project by id or by number.
+    pub fn is(&self, id: &str) -> bool {
+        id == self.project_id || id == self.project_number
+    }
+}
+
+pub struct App {
+    pub(crate) store: Store,
+    pub(crate) project: Project,
+    snapshot: ArcSwap<Snapshot>,
+    /// Serialises "commit, then rebuild the snapshot" so a slower rebuild never replaces a newer one.
+    write_lock: Mutex<()>,
+    /// SHA-256 of the operator key in `$GATEHOUSE_HOME`; whoever can read that file may log in as any local user.
+    pub(crate) operator_key_hash: String,
+}
+
+impl From<StoreError> for ApiErrorBox {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        ApiErrorBox(ApiError::internal("internal error while accessing state; see the daemon log"))
+    }
+}
+
+/// `ApiError` plus the conversions the store closures need.
+#[derive(Debug)]
+pub(crate) struct ApiErrorBox(pub ApiError);
+
+impl From<ApiError> for ApiErrorBox {
+    fn from(e: ApiError) -> Self {
+        ApiErrorBox(e)
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, ApiError>;
+
+impl App {
+    pub(crate) fn new(store: Store, project: Project, operator_key_hash: String) -> Result<App> {
+        let app = App {
+            store,
+            project,
+            snapshot: ArcSwap::from_pointee(Snapshot::new(Catalogue::predefined(), Vec::new())),
+            write_lock: Mutex::new(()),
+            operator_key_hash,
+        };
+        app.rebuild_snapshot()?;
+        Ok(app)
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// The IAM snapshot decisions read now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&store::Tx) -> std::result::Result<T, ApiErrorBox>) -> Result<T> {
+        self.store.read(f).map_err(|e| e.0)
+    }
+
+    /// Runs a write transaction; when it commits and `affects_iam`, rebuilds the IAM snapshot before returning.
+    pub(crate) fn write<T>(
+        &self,
+        affects_iam: bool,
+        f: impl FnOnce(&store::Tx) -> std::result::Result<T, ApiErrorBox>,
+    ) -> Result<T> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let out = self.store.write(f).map_err(|e| e.0)?;
+        if affects_iam {
+            self.rebuild_snapshot()?;
+        }
+        Ok(out)
+    }
+
+    /// Runs a mutation and appends its audit entry in the same transaction: the change and its record land together.
+    pub(crate) fn mutate<T: Serialize>(
+        &self,
+        caller: &Caller,
+        call: Call,
+        affects_iam: bool,
+        f: impl FnOnce(&store::Tx) -> std::result::Result<T, ApiErrorBox>,
+    ) -> Result<T> {
+        self.write(affects_iam, |tx| {
+            let out = f(tx)?;
+            let entry = call.entry(self, caller, None);
+            tx.append_audit(&entry)?;
+            Ok(out)
+        })
+    }
+
+    /// Asks IAM whether `caller` holds `permission` on `full_resource_name`. A denial is audited and answered with
+    /// Google's 403 text naming the permission and `shown_resource`.
+    pub(crate) fn authorize(&self, caller: &Caller, permission: &str, full_resource_name: &str, call: &Call) -> Result<()> {
+        let snapshot = self.snapshot();
+        let decision = iam::decide(&snapshot, &caller.principal, permission, full_resource_name, SystemTime::now());
+        if decision.granted() {
+            return Ok(());
+        }
+        let err = ApiError::permission_denied(permission, &call.resource_name);
+        let entry = call.denied(permission, full_resource_name).entry(self, caller, Some(&err));
+        if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
+            tracing::error!(error = %e, "could not record a denied call in the audit log");
+        }
+        Err(err)
+    }
+
+    /// Permissions of `candidates` that `caller` holds on the resource (testIamPermissions).
+    pub(crate) fn granted_permissions(&self, caller: &Caller, candidates: &[String], full_resource_name: &str) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let now = SystemTime::now();
+        candidates
+            .iter()
+            .filter(|p| iam::decide(&snapshot, &caller.principal, p, full_resource_name, now).granted())
+            .cloned()
+            .collect()
+    }
+
+    /// Rebuilds the IAM snapshot from the store: policies, custom roles, group memberships.
+    fn rebuild_snapshot(&self) -> Result<()> {
+        let snapshot = self.read(|tx| {
+            let mut catalogue = Catalogue::predefined();
+            for (_, role) in tx.list::<iam::Role>(kind::ROLE, "")? {
+                if !role.deleted {
+                    catalogue.insert_custom(role).map_err(|e| ApiErrorBox(e.into()))?;
+                }
+            }
+            let project = ProjectRef { id: self.project.project_id.clone(), number: self.project.project_number.clone() };
+            let mut snapshot = Snapshot::new(catalogue, vec![project]);
+            for (name, policy) in tx.list::<Policy>(kind::POLICY, "")? {
+                snapshot.set_policy(&name, &policy).map_err(|e| ApiErrorBox(e.into()))?;
+            }
+            for (_, m) in tx.list::<crate::groups::Membership>(kind::MEMBERSHIP, "")? {
+                snapshot.add_group_member(&m.group_email, &m.member);
+            }
+            Ok(snapshot)
+        })?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+}

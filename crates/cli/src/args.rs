@@ -1,0 +1,410 @@
+//! The command-line grammar: gcloud's command groups, flags and positional arguments (`--flag=value` and
+//! `--flag value` both work, as clap and gcloud accept).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about = "The Cloud Run security model on one machine", disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts, as gcloud's global flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Output format: json, yaml, value(FIELD,...), table(FIELD,...), text.
+    #[arg(long, global = true)]
+    pub format: Option<String>,
+    /// Answer every prompt with its default and print less.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Project to use instead of the configured one.
+    #[arg(long, global = true)]
+    pub project: Option<String>,
+    /// Account to act as instead of the configured one.
+    #[arg(long, global = true)]
+    pub account: Option<String>,
+    /// Flatten a list field into one record per element, e.g. `bindings[].members`.
+    #[arg(long, global = true)]
+    pub flatten: Option<String>,
+    /// Keep only records matching this expression, e.g. `bindings.members:user@example.com`.
+    #[arg(long, global = true)]
+    pub filter: Option<String>,
+    /// Accepted for compatibility with gcloud; the daemon's log level is set with GATEHOUSE_LOG.
+    #[arg(long, global = true, hide = true)]
+    pub verbosity: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the platform in the foreground (API, gateway) with state in $GATEHOUSE_HOME.
+    Up(UpArgs),
+    /// Log in, list and revoke accounts, print tokens.
+    #[command(subcommand)]
+    Auth(AuthCmd),
+    /// Read and set properties (account, project, region).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Project IAM policy.
+    #[command(subcommand)]
+    Projects(ProjectsCmd),
+    /// Service accounts and roles.
+    #[command(subcommand)]
+    Iam(IamCmd),
+    /// Groups (Cloud Identity).
+    #[command(subcommand)]
+    Identity(IdentityCmd),
+    /// Explain why a principal does or does not hold a permission.
+    #[command(subcommand, name = "policy-troubleshoot")]
+    PolicyTroubleshoot(TroubleshootCmd),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Logging(LoggingCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Region of the project (first start only).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// First port: the API listens on it and the gateway on the next one. 0 picks free ports.
+    #[arg(long, default_value_t = 18090)]
+    pub port_base: u16,
+    /// Address to listen on; loopback by default.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCmd {
+    /// Create (if new) and activate a local user account. New accounts hold no roles.
+    Login { email: String },
+    /// List credentialed accounts.
+    List,
+    /// Revoke credentials of accounts (the active one by default).
+    Revoke {
+        accounts: Vec<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print an access token for the active (or given) account.
+    PrintAccessToken { account: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Set a property: account, project, region (also core/account, core/project, run/region, compute/region).
+    Set { property: String, value: String },
+    /// Print the value of a property.
+    GetValue { property: String },
+    /// Remove a property.
+    Unset { property: String },
+    /// List properties.
+    List,
+}
+
+/// `--member`/`--role`/`--condition` of the add/remove binding commands.
+#[derive(Args, Debug, Clone)]
+pub struct BindingArgs {
+    /// Member to grant or revoke: user:EMAIL, serviceAccount:EMAIL, group:EMAIL, domain:DOMAIN, allUsers, allAuthenticatedUsers.
+    #[arg(long)]
+    pub member: String,
+    /// Role, e.g. roles/run.invoker or projects/PROJECT/roles/ID.
+    #[arg(long)]
+    pub role: String,
+    /// Condition as `expression=EXPR,title=TITLE[,description=DESC]`, or `None`.
+    #[arg(long)]
+    pub condition: Option<String>,
+    /// File (YAML or JSON) with expression, title and description of the condition.
+    #[arg(long)]
+    pub condition_from_file: Option<PathBuf>,
+    /// Remove the member from every binding of the role, whatever its condition (remove only).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectsCmd {
+    /// Add a binding to the project's policy.
+    AddIamPolicyBinding {
+        project_id: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    /// Remove a binding from the project's policy.
+    RemoveIamPolicyBinding {
+        project_id: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    /// Print the project's policy.
+    GetIamPolicy { project_id: String },
+    /// Replace the project's policy with the one in FILE (JSON or YAML); a stale etag is refused.
+    SetIamPolicy { project_id: String, policy_file: PathBuf },
+    /// Show the project.
+    Describe { project_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IamCmd {
+    #[command(subcommand)]
+    ServiceAccounts(ServiceAccountsCmd),
+    #[command(subcommand)]
+    Roles(RolesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceAccountsCmd {
+    /// Create a service account NAME@PROJECT.iam.gserviceaccount.com.
+    Create {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    Describe { service_account: String },
+    Update {
+        service_account: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete { service_account: String },
+    Disable { service_account: String },
+    Enable { service_account: String },
+    AddIamPolicyBinding {
+        service_account: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    RemoveIamPolicyBinding {
+        service_account: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    GetIamPolicy { service_account: String },
+    SetIamPolicy { service_account: String, policy_file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RolesCmd {
+    /// Create a custom role in a project.
+    Create {
+        role_id: String,
+        #[arg(long)]
+        permissions: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Show a predefined role (roles/NAME) or a custom one (ID with --project).
+    Describe { role: String },
+    /// List predefined roles, or custom roles with --project.
+    List {
+        #[arg(long)]
+        show_deleted: bool,
+    },
+    Delete { role_id: String },
+    Update {
+        role_id: String,
+        #[arg(long)]
+        add_permissions: Option<String>,
+        #[arg(long)]
+        remove_permissions: Option<String>,
+        #[arg(long)]
+        permissions: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IdentityCmd {
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCmd {
+    /// Create a group.
+    Create {
+        email: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Accepted for compatibility with gcloud.
+        #[arg(long)]
+        organization: Option<String>,
+        #[arg(long)]
+        with_initial_owner: Option<String>,
+    },
+    #[command(subcommand)]
+    Memberships(MembershipsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembershipsCmd {
+    Add {
+        #[arg(long)]
+        group_email: String,
+        #[arg(long)]
+        member_email: String,
+        #[arg(long)]
+        roles: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        group_email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TroubleshootCmd {
+    /// Explain access of --principal-email to FULL_RESOURCE_NAME for --permission.
+    Iam {
+        resource: String,
+        #[arg(long)]
+        principal_email: String,
+        #[arg(long)]
+        permission: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoggingCmd {
+    /// Print audit log entries matching FILTER, newest first.
+    Read {
+        filter: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// asc or desc.
+        #[arg(long, default_value = "desc")]
+        order: String,
+    },
+    /// Check the audit log's hash chain; name the first entry that does not match.
+    Verify,
+}
+
+impl Command {
+    /// The command path for error prefixes, e.g. `projects.add-iam-policy-binding`.
+    pub fn path(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "up",
+            Command::Auth(c) => match c {
+                AuthCmd::Login { .. } => "auth.login",
+                AuthCmd::List => "auth.list",
+                AuthCmd::Revoke { .. } => "auth.revoke",
+                AuthCmd::PrintAccessToken { .. } => "auth.print-access-token",
+            },
+            Command::Config(c) => match c {
+                ConfigCmd::Set { .. } => "config.set",
+                ConfigCmd::GetValue { .. } => "config.get-value",
+                ConfigCmd::Unset { .. } => "config.unset",
+                ConfigCmd::List => "config.list",
+            },
+            Command::Projects(c) => match c {
+                ProjectsCmd::AddIamPolicyBinding { .. } => "projects.add-iam-policy-binding",
+                ProjectsCmd::RemoveIamPolicyBinding { .. } => "projects.remove-iam-policy-binding",
+                ProjectsCmd::GetIamPolicy { .. } => "projects.get-iam-policy",
+                ProjectsCmd::SetIamPolicy { .. } => "projects.set-iam-policy",
+                ProjectsCmd::Describe { .. } => "projects.describe",
+            },
+            Command::Iam(IamCmd::ServiceAccounts(c)) => match c {
+                ServiceAccountsCmd::Create { .. } => "iam.service-accounts.create",
+                ServiceAccountsCmd::List => "iam.service-accounts.list",
+                ServiceAccountsCmd::Describe { .. } => "iam.service-accounts.describe",
+                ServiceAccountsCmd::Update { .. } => "iam.service-accounts.update",
+                ServiceAccountsCmd::Delete { .. } => "iam.service-accounts.delete",
+                ServiceAccountsCmd::Disable { .. } => "iam.service-accounts.disable",
+                ServiceAccountsCmd::Enable { .. } => "iam.service-accounts.enable",
+                ServiceAccountsCmd::AddIamPolicyBinding { .. } => "iam.service-accounts.add-iam-policy-binding",
+                ServiceAccountsCmd::RemoveIamPolicyBinding { .. } => "iam.service-accounts.remove-iam-policy-binding",
+                ServiceAccountsCmd::GetIamPolicy { .. } => "iam.service-accounts.get-iam-policy",
+                ServiceAccountsCmd::SetIamPolicy { .. } => "iam.service-accounts.set-iam-policy",
+            },
+            Command::Iam(IamCmd::Roles(c)) => match c {
+                RolesCmd::Create { .. } => "iam.roles.create",
+                RolesCmd::Describe { .. } => "iam.roles.describe",
+                RolesCmd::List { .. } => "iam.roles.list",
+                RolesCmd::Delete { .. } => "iam.roles.delete",
+                RolesCmd::Update { .. } => "iam.roles.update",
+            },
+            Command::Identity(IdentityCmd::Groups(c)) => match c {
+                GroupsCmd::Create { .. } => "identity.groups.create",
+                GroupsCmd::Memberships(MembershipsCmd::Add { .. }) => "identity.groups.memberships.add",
+                GroupsCmd::Memberships(MembershipsCmd::List { .. }) => "identity.groups.memberships.list",
+            },
+            Command::PolicyTroubleshoot(_) => "policy-troubleshoot.iam",
+            Command::Logging(LoggingCmd::Read { .. }) => "logging.read",
+            Command::Logging(LoggingCmd::Verify) => "logging.verify",
+        }
+    }
+}
+
+/// Unicode dashes that web pages and word processors put where `--` was typed.
+const DASHES: [char; 6] = ['\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2212}'];
+
+/// Rejects flags typed with a Unicode dash (`—ingress`, pasted from a web page) and shows the ASCII spelling.
+pub fn check_dashes(args: &[String]) -> Result<(), String> {
+    for arg in args {
+        let trimmed = arg.trim_start_matches(|c| DASHES.contains(&c) || c == '-');
+        let lead = &arg[..arg.len() - trimmed.len()];
+        if lead.chars().any(|c| DASHES.contains(&c)) && !trimmed.is_empty() {
+            let ascii = if trimmed.chars().count() == 1 && lead.chars().count() == 1 {
+                format!("-{trimmed}")
+            } else {
+                format!("--{trimmed}")
+            };
+            return Err(format!(
+                "argument `{arg}` starts with a Unicode dash, not ASCII hyphens (it was probably pasted from a web page); type `{ascii}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unicode_dashes_are_caught_with_the_ascii_spelling() {
+        let err = check_dashes(&["run".into(), "\u{2014}ingress=internal".into()]).unwrap_err();
+        assert!(err.contains("`--ingress=internal`"), "{err}");
+        let err = check_dashes(&["\u{2013}\u{2013}project".into()]).unwrap_err();
+        assert!(err.contains("`--project`"), "{err}");
+        assert!(check_dashes(&["--project=x".into(), "a—b".into(), "—".into()]).is_ok());
+    }
+
+    #[test]
+    fn both_flag_spellings_parse() {
+        for argv in [
+            vec!["gatehouse", "projects", "add-iam-policy-binding", "p", "--member=user:a@b.co", "--role=roles/viewer"],
+            vec!["gatehouse", "projects", "add-iam-policy-binding", "p", "--member", "user:a@b.co", "--role", "roles/viewer"],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            match cli.command {
+                Command::Projects(ProjectsCmd::AddIamPolicyBinding { binding, .. }) => {
+                    assert_eq!(binding.member, "user:a@b.co");
+                    assert_eq!(binding.role, "roles/viewer");
+                }
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! One module per command group; each function is a thin client of one or two API calls.
+
+mod auth;
+mod config;
+mod iam;
+mod identity;
+mod logging;
+mod policy;
+mod projects;
+mod troubleshoot;
+
+use crate::args::{Cli, Command};
+use anyhow::Result;
+
+/// Runs a parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Up(args) => crate::up::run(g, args).map(|()| 0),
+        Command::Auth(c) => auth::run(g, c),
+        Command::Config(c) => config::run(g, c),
+        Command::Projects(c) => projects::run(g, c),
+        Command::Iam(c) => iam::run(g, c),
+        Command::Identity(c) => identity::run(g, c),
+        Command::PolicyTroubleshoot(c) => troubleshoot::run(g, c),
+        Command::Logging(c) => logging::run(g, c),
+    }
+}
+
+/// Splits a comma-separated flag value into its non-empty items.
+pub(crate) fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+/// Percent-encodes a path segment (emails carry `@`, which is fine, but nothing else unusual may pass).
+pub(crate) fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

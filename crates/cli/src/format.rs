@@ -1,0 +1,267 @@
+//! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)`, `table(KEY[:label=L],…)`, `csv(KEY,…)`,
+//! with `--flatten=a[].b` and `--filter=EXPR` applied first.
+
+use crate::args::Global;
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
+
+/// How a command prints when no `--format` is given.
+#[derive(Clone, Copy)]
+pub enum Default {
+    Yaml,
+    Table(&'static str),
+}
+
+/// Prints `value` (a record, or a list of records) as `--format` says, or as `default`.
+pub fn print(value: &Value, global: &Global, default: Default) -> Result<()> {
+    let out = render(value, global, default)?;
+    if !out.is_empty() {
+        println!("{}", out.trim_end_matches('\n'));
+    }
+    Ok(())
+}
+
+pub fn render(value: &Value, global: &Global, default: Default) -> Result<String> {
+    let is_list = value.is_array();
+    let mut records: Vec<Value> = match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    };
+    if let Some(spec) = &global.flatten {
+        let segs: Vec<&str> = spec.split('.').collect();
+        records = records.iter().flat_map(|r| flatten_at(r, &segs)).collect();
+    }
+    if let Some(expr) = &global.filter {
+        let filter = audit::Filter::parse(expr).map_err(|e| anyhow!("invalid --filter: {e}"))?;
+        records.retain(|r| filter.matches(r));
+    }
+    let flattened = is_list || global.flatten.is_some() || global.filter.is_some();
+    let spec = match (&global.format, default) {
+        (Some(f), _) => f.trim().to_owned(),
+        (None, Default::Yaml) => "yaml".to_owned(),
+        (None, Default::Table(t)) => t.to_owned(),
+    };
+    let (name, keys) = parse_spec(&spec)?;
+    Ok(match name.as_str() {
+        "json" => {
+            let v = if flattened { Value::Array(records) } else { records.into_iter().next().unwrap_or(Value::Null) };
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+        "yaml" => records
+            .iter()
+            .map(|r| serde_yaml::to_string(r).map_err(|e| anyhow!("cannot render YAML: {e}")))
+            .collect::<Result<Vec<_>>>()?
+            .join("---\n"),
+        "value" | "csv" | "table" | "list" => {
+            if keys.is_empty() && name != "list" {
+                bail!("`--format={name}(...)` needs at least one field, e.g. `--format='{name}(name)'`");
+            }
+            let rows: Vec<Vec<String>> =
+                records.iter().map(|r| keys.iter().map(|k| cell(&resolve(r, &k.path))).collect()).collect();
+            match name.as_str() {
+                "value" => rows.iter().map(|r| r.join("\t") + "\n").collect(),
+                "csv" => {
+                    let head = keys.iter().map(|k| k.label.clone()).collect::<Vec<_>>().join(",");
+                    std::iter::once(head + "\n").chain(rows.iter().map(|r| r.join(",") + "\n")).collect()
+                }
+                "list" => records.iter().map(|r| format!(" - {}\n", cell(&[r.clone()]))).collect(),
+                _ => table(&keys, &rows),
+            }
+        }
+        other => bail!("unknown format `{other}`; use json, yaml, value(...), table(...) or csv(...)"),
+    })
+}
+
+struct Key {
+    path: Vec<String>,
+    label: String,
+}
+
+fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
+    let (name, rest) = match spec.find(['(', '[']) {
+        Some(i) => (&spec[..i], &spec[i..]),
+        None => (spec, ""),
+    };
+    // Attributes like `[no-heading]` are accepted and ignored.
+    let rest = if rest.starts_with('[') { rest.find(']').map(|i| &rest[i + 1..]).unwrap_or("") } else { rest };
+    let inner = if rest.is_empty() {
+        ""
+    } else {
+        rest.strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| anyhow!("invalid format `{spec}`; fields go in parentheses, e.g. `value(email)`"))?
+    };
+    let keys = split_top(inner)
+        .into_iter()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            let k = k.trim();
+            let (path, attrs) = k.split_once(':').unwrap_or((k, ""));
+            let label = attrs
+                .split(':')
+                .find_map(|a| a.strip_prefix("label="))
+                .map(|l| l.trim_matches(|c| c == '"' || c == '\'').to_owned())
+                .unwrap_or_else(|| default_label(path));
+            Key { path: path.trim().split('.').map(str::to_owned).collect(), label }
+        })
+        .collect();
+    Ok((name.trim().to_lowercase(), keys))
+}
+
+/// Splits on commas outside parentheses and quotes.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None);
+    for c in s.chars() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('(', None) => depth += 1,
+            (')', None) => depth -= 1,
+            (',', None) if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out
+}
+
+fn default_label(path: &str) -> String {
+    let last = path.rsplit('.').next().unwrap_or(path).trim_end_matches("[]");
+    let mut label = String::new();
+    for (i, c) in last.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            label.push('_');
+        }
+        label.push(c.to_ascii_uppercase());
+    }
+    label
+}
+
+/// Values at `path`; a list on the way fans out (gcloud joins them with `;`).
+fn resolve(v: &Value, path: &[String]) -> Vec<Value> {
+    let Some((head, rest)) = path.split_first() else { return vec![v.clone()] };
+    let (name, index) = match head.split_once('[') {
+        Some((n, i)) => (n, i.trim_end_matches(']').parse::<i64>().ok()),
+        None => (head.as_str(), None),
+    };
+    let child = if name.is_empty() { Some(v) } else { v.get(name) };
+    match child {
+        None => Vec::new(),
+        Some(Value::Array(items)) => match index {
+            Some(i) => {
+                let i = if i < 0 { items.len() as i64 + i } else { i };
+                usize::try_from(i).ok().and_then(|i| items.get(i)).map(|e| resolve(e, rest)).unwrap_or_default()
+            }
+            None => items.iter().flat_map(|e| resolve(e, rest)).collect(),
+        },
+        Some(c) => resolve(c, rest),
+    }
+}
+
+fn cell(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            Value::Bool(b) => if *b { "True".into() } else { "False".into() },
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn table(keys: &[Key], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = keys.iter().map(|k| k.label.chars().count()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(keys.iter().map(|k| k.label.as_str()).collect());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Expands a record into one record per element of the list at `segs` (gcloud's `--flatten`).
+fn flatten_at(v: &Value, segs: &[&str]) -> Vec<Value> {
+    let Some((head, rest)) = segs.split_first() else { return vec![v.clone()] };
+    let name = head.trim_end_matches("[]");
+    let Some(child) = v.get(name) else { return vec![v.clone()] };
+    let subs: Vec<Value> = match child {
+        Value::Array(items) => items.iter().flat_map(|e| flatten_at(e, rest)).collect(),
+        other => flatten_at(other, rest),
+    };
+    subs.into_iter()
+        .map(|s| {
+            let mut out = v.clone();
+            out[name] = s;
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn global(format: &str) -> Global {
+        Global { format: Some(format.into()), ..Global::default() }
+    }
+
+    fn policy() -> Value {
+        json!({"etag": "BwX=", "bindings": [
+            {"role": "roles/editor", "members": ["serviceAccount:1-compute@developer.gserviceaccount.com"]},
+            {"role": "roles/owner", "members": ["user:owner@localhost", "user:b@example.com"]}]})
+    }
+
+    #[test]
+    fn value_joins_lists_with_semicolons() {
+        assert_eq!(render(&policy(), &global("value(bindings.role)"), Default::Yaml).unwrap(), "roles/editor;roles/owner\n");
+        assert_eq!(render(&policy(), &global("value(etag)"), Default::Yaml).unwrap(), "BwX=\n");
+        assert_eq!(render(&policy(), &global("value(bindings[1].members[0])"), Default::Yaml).unwrap(), "user:owner@localhost\n");
+    }
+
+    #[test]
+    fn flatten_and_filter_like_the_docs() {
+        let g = Global {
+            format: Some("table(bindings.role)".into()),
+            flatten: Some("bindings[].members".into()),
+            filter: Some("bindings.members:b@example.com".into()),
+            ..Global::default()
+        };
+        assert_eq!(render(&policy(), &g, Default::Yaml).unwrap(), "ROLE\nroles/owner\n");
+    }
+
+    #[test]
+    fn tables_align_and_label() {
+        let rows = json!([{"email": "a@x.io", "displayName": "A"}, {"email": "bbbbbb@x.io", "displayName": "B"}]);
+        let out = render(&rows, &global("table(displayName:label='DISPLAY NAME',email)"), Default::Yaml).unwrap();
+        assert_eq!(out, "DISPLAY NAME  EMAIL\nA             a@x.io\nB             bbbbbb@x.io\n");
+    }
+
+    #[test]
+    fn unknown_formats_are_errors() {
+        assert!(render(&policy(), &global("xml"), Default::Yaml).is_err());
+        assert!(render(&policy(), &global("value(a"), Default::Yaml).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! `$GATEHOUSE_HOME`: where the platform keeps its state and the CLI its configuration and credentials.
+//!
+//! Layout: `state.db` (the platform's store), `daemon.json` (how to reach the running platform), `operator.key`
+//! (0600; lets the CLI log in local accounts), `config.json` (properties), `credentials.json` (0600; refresh
+//! credentials and cached access tokens per account).
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub struct Home {
+    pub dir: PathBuf,
+}
+
+/// `daemon.json`, written by `up` when it is ready.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonInfo {
+    pub api: String,
+    pub gateway: String,
+    pub pid: u32,
+    pub project: String,
+    pub project_number: String,
+    pub region: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// One account's credentials in `credentials.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Credential {
+    pub refresh_token: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub access_token: String,
+    #[serde(default)]
+    pub access_token_expires_at: i64,
+}
+
+impl Home {
+    pub fn locate() -> Result<Home> {
+        let dir = match std::env::var_os("GATEHOUSE_HOME").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("set GATEHOUSE_HOME or HOME"))?;
+                PathBuf::from(home).join(".gatehouse")
+            }
+        };
+        Ok(Home { dir })
+    }
+
+    pub fn ensure_dir(&self) -> Result<()> {
+        fs::create_dir_all(&self.dir).with_context(|| format!("cannot create `{}`", self.dir.display()))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot set permissions of `{}`", self.dir.display()))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The running platform, or a one-line error that says to start one.
+    pub fn daemon(&self) -> Result<DaemonInfo> {
+        let path = self.path("daemon.json");
+        let not_running = || {
+            anyhow!(
+                "no Gatehouse platform is running for GATEHOUSE_HOME={}; start one with `gatehouse up`",
+                self.dir.display()
+            )
+        };
+        let text = fs::read_to_string(&path).map_err(|_| not_running())?;
+        let info: DaemonInfo = serde_json::from_str(&text).map_err(|_| not_running())?;
+        if !Path::new(&format!("/proc/{}", info.pid)).exists() {
+            return Err(not_running());
+        }
+        Ok(info)
+    }
+
+    pub fn config(&self) -> BTreeMap<String, String> {
+        fs::read_to_string(self.path("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    }
+
+    pub fn save_config(&self, config: &BTreeMap<String, String>) -> Result<()> {
+        self.write_private("config.json", &serde_json::to_vec_pretty(config)?)
+    }
+
+    pub fn credentials(&self) -> BTreeMap<String, Credential> {
+        fs::read_to_string(self.path("credentials.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    }
+
+    /// Reads, changes and writes `credentials.json` (atomically; mode 0600).
+    pub fn update_credentials(&self, f: impl FnOnce(&mut BTreeMap<String, Credential>)) -> Result<()> {
+        let mut creds = self.credentials();
+        f(&mut creds);
+        self.write_private("credentials.json", &serde_json::to_vec_pretty(&creds)?)
+    }
+
+    /// Writes `name` atomically with mode 0600: a temporary file renamed over the old one.
+    pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.ensure_dir()?;
+        let tmp = self.path(&format!(".{name}.{}.tmp", std::process::id()));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.path(name)).with_context(|| format!("cannot write `{}`", self.path(name).display()))
+    }
+
+    pub fn operator_key(&self) -> Result<String> {
+        let key = fs::read_to_string(self.path("operator.key")).map_err(|_| {
+            anyhow!("cannot read the operator key `{}`; it is created by `gatehouse up`", self.path("operator.key").display())
+        })?;
+        Ok(key.trim().to_owned())
+    }
+}
+
+/// Maps gcloud property names to ours: `core/account` → `account`, `run/region` → `region`.
+pub fn property_name(name: &str) -> Result<&'static str> {
+    match name {
+        "account" | "core/account" => Ok("account"),
+        "project" | "core/project" => Ok("project"),
+        "region" | "run/region" | "compute/region" => Ok("region"),
+        other => Err(anyhow!("unknown property `{other}`; Gatehouse knows `account`, `project` and `region` (also `core/account`, `core/project`, `run/region`)")),
+    }
+}
+
+/// Reads a JSON or YAML file into a JSON value.
+pub fn read_structured(path: &Path) -> Result<Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if let Ok(v) = serde_json::from_str(&text) {
+        return Ok(v);
+    }
+    serde_yaml::from_str(&text).map_err(|e| anyhow!("`{}` is neither JSON nor YAML: {e}", path.display()))
+}

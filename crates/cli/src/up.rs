@@ -1,0 +1,136 @@
+//! `gatehouse up`: runs the platform in the foreground until SIGTERM or SIGINT.
+//!
+//! Start-up: open (or create) the state in `$GATEHOUSE_HOME`, bind the API and gateway listeners, write
+//! `daemon.json`, then print the `ready` line. Stop: finish in-flight requests, remove `daemon.json`.
+
+use crate::args::{Global, UpArgs};
+use crate::home::{Credential, DaemonInfo, Home};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+pub fn run(g: &Global, args: UpArgs) -> Result<()> {
+    let started = Instant::now();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let home = Home::locate()?;
+    home.ensure_dir()?;
+    if let Ok(d) = home.daemon() {
+        if std::net::TcpStream::connect(d.api.trim_start_matches("http://")).is_ok() {
+            bail!(
+                "a Gatehouse platform is already running for GATEHOUSE_HOME={} (pid {}, API {}); stop it first or use another GATEHOUSE_HOME",
+                home.dir.display(),
+                d.pid,
+                d.api
+            );
+        }
+    }
+    let operator_key = match home.operator_key() {
+        Ok(k) => k,
+        Err(_) => {
+            let key = tokens::mint(tokens::TokenKind::Refresh).hash; // 256 random bits, hex
+            home.write_private("operator.key", key.as_bytes())?;
+            key
+        }
+    };
+    let boot = api::bootstrap(api::BootstrapOptions {
+        db_path: home.path("state.db"),
+        project_id: g.project.clone(),
+        region: args.region.clone(),
+        operator_key_hash: tokens::hash(&operator_key),
+    })
+    .map_err(anyhow::Error::msg)?;
+    let project = boot.app.project().clone();
+    if let Some(refresh) = &boot.owner_refresh_token {
+        home.update_credentials(|c| {
+            c.insert(api::OPERATOR.into(), Credential { refresh_token: refresh.clone(), ..Credential::default() });
+        })?;
+        let mut config = home.config();
+        config.entry("account".into()).or_insert_with(|| api::OPERATOR.into());
+        config.entry("project".into()).or_insert_with(|| project.project_id.clone());
+        config.entry("region".into()).or_insert_with(|| project.region.clone());
+        home.save_config(&config)?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let (api_port, gw_port) = match args.port_base {
+            0 => (0, 0),
+            b => (b, b.checked_add(1).context("--port-base is too high")?),
+        };
+        let api_listener = bind(&args.host, api_port).await?;
+        let gw_listener = bind(&args.host, gw_port).await?;
+        let api_addr = api_listener.local_addr()?;
+        let gw_addr = gw_listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let api_router = api::router(boot.app.clone());
+        let mut api_stop = stop_rx.clone();
+        let api_task = tokio::spawn(async move {
+            axum::serve(api_listener, api_router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = api_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let mut gw_stop = stop_rx.clone();
+        let gw_task = tokio::spawn(async move {
+            axum::serve(gw_listener, gateway::router().into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = gw_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let info = DaemonInfo {
+            api: format!("http://{api_addr}"),
+            gateway: format!("http://{gw_addr}"),
+            pid: std::process::id(),
+            project: project.project_id.clone(),
+            project_number: project.project_number.clone(),
+            region: project.region.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        home.write_private("daemon.json", &serde_json::to_vec_pretty(&info)?)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Gatehouse {} — the Cloud Run security model on this machine", info.version)?;
+        writeln!(out, "  home     {}", home.dir.display())?;
+        writeln!(out, "  project  {} (number {}), region {}{}", info.project, info.project_number, info.region,
+            if boot.created { " — created now" } else { "" })?;
+        writeln!(out, "  account  {} (roles/owner)", api::OPERATOR)?;
+        writeln!(out, "  api      {}", info.api)?;
+        writeln!(out, "  gateway  {}", info.gateway)?;
+        writeln!(out, "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.", started.elapsed().as_millis(), info.pid)?;
+        out.flush()?;
+        drop(out);
+
+        wait_for_signal().await?;
+        tracing::info!("stopping");
+        let _ = stop_tx.send(true);
+        let _ = api_task.await;
+        let _ = gw_task.await;
+        // Remove daemon.json only if it is still ours.
+        if home.daemon().is_ok_and(|d| d.pid == std::process::id()) {
+            let _ = std::fs::remove_file(home.path("daemon.json"));
+        }
+        println!("Gatehouse stopped.");
+        Ok(())
+    })
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    TcpListener::bind((host, port)).await.with_context(|| {
+        format!("cannot listen on {host}:{port}; is another platform using it? Try `--port-base 0` to pick free ports")
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
