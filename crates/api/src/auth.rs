@@ -1,7 +1,7 @@
 //! Authentication of API callers: `Authorization: Bearer <access token>`, looked up by hash, expiring after an hour.
 
-use crate::state::{kind, App, Result};
 use crate::service_accounts::ServiceAccount;
+use crate::state::{kind, App, Result};
 use iam::Principal;
 use model::ApiError;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,19 +24,6 @@ impl Caller {
             Principal::Anonymous => None,
         }
     }
-
-    /// The caller as an IAM member string (`user:…`, `serviceAccount:…`).
-    pub fn member(&self) -> String {
-        principal_member(&self.principal)
-    }
-}
-
-pub fn principal_member(p: &Principal) -> String {
-    match p {
-        Principal::User(e) => format!("user:{e}"),
-        Principal::ServiceAccount(e) => format!("serviceAccount:{e}"),
-        Principal::Anonymous => "allUsers".to_owned(),
-    }
 }
 
 /// Parses a stored principal (`user:EMAIL` / `serviceAccount:EMAIL`).
@@ -55,7 +42,8 @@ pub fn unix_now() -> i64 {
 impl App {
     /// Authenticates the `Authorization` header value. Missing, unknown, expired or revoked tokens → 401.
     pub(crate) fn authenticate(&self, authorization: Option<&str>, ip: String, user_agent: String) -> Result<Caller> {
-        let header = authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| ApiError::unauthenticated(MISSING))?;
+        let header =
+            authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| ApiError::unauthenticated(MISSING))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))

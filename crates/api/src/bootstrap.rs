@@ -33,7 +33,8 @@ pub struct Bootstrap {
 }
 
 pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
-    let store = Store::open(&opts.db_path).map_err(|e| format!("cannot open state at `{}`: {e}", opts.db_path.display()))?;
+    let store =
+        Store::open(&opts.db_path).map_err(|e| format!("cannot open state at `{}`: {e}", opts.db_path.display()))?;
     let existing: Vec<(String, Project)> = store
         .read(|tx| tx.list(kind::PROJECT, ""))
         .map_err(|e| format!("cannot read state at `{}`: {e}", opts.db_path.display()))?;
@@ -77,8 +78,13 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
     let mut policy = Policy { version: 1, etag: crate::policy::new_etag(), ..Policy::default() };
     policy.add_binding("roles/owner", &format!("user:{OPERATOR}"), None);
     policy.add_binding("roles/editor", &format!("serviceAccount:{compute}"), None);
+    crate::policy::normalize(&mut policy);
     let refresh = tokens::mint(tokens::TokenKind::Refresh);
-    let operator = Caller { principal: Principal::User(OPERATOR.into()), ip: "127.0.0.1".into(), user_agent: "gatehouse up".into() };
+    let operator = Caller {
+        principal: Principal::User(OPERATOR.into()),
+        ip: "127.0.0.1".into(),
+        user_agent: "gatehouse up".into(),
+    };
     let call = Call::new("cloudresourcemanager.googleapis.com", "CreateProject", format!("projects/{project_id}"));
     app.mutate(&operator, call, true, |tx| {
         tx.put(kind::PROJECT, &project_id, &project)?;

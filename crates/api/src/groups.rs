@@ -100,7 +100,10 @@ fn find_group(tx: &store::Tx, id: &str) -> std::result::Result<Option<Group>, st
 pub(crate) fn create(app: &App, req: &Req) -> Result<Reply> {
     let caller = req.caller(app)?;
     let body: CreateGroup = req.json()?;
-    let email = body.group_key.map(|k| k.id).ok_or_else(|| ApiError::invalid("`groupKey.id` (the group's email) is required"))?;
+    let email = body
+        .group_key
+        .map(|k| k.id)
+        .ok_or_else(|| ApiError::invalid("`groupKey.id` (the group's email) is required"))?;
     let email = valid_email(&email).map_err(ApiError::invalid)?.to_lowercase();
     let call = check(app, &caller, MANAGE, "google.apps.cloudidentity.groups.v1.GroupsService.CreateGroup", &email)?
         .with_request(json!({ "groupKey": { "id": email } }));
@@ -147,11 +150,18 @@ pub(crate) fn add_membership(app: &App, req: &Req, id: &str) -> Result<Reply> {
         .map(|k| k.id)
         .ok_or_else(|| ApiError::invalid("`preferredMemberKey.id` (the member's email) is required"))?;
     let member_email = valid_email(&member_email).map_err(ApiError::invalid)?.to_lowercase();
-    let call = check(app, &caller, MANAGE, "google.apps.cloudidentity.groups.v1.MembershipsService.CreateMembership", &format!("groups/{id}"))?
-        .with_request(json!({ "preferredMemberKey": { "id": member_email } }));
+    let call = check(
+        app,
+        &caller,
+        MANAGE,
+        "google.apps.cloudidentity.groups.v1.MembershipsService.CreateMembership",
+        &format!("groups/{id}"),
+    )?
+    .with_request(json!({ "preferredMemberKey": { "id": member_email } }));
     let roles = if body.roles.is_empty() { vec![json!({ "name": "MEMBER" })] } else { body.roles };
     let membership = app.mutate(&caller, call, true, |tx| {
-        let group = find_group(tx, id)?.ok_or_else(|| ApiError::not_found(format!("Group `groups/{id}` not found.")))?;
+        let group =
+            find_group(tx, id)?.ok_or_else(|| ApiError::not_found(format!("Group `groups/{id}` not found.")))?;
         let (kind_name, member) = if tx.get::<Value>(kind::SERVICE_ACCOUNT, &member_email)?.is_some()
             || member_email.ends_with(".gserviceaccount.com")
         {
@@ -163,7 +173,11 @@ pub(crate) fn add_membership(app: &App, req: &Req, id: &str) -> Result<Reply> {
         };
         let key = format!("{}/{member_email}", group.group_key.id);
         if tx.get::<Value>(kind::MEMBERSHIP, &key)?.is_some() {
-            return Err(ApiError::already_exists(format!("Member `{member_email}` is already in group `{}`.", group.group_key.id)).into());
+            return Err(ApiError::already_exists(format!(
+                "Member `{member_email}` is already in group `{}`.",
+                group.group_key.id
+            ))
+            .into());
         }
         let m = Membership {
             name: format!("{}/memberships/{:016x}", group.name, tokens::random_u64()),
@@ -182,9 +196,16 @@ pub(crate) fn add_membership(app: &App, req: &Req, id: &str) -> Result<Reply> {
 
 pub(crate) fn list_memberships(app: &App, req: &Req, id: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
-    check(app, &caller, READ, "google.apps.cloudidentity.groups.v1.MembershipsService.ListMemberships", &format!("groups/{id}"))?;
+    check(
+        app,
+        &caller,
+        READ,
+        "google.apps.cloudidentity.groups.v1.MembershipsService.ListMemberships",
+        &format!("groups/{id}"),
+    )?;
     let memberships: Vec<Membership> = app.read(|tx| {
-        let group = find_group(tx, id)?.ok_or_else(|| ApiError::not_found(format!("Group `groups/{id}` not found.")))?;
+        let group =
+            find_group(tx, id)?.ok_or_else(|| ApiError::not_found(format!("Group `groups/{id}` not found.")))?;
         Ok(tx
             .list::<Membership>(kind::MEMBERSHIP, &format!("{}/", group.group_key.id))?
             .into_iter()

@@ -30,20 +30,34 @@ struct ListRequest {
 pub(crate) fn list(app: &App, req: &Req) -> Result<Reply> {
     let caller = req.caller(app)?;
     let body: ListRequest = req.json()?;
-    for name in body.resource_names.iter().map(|n| n.trim_start_matches("projects/")).chain(body.project_ids.iter().map(String::as_str)) {
+    for name in body
+        .resource_names
+        .iter()
+        .map(|n| n.trim_start_matches("projects/"))
+        .chain(body.project_ids.iter().map(String::as_str))
+    {
         crate::projects::resolve(app, name, "logging.logEntries.list")?;
     }
     let project = app.project.full_name();
-    let call = Call::new(SERVICE, "google.logging.v2.LoggingServiceV2.ListLogEntries", format!("projects/{}", app.project.project_id))
-        .reading();
+    let call = Call::new(
+        SERVICE,
+        "google.logging.v2.LoggingServiceV2.ListLogEntries",
+        format!("projects/{}", app.project.project_id),
+    )
+    .reading();
     app.authorize(&caller, "logging.logEntries.list", &project, &call)?;
     // Data Access entries are private logs, as in Google Cloud.
-    let private = !app.granted_permissions(&caller, &["logging.privateLogEntries.list".to_owned()], &project).is_empty();
+    let private =
+        !app.granted_permissions(&caller, &["logging.privateLogEntries.list".to_owned()], &project).is_empty();
     let filter = audit::Filter::parse(&body.filter).map_err(|e| ApiError::invalid(e.to_string()))?;
     let descending = match body.order_by.trim() {
         "" | "timestamp asc" | "timestamp" => false,
         "timestamp desc" => true,
-        other => return Err(ApiError::invalid(format!("invalid `orderBy` `{other}`; use `timestamp asc` or `timestamp desc`"))),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "invalid `orderBy` `{other}`; use `timestamp asc` or `timestamp desc`"
+            )))
+        }
     };
     let page_size = body.page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let skip: usize = if body.page_token.is_empty() {
@@ -73,7 +87,9 @@ pub(crate) fn list(app: &App, req: &Req) -> Result<Reply> {
 pub(crate) fn verify(app: &App, req: &Req) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = app.project.full_name();
-    let call = Call::new("gatehouse.local", "gatehouse.audit.VerifyChain", format!("projects/{}", app.project.project_id)).reading();
+    let call =
+        Call::new("gatehouse.local", "gatehouse.audit.VerifyChain", format!("projects/{}", app.project.project_id))
+            .reading();
     app.authorize(&caller, "logging.logEntries.list", &project, &call)?;
     let rows = app.read(|tx| Ok(tx.audit_rows(0, usize::MAX)?))?;
     let stored = rows.iter().map(|r| audit::StoredEntry { seq: r.seq, entry_json: r.entry.as_bytes(), hash: &r.hash });

@@ -40,11 +40,18 @@ fn params(req: &Req) -> HashMap<String, String> {
 }
 
 /// Mints an access token for `principal` and stores its hash; returns the token text.
-pub(crate) fn mint_access_token(app: &App, tx: &store::Tx, principal: &str) -> std::result::Result<String, store::StoreError> {
+pub(crate) fn mint_access_token(
+    app: &App,
+    tx: &store::Tx,
+    principal: &str,
+) -> std::result::Result<String, store::StoreError> {
     let _ = app;
     let minted = tokens::mint(TokenKind::Access);
     let expires_at = unix_now() + tokens::ACCESS_TOKEN_LIFETIME.as_secs() as i64;
-    tx.put_token(&minted.hash, &TokenRow { kind: TokenKind::Access.as_str().into(), principal: principal.into(), expires_at })?;
+    tx.put_token(
+        &minted.hash,
+        &TokenRow { kind: TokenKind::Access.as_str().into(), principal: principal.into(), expires_at },
+    )?;
     Ok(minted.secret.to_string())
 }
 
@@ -52,11 +59,27 @@ pub(crate) fn token(app: &App, req: &Req) -> Result<Reply> {
     let p = params(req);
     match p.get("grant_type").map(String::as_str) {
         Some("refresh_token") => {}
-        Some(other) => return Ok(oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", &format!("Invalid grant_type: {other}"))),
-        None => return Ok(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: grant_type")),
+        Some(other) => {
+            return Ok(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                &format!("Invalid grant_type: {other}"),
+            ))
+        }
+        None => {
+            return Ok(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Missing required parameter: grant_type",
+            ))
+        }
     }
     let Some(refresh) = p.get("refresh_token").filter(|t| !t.is_empty()) else {
-        return Ok(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "Missing required parameter: refresh_token"));
+        return Ok(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing required parameter: refresh_token",
+        ));
     };
     if TokenKind::of(refresh) != Some(TokenKind::Refresh) || !tokens::looks_valid(refresh) {
         return Ok(oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad Request"));
@@ -100,7 +123,11 @@ pub(crate) fn revoke(app: &App, req: &Req) -> Result<Reply> {
         tx.delete_token(&hash)?;
         Ok(true)
     })?;
-    Ok(if revoked { Reply::Json(json!({})) } else { oauth_error(StatusCode::BAD_REQUEST, "invalid_token", "Token expired or revoked") })
+    Ok(if revoked {
+        Reply::Json(json!({}))
+    } else {
+        oauth_error(StatusCode::BAD_REQUEST, "invalid_token", "Token expired or revoked")
+    })
 }
 
 #[derive(Deserialize)]
@@ -128,7 +155,8 @@ pub(crate) fn login(app: &App, req: &Req) -> Result<Reply> {
             "`{email}` is a service account; log in as a user, then use `--impersonate-service-account={email}`"
         )));
     }
-    let caller = Caller { principal: Principal::User(email.clone()), ip: req.ip.clone(), user_agent: req.user_agent.clone() };
+    let caller =
+        Caller { principal: Principal::User(email.clone()), ip: req.ip.clone(), user_agent: req.user_agent.clone() };
     let refresh = tokens::mint(TokenKind::Refresh);
     let principal = format!("user:{email}");
     let call = Call::new("gatehouse.local", "gatehouse.accounts.Login", format!("users/{email}"));
@@ -141,7 +169,10 @@ pub(crate) fn login(app: &App, req: &Req) -> Result<Reply> {
                 u
             }
         };
-        tx.put_token(&refresh.hash, &TokenRow { kind: TokenKind::Refresh.as_str().into(), principal: principal.clone(), expires_at: i64::MAX })?;
+        tx.put_token(
+            &refresh.hash,
+            &TokenRow { kind: TokenKind::Refresh.as_str().into(), principal: principal.clone(), expires_at: i64::MAX },
+        )?;
         Ok(user)
     })?;
     Ok(Reply::Json(json!({ "email": user.email, "uid": user.uid, "refresh_token": refresh.secret.as_str() })))

@@ -134,7 +134,7 @@ pub(crate) fn validate(app: &App, policy: &Policy) -> Result<()> {
 
 /// Merges bindings with the same role and condition, sorts members and bindings as Google returns them, and sets the
 /// version: 3 when any binding has a condition, else 1.
-fn normalize(policy: &mut Policy) {
+pub(crate) fn normalize(policy: &mut Policy) {
     let mut merged: Vec<model::Binding> = Vec::new();
     for b in policy.bindings.drain(..) {
         match merged.iter_mut().find(|m| m.role == b.role && m.condition == b.condition) {

@@ -54,7 +54,9 @@ fn view(role: &Role, full: bool) -> Value {
 
 fn not_found(name: &str, app: &App) -> ApiError {
     let mut msg = format!("The role named {name} was not found.");
-    if let Err(iam::IamError::UnknownRole { suggestion: Some(s), .. }) = app.snapshot().catalogue().check_role_exists(name) {
+    if let Err(iam::IamError::UnknownRole { suggestion: Some(s), .. }) =
+        app.snapshot().catalogue().check_role_exists(name)
+    {
         msg.push_str(&format!(" Did you mean `{s}`?"));
     }
     ApiError::not_found(msg)
@@ -80,7 +82,8 @@ pub(crate) fn create(app: &App, req: &Req, project: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "iam.roles.create")?;
     let parent = format!("projects/{}", project.project_id);
-    let call = Call::new(SERVICE, "google.iam.admin.v1.CreateRole", &parent).needs("iam.roles.create", &project.full_name());
+    let call =
+        Call::new(SERVICE, "google.iam.admin.v1.CreateRole", &parent).needs("iam.roles.create", &project.full_name());
     app.authorize(&caller, "iam.roles.create", &project.full_name(), &call)?;
     let body: CreateRequest = req.json()?;
     let id = body.role_id.ok_or_else(|| ApiError::invalid("`roleId` is required"))?;
@@ -96,7 +99,9 @@ pub(crate) fn create(app: &App, req: &Req, project: &str) -> Result<Reply> {
         etag: crate::policy::new_etag(),
     };
     check_role(app, &role)?;
-    let call = call.with_request(json!({ "roleId": id, "role": { "title": role.title, "includedPermissions": role.included_permissions } }));
+    let call = call.with_request(
+        json!({ "roleId": id, "role": { "title": role.title, "includedPermissions": role.included_permissions } }),
+    );
     let role = app.mutate(&caller, call, true, |tx| {
         if tx.get::<Role>(kind::ROLE, &name)?.is_some() {
             return Err(ApiError::already_exists(format!("A role named {id} in {parent} already exists.")).into());
@@ -117,7 +122,14 @@ fn check_role(app: &App, role: &Role) -> Result<()> {
     app.snapshot().catalogue().check_permissions(&role.included_permissions).map_err(ApiError::from)
 }
 
-fn custom(app: &App, req: &Req, project: &str, id: &str, permission: &str, method: &'static str) -> Result<(crate::auth::Caller, Role, Call)> {
+fn custom(
+    app: &App,
+    req: &Req,
+    project: &str,
+    id: &str,
+    permission: &str,
+    method: &'static str,
+) -> Result<(crate::auth::Caller, Role, Call)> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, permission)?;
     let name = format!("projects/{}/roles/{id}", project.project_id);
@@ -130,7 +142,8 @@ fn custom(app: &App, req: &Req, project: &str, id: &str, permission: &str, metho
 pub(crate) fn list_custom(app: &App, req: &Req, project: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "iam.roles.list")?;
-    let call = Call::new(SERVICE, "google.iam.admin.v1.ListRoles", format!("projects/{}", project.project_id)).reading();
+    let call =
+        Call::new(SERVICE, "google.iam.admin.v1.ListRoles", format!("projects/{}", project.project_id)).reading();
     app.authorize(&caller, "iam.roles.list", &project.full_name(), &call)?;
     let show_deleted = req.query("showDeleted") == Some("true");
     let full = req.query("view") == Some("FULL");
@@ -153,7 +166,9 @@ pub(crate) fn get_custom(app: &App, req: &Req, project: &str, id: &str) -> Resul
 pub(crate) fn delete_custom(app: &App, req: &Req, project: &str, id: &str) -> Result<Reply> {
     let (caller, mut role, call) = custom(app, req, project, id, "iam.roles.delete", "google.iam.admin.v1.DeleteRole")?;
     if role.deleted {
-        return Err(ApiError::failed_precondition(format!("You can't delete role_id ({id}) as it is already deleted.")));
+        return Err(ApiError::failed_precondition(format!(
+            "You can't delete role_id ({id}) as it is already deleted."
+        )));
     }
     role.deleted = true;
     role.etag = crate::policy::new_etag();
@@ -174,7 +189,9 @@ pub(crate) fn patch_custom(app: &App, req: &Req, project: &str, id: &str) -> Res
         match field {
             "title" => role.title = body.role.title.clone().unwrap_or_default(),
             "description" => role.description = body.role.description.clone().unwrap_or_default(),
-            "includedPermissions" => role.included_permissions = body.role.included_permissions.clone().unwrap_or_default(),
+            "includedPermissions" => {
+                role.included_permissions = body.role.included_permissions.clone().unwrap_or_default()
+            }
             "stage" => role.stage = body.role.stage.unwrap_or(role.stage),
             other => return Err(ApiError::invalid(format!("field `{other}` in `updateMask` cannot be updated"))),
         }

@@ -6,7 +6,7 @@ use crate::auth::Caller;
 use crate::http::{Reply, Req};
 use crate::policy::{self, Target};
 use crate::projects;
-use crate::state::{kind, App, ApiErrorBox, Result};
+use crate::state::{kind, ApiErrorBox, App, Result};
 use model::{names, ApiError, Member, Policy};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -129,8 +129,9 @@ pub(crate) fn create(app: &App, req: &Req, project: &str) -> Result<Reply> {
 pub(crate) fn list(app: &App, req: &Req, project: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "iam.serviceAccounts.list")?;
-    let call = Call::new(SERVICE, "google.iam.admin.v1.ListServiceAccounts", format!("projects/{}", project.project_id))
-        .reading();
+    let call =
+        Call::new(SERVICE, "google.iam.admin.v1.ListServiceAccounts", format!("projects/{}", project.project_id))
+            .reading();
     app.authorize(&caller, "iam.serviceAccounts.list", &project.full_name(), &call)?;
     let accounts: Vec<ServiceAccount> =
         app.read(|tx| Ok(tx.list(kind::SERVICE_ACCOUNT, "")?.into_iter().map(|(_, sa)| sa).collect()))?;
@@ -153,7 +154,11 @@ fn authorized_account(
         if let Some(sa) = tx.get::<ServiceAccount>(kind::SERVICE_ACCOUNT, key)? {
             return Ok(Some(sa));
         }
-        Ok(tx.list::<ServiceAccount>(kind::SERVICE_ACCOUNT, "")?.into_iter().map(|(_, sa)| sa).find(|sa| sa.unique_id == key))
+        Ok(tx
+            .list::<ServiceAccount>(kind::SERVICE_ACCOUNT, "")?
+            .into_iter()
+            .map(|(_, sa)| sa)
+            .find(|sa| sa.unique_id == key))
     })?;
     let email = found.as_ref().map(|sa| sa.email.clone()).unwrap_or_else(|| key.to_owned());
     let full = full_name(app, &email);
@@ -242,7 +247,8 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
             } else {
                 ("google.iam.admin.v1.EnableServiceAccount", "iam.serviceAccounts.enable")
             };
-            let (mut sa, call) = authorized_account(app, &caller, project, key, permission, Call::new(SERVICE, method, ""))?;
+            let (mut sa, call) =
+                authorized_account(app, &caller, project, key, permission, Call::new(SERVICE, method, ""))?;
             sa.disabled = verb == "disable";
             sa.etag = policy::new_etag();
             app.mutate(&caller, call, false, |tx| Ok(tx.put(kind::SERVICE_ACCOUNT, &sa.email, &sa)?))?;
@@ -250,7 +256,11 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
         }
         "getIamPolicy" | "setIamPolicy" | "testIamPermissions" => {
             // Existence is checked with a permission any holder of the policy permissions also has at project level.
-            let permission = if verb == "setIamPolicy" { "iam.serviceAccounts.setIamPolicy" } else { "iam.serviceAccounts.getIamPolicy" };
+            let permission = if verb == "setIamPolicy" {
+                "iam.serviceAccounts.setIamPolicy"
+            } else {
+                "iam.serviceAccounts.getIamPolicy"
+            };
             let probe = Call::new(SERVICE, "google.iam.admin.v1.GetIAMPolicy", "").reading();
             let (sa, _) = authorized_account(app, &caller, project, key, permission, probe)?;
             let target = Target {

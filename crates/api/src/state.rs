@@ -132,7 +132,13 @@ impl App {
 
     /// Asks IAM whether `caller` holds `permission` on `full_resource_name`. A denial is audited and answered with
     /// Google's 403 text naming the permission and `shown_resource`.
-    pub(crate) fn authorize(&self, caller: &Caller, permission: &str, full_resource_name: &str, call: &Call) -> Result<()> {
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        permission: &str,
+        full_resource_name: &str,
+        call: &Call,
+    ) -> Result<()> {
         let snapshot = self.snapshot();
         let decision = iam::decide(&snapshot, &caller.principal, permission, full_resource_name, SystemTime::now());
         if decision.granted() {
@@ -147,7 +153,12 @@ impl App {
     }
 
     /// Permissions of `candidates` that `caller` holds on the resource (testIamPermissions).
-    pub(crate) fn granted_permissions(&self, caller: &Caller, candidates: &[String], full_resource_name: &str) -> Vec<String> {
+    pub(crate) fn granted_permissions(
+        &self,
+        caller: &Caller,
+        candidates: &[String],
+        full_resource_name: &str,
+    ) -> Vec<String> {
         let snapshot = self.snapshot();
         let now = SystemTime::now();
         candidates
@@ -161,12 +172,13 @@ impl App {
     fn rebuild_snapshot(&self) -> Result<()> {
         let snapshot = self.read(|tx| {
             let mut catalogue = Catalogue::predefined();
+            // Deleted custom roles stay in the catalogue: policies that still bind them keep compiling, and
+            // their bindings grant nothing, as in Google Cloud.
             for (_, role) in tx.list::<iam::Role>(kind::ROLE, "")? {
-                if !role.deleted {
-                    catalogue.insert_custom(role).map_err(|e| ApiErrorBox(e.into()))?;
-                }
+                catalogue.insert_custom(role).map_err(|e| ApiErrorBox(e.into()))?;
             }
-            let project = ProjectRef { id: self.project.project_id.clone(), number: self.project.project_number.clone() };
+            let project =
+                ProjectRef { id: self.project.project_id.clone(), number: self.project.project_number.clone() };
             let mut snapshot = Snapshot::new(catalogue, vec![project]);
             for (name, policy) in tx.list::<Policy>(kind::POLICY, "")? {
                 snapshot.set_policy(&name, &policy).map_err(|e| ApiErrorBox(e.into()))?;

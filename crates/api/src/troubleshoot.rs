@@ -42,7 +42,8 @@ pub(crate) fn troubleshoot(app: &App, req: &Req) -> Result<Reply> {
     let body: Request = req.json()?;
     let tuple = body.access_tuple.ok_or_else(|| ApiError::invalid("`accessTuple` is required"))?;
     let email = tuple.principal.ok_or_else(|| ApiError::invalid("`accessTuple.principal` is required"))?;
-    let resource = tuple.full_resource_name.ok_or_else(|| ApiError::invalid("`accessTuple.fullResourceName` is required"))?;
+    let resource =
+        tuple.full_resource_name.ok_or_else(|| ApiError::invalid("`accessTuple.fullResourceName` is required"))?;
     let permission = tuple.permission.ok_or_else(|| ApiError::invalid("`accessTuple.permission` is required"))?;
     let email = valid_email(email.trim_start_matches("user:").trim_start_matches("serviceAccount:"))
         .map_err(ApiError::invalid)?
@@ -57,10 +58,15 @@ pub(crate) fn troubleshoot(app: &App, req: &Req) -> Result<Reply> {
         return Err(ApiError::invalid(format!("Permission {permission} is not valid.")));
     }
     let needed = read_policy_permission(&resource);
-    let call = Call::new("policytroubleshooter.googleapis.com", "google.cloud.policytroubleshooter.v1.IamChecker.TroubleshootIamPolicy", &resource)
-        .reading();
+    let call = Call::new(
+        "policytroubleshooter.googleapis.com",
+        "google.cloud.policytroubleshooter.v1.IamChecker.TroubleshootIamPolicy",
+        &resource,
+    )
+    .reading();
     app.authorize(&caller, needed, &resource, &call)?;
-    let is_sa = email.ends_with(".gserviceaccount.com") || app.read(|tx| Ok(tx.get::<Value>(kind::SERVICE_ACCOUNT, &email)?.is_some()))?;
+    let is_sa = email.ends_with(".gserviceaccount.com")
+        || app.read(|tx| Ok(tx.get::<Value>(kind::SERVICE_ACCOUNT, &email)?.is_some()))?;
     let principal = if is_sa { Principal::ServiceAccount(email) } else { Principal::User(email) };
     let decision = iam::decide(&snapshot, &principal, &permission, &resource, SystemTime::now());
     let mut out = serde_json::to_value(decision.explanation()).map_err(|e| ApiError::internal(e.to_string()))?;

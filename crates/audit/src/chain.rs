@@ -120,9 +120,7 @@ pub enum ChainError {
 /// Walks rows in the order given (the store must yield them by ascending `seq`) and checks that the first one links
 /// to [`GENESIS`], that every row's hash is `chain_hash(previous hash, entry_json)`, and that `seq` increases by one.
 /// Stops at the first break. Memory use is bounded; rows are not kept.
-pub fn verify<'a>(
-    entries: impl IntoIterator<Item = StoredEntry<'a>>,
-) -> Result<VerifyReport, ChainError> {
+pub fn verify<'a>(entries: impl IntoIterator<Item = StoredEntry<'a>>) -> Result<VerifyReport, ChainError> {
     let mut rows = entries.into_iter().peekable();
     let mut prev_hash = GENESIS.to_owned();
     let mut expected_seq: Option<i64> = None;
@@ -133,35 +131,17 @@ pub fn verify<'a>(
     while let Some(row) = rows.next() {
         if let Some(expected) = expected_seq {
             if row.seq > expected {
-                return Err(ChainError::Gap {
-                    expected_seq: expected,
-                    found_seq: row.seq,
-                });
+                return Err(ChainError::Gap { expected_seq: expected, found_seq: row.seq });
             }
             if row.seq < expected {
-                return Err(ChainError::OutOfOrder {
-                    expected_seq: expected,
-                    found_seq: row.seq,
-                });
+                return Err(ChainError::OutOfOrder { expected_seq: expected, found_seq: row.seq });
             }
         }
         if chain_hash(&prev_hash, row.entry_json) != row.hash {
-            let links_elsewhere = recent
-                .iter()
-                .any(|h| chain_hash(h, row.entry_json) == row.hash)
-                || rows
-                    .peek()
-                    .is_some_and(|next| chain_hash(next.hash, row.entry_json) == row.hash);
-            let reason = if links_elsewhere {
-                MismatchReason::Unlinked
-            } else {
-                MismatchReason::Altered
-            };
-            return Err(ChainError::Mismatch {
-                seq: row.seq,
-                insert_id: insert_id_of(row.entry_json),
-                reason,
-            });
+            let links_elsewhere = recent.iter().any(|h| chain_hash(h, row.entry_json) == row.hash)
+                || rows.peek().is_some_and(|next| chain_hash(next.hash, row.entry_json) == row.hash);
+            let reason = if links_elsewhere { MismatchReason::Unlinked } else { MismatchReason::Altered };
+            return Err(ChainError::Mismatch { seq: row.seq, insert_id: insert_id_of(row.entry_json), reason });
         }
         if !is_log_entry(row.entry_json) {
             return Err(ChainError::Unparseable { seq: row.seq });
@@ -174,10 +154,7 @@ pub fn verify<'a>(
         expected_seq = Some(row.seq.saturating_add(1));
         count += 1;
     }
-    Ok(VerifyReport {
-        entries: count,
-        head: prev_hash,
-    })
+    Ok(VerifyReport { entries: count, head: prev_hash })
 }
 
 fn is_log_entry(json: &[u8]) -> bool {
@@ -190,7 +167,5 @@ fn insert_id_of(json: &[u8]) -> String {
         #[serde(rename = "insertId")]
         insert_id: String,
     }
-    serde_json::from_slice::<Partial>(json)
-        .map(|p| p.insert_id)
-        .unwrap_or_else(|_| "?".to_owned())
+    serde_json::from_slice::<Partial>(json).map(|p| p.insert_id).unwrap_or_else(|_| "?".to_owned())
 }

@@ -154,9 +154,7 @@ impl PermissionType {
     pub fn log_kind(self) -> LogKind {
         match self {
             PermissionType::AdminWrite => LogKind::Activity,
-            PermissionType::AdminRead | PermissionType::DataRead | PermissionType::DataWrite => {
-                LogKind::DataAccess
-            }
+            PermissionType::AdminRead | PermissionType::DataRead | PermissionType::DataWrite => LogKind::DataAccess,
         }
     }
 }
@@ -245,9 +243,7 @@ impl Severity {
 
     /// Parses a name, ignoring ASCII case.
     pub fn from_name(name: &str) -> Option<Severity> {
-        Severity::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(name))
+        Severity::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -387,11 +383,8 @@ impl EntryBuilder {
         r#type: impl Into<String>,
     ) -> Self {
         if let Some(last) = self.audit.authorization_info.last_mut() {
-            last.resource_attributes = Some(ResourceAttributes {
-                service: service.into(),
-                name: name.into(),
-                r#type: r#type.into(),
-            });
+            last.resource_attributes =
+                Some(ResourceAttributes { service: service.into(), name: name.into(), r#type: r#type.into() });
         }
         self
     }
@@ -399,10 +392,7 @@ impl EntryBuilder {
     /// The outcome as a `google.rpc.Code` (0 = OK) and message. A denied call must pass `7` (`PERMISSION_DENIED`) or
     /// `16` (`UNAUTHENTICATED`): the severity is derived from this code.
     pub fn status(mut self, code: i32, message: impl Into<String>) -> Self {
-        self.audit.status = Status {
-            code,
-            message: message.into(),
-        };
+        self.audit.status = Status { code, message: message.into() };
         self
     }
 
@@ -436,12 +426,7 @@ impl EntryBuilder {
     /// Policy entries and `INFO` for Data Access entries.
     pub fn build(self, insert_id: String) -> LogEntry {
         let kind = self.kind.unwrap_or_else(|| {
-            let types = || {
-                self.audit
-                    .authorization_info
-                    .iter()
-                    .map(|a| a.permission_type)
-            };
+            let types = || self.audit.authorization_info.iter().map(|a| a.permission_type);
             if types().any(|t| t.log_kind() == LogKind::Activity) {
                 LogKind::Activity
             } else if types().next().is_some() {
@@ -465,10 +450,7 @@ impl EntryBuilder {
         ]);
         LogEntry {
             log_name: kind.log_name(&self.project_id),
-            resource: MonitoredResource {
-                r#type: "audited_resource".to_owned(),
-                labels,
-            },
+            resource: MonitoredResource { r#type: "audited_resource".to_owned(), labels },
             proto_payload: self.audit,
             insert_id,
             timestamp: format_timestamp(self.now),
@@ -503,13 +485,9 @@ pub fn format_timestamp(t: SystemTime) -> String {
         Ok(d) => d.as_nanos() as i128,
         Err(e) => -(e.duration().as_nanos() as i128),
     };
-    let nanos = nanos.clamp(
-        MIN_SECS * 1_000_000_000,
-        MAX_SECS * 1_000_000_000 + 999_999_999,
-    );
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
-    );
+    let nanos = nanos.clamp(MIN_SECS * 1_000_000_000, MAX_SECS * 1_000_000_000 + 999_999_999);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
         .and_then(|dt| dt.format(&format).ok())
@@ -530,11 +508,7 @@ mod tests {
         for r in [1u64, 12345, u64::MAX, 0xdead_beef_cafe_f00d] {
             let id = new_insert_id(r);
             assert_eq!(id.len(), 12);
-            assert!(
-                id.bytes()
-                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
-                "{id}"
-            );
+            assert!(id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()), "{id}");
         }
         assert_ne!(new_insert_id(1), new_insert_id(2));
     }
@@ -543,18 +517,9 @@ mod tests {
     fn timestamps_have_nine_fraction_digits() {
         let t = UNIX_EPOCH + Duration::new(1_795_890_516, 123_456_789);
         assert_eq!(format_timestamp(t), "2026-11-28T18:28:36.123456789Z");
-        assert_eq!(
-            format_timestamp(UNIX_EPOCH),
-            "1970-01-01T00:00:00.000000000Z"
-        );
-        assert_eq!(
-            format_timestamp(UNIX_EPOCH - Duration::from_millis(1)),
-            "1969-12-31T23:59:59.999000000Z"
-        );
-        assert_eq!(
-            format_timestamp(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)),
-            "9999-12-31T23:59:59.999999999Z"
-        );
+        assert_eq!(format_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(format_timestamp(UNIX_EPOCH - Duration::from_millis(1)), "1969-12-31T23:59:59.999000000Z");
+        assert_eq!(format_timestamp(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)), "9999-12-31T23:59:59.999999999Z");
     }
 
     #[test]

@@ -67,9 +67,7 @@ pub enum FilterError {
     Syntax { column: usize, message: String },
     #[error("invalid filter: it is {chars} characters long; the limit is {MAX_FILTER_CHARS}")]
     TooLong { chars: usize },
-    #[error(
-        "invalid filter at column {column}: expressions are nested more than {MAX_DEPTH} deep"
-    )]
+    #[error("invalid filter at column {column}: expressions are nested more than {MAX_DEPTH} deep")]
     TooDeep { column: usize },
 }
 
@@ -132,11 +130,7 @@ impl Filter {
         if chars.len() > MAX_FILTER_CHARS {
             return Err(FilterError::TooLong { chars: chars.len() });
         }
-        let mut p = Parser {
-            chars,
-            pos: 0,
-            depth: 0,
-        };
+        let mut p = Parser { chars, pos: 0, depth: 0 };
         p.skip_ws();
         if p.at_end() {
             return Ok(Filter { expr: None });
@@ -201,10 +195,7 @@ impl Parser {
     }
 
     fn error_at(&self, pos: usize, message: impl Into<String>) -> FilterError {
-        FilterError::Syntax {
-            column: pos + 1,
-            message: message.into(),
-        }
+        FilterError::Syntax { column: pos + 1, message: message.into() }
     }
 
     /// Skips whitespace and `--` comments.
@@ -225,26 +216,18 @@ impl Parser {
     /// If an uppercase keyword (`AND`, `OR`, `NOT`) starts at the cursor, as a whole word.
     fn at_keyword(&self, kw: &str) -> bool {
         let n = kw.chars().count();
-        kw.chars()
-            .enumerate()
-            .all(|(i, k)| self.peek_at(i) == Some(k))
-            && !self
-                .peek_at(n)
-                .is_some_and(|c| is_segment_char(c) || c == '.' || c == '"')
+        kw.chars().enumerate().all(|(i, k)| self.peek_at(i) == Some(k))
+            && !self.peek_at(n).is_some_and(|c| is_segment_char(c) || c == '.' || c == '"')
     }
 
     fn keyword_here(&self) -> Option<&'static str> {
-        ["AND", "OR", "NOT"]
-            .into_iter()
-            .find(|kw| self.at_keyword(kw))
+        ["AND", "OR", "NOT"].into_iter().find(|kw| self.at_keyword(kw))
     }
 
     fn enter(&mut self) -> Result<(), FilterError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(FilterError::TooDeep {
-                column: self.pos + 1,
-            });
+            return Err(FilterError::TooDeep { column: self.pos + 1 });
         }
         Ok(())
     }
@@ -262,21 +245,13 @@ impl Parser {
                 let and_pos = self.pos;
                 self.pos += 3;
                 self.skip_ws();
-                if self.at_end()
-                    || self.peek() == Some(')')
-                    || self.at_keyword("AND")
-                    || self.at_keyword("OR")
-                {
+                if self.at_end() || self.peek() == Some(')') || self.at_keyword("AND") || self.at_keyword("OR") {
                     return Err(self.error_at(and_pos, "expected an expression after `AND`"));
                 }
             }
             terms.push(self.disjunction()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one term")
-        } else {
-            Expr::And(terms)
-        })
+        Ok(if terms.len() == 1 { terms.pop().expect("one term") } else { Expr::And(terms) })
     }
 
     /// disjunction := unary ( "OR" unary )*
@@ -290,20 +265,12 @@ impl Parser {
             let or_pos = self.pos;
             self.pos += 2;
             self.skip_ws();
-            if self.at_end()
-                || self.peek() == Some(')')
-                || self.at_keyword("AND")
-                || self.at_keyword("OR")
-            {
+            if self.at_end() || self.peek() == Some(')') || self.at_keyword("AND") || self.at_keyword("OR") {
                 return Err(self.error_at(or_pos, "expected an expression after `OR`"));
             }
             terms.push(self.unary()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.pop().expect("one term")
-        } else {
-            Expr::Or(terms)
-        })
+        Ok(if terms.len() == 1 { terms.pop().expect("one term") } else { Expr::Or(terms) })
     }
 
     /// unary := ("NOT" | "-") unary | "(" expression ")" | comparison
@@ -317,10 +284,7 @@ impl Parser {
             let what = if self.peek() == Some('-') { "-" } else { "NOT" };
             self.pos += what.len();
             self.skip_ws();
-            if self.at_end()
-                || self.peek() == Some(')')
-                || self.keyword_here().is_some_and(|k| k != "NOT")
-            {
+            if self.at_end() || self.peek() == Some(')') || self.keyword_here().is_some_and(|k| k != "NOT") {
                 return Err(self.error_at(start, format!("expected an expression after `{what}`")));
             }
             self.enter()?;
@@ -342,10 +306,9 @@ impl Parser {
                 let inner = self.expression()?;
                 self.skip_ws();
                 if self.peek() != Some(')') {
-                    return Err(self.error_at(
-                        self.pos,
-                        format!("expected `)` to close the `(` at column {}", start + 1),
-                    ));
+                    return Err(
+                        self.error_at(self.pos, format!("expected `)` to close the `(` at column {}", start + 1))
+                    );
                 }
                 self.pos += 1;
                 self.depth -= 1;
@@ -353,10 +316,7 @@ impl Parser {
             }
             Some(')') => Err(self.error_at(start, "unexpected `)`")),
             Some(c) if is_segment_start(c) || c == '"' => self.comparison(),
-            Some(c) => Err(self.error_at(
-                start,
-                format!("expected a field name, `(`, `NOT` or `-`, found `{c}`"),
-            )),
+            Some(c) => Err(self.error_at(start, format!("expected a field name, `(`, `NOT` or `-`, found `{c}`"))),
             None => Err(self.error_at(start, "expected an expression")),
         }
     }
@@ -369,9 +329,7 @@ impl Parser {
         let op_pos = self.pos;
         let op = match (self.peek(), self.peek_at(1)) {
             (Some('='), Some('~')) | (Some('!'), Some('~')) => {
-                return Err(
-                    self.error_at(op_pos, "regular expressions (`=~`, `!~`) are not supported")
-                );
+                return Err(self.error_at(op_pos, "regular expressions (`=~`, `!~`) are not supported"));
             }
             (Some('!'), Some('=')) => Op::Ne,
             (Some('>'), Some('=')) => Op::Ge,
@@ -390,21 +348,12 @@ impl Parser {
                 ));
             }
         };
-        self.pos += if matches!(op, Op::Ne | Op::Ge | Op::Le) {
-            2
-        } else {
-            1
-        };
+        self.pos += if matches!(op, Op::Ne | Op::Ge | Op::Le) { 2 } else { 1 };
         self.skip_ws();
         let value_pos = self.pos;
-        if op == Op::Has && self.peek() == Some('*') && self.peek_at(1).is_none_or(ends_bare_value)
-        {
+        if op == Op::Has && self.peek() == Some('*') && self.peek_at(1).is_none_or(ends_bare_value) {
             self.pos += 1;
-            return Ok(Expr::Cmp(Comparison {
-                path,
-                op,
-                value: None,
-            }));
+            return Ok(Expr::Cmp(Comparison { path, op, value: None }));
         }
         let text = match self.peek() {
             Some('"') => self.quoted()?,
@@ -418,11 +367,7 @@ impl Parser {
             _ => return Err(self.error_at(value_pos, format!("expected a value after `{op}`"))),
         };
         let is_severity = path.len() == 1 && path[0] == "severity";
-        Ok(Expr::Cmp(Comparison {
-            path,
-            op,
-            value: Some(Literal::new(text, is_severity)),
-        }))
+        Ok(Expr::Cmp(Comparison { path, op, value: Some(Literal::new(text, is_severity)) }))
     }
 
     fn path(&mut self) -> Result<Vec<String>, FilterError> {
@@ -463,9 +408,7 @@ impl Parser {
                 '\\' => {
                     let esc_pos = self.pos - 1;
                     let Some(e) = self.peek() else {
-                        return Err(
-                            self.error_at(open, "unterminated string (missing closing `\"`)")
-                        );
+                        return Err(self.error_at(open, "unterminated string (missing closing `\"`)"));
                     };
                     self.pos += 1;
                     match e {
@@ -479,11 +422,10 @@ impl Parser {
                         't' => out.push('\t'),
                         'u' => {
                             let hex: String = (0..4).filter_map(|i| self.peek_at(i)).collect();
-                            let ch = (hex.chars().count() == 4
-                                && hex.chars().all(|h| h.is_ascii_hexdigit()))
-                            .then(|| u32::from_str_radix(&hex, 16).ok())
-                            .flatten()
-                            .and_then(char::from_u32);
+                            let ch = (hex.chars().count() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+                                .then(|| u32::from_str_radix(&hex, 16).ok())
+                                .flatten()
+                                .and_then(char::from_u32);
                             match ch {
                                 Some(ch) => {
                                     out.push(ch);
@@ -497,12 +439,7 @@ impl Parser {
                                 }
                             }
                         }
-                        other => {
-                            return Err(self.error_at(
-                                esc_pos,
-                                format!("unknown escape `\\{other}` in string"),
-                            ))
-                        }
+                        other => return Err(self.error_at(esc_pos, format!("unknown escape `\\{other}` in string"))),
                     }
                 }
                 c => out.push(c),
@@ -513,32 +450,20 @@ impl Parser {
 
 impl Literal {
     fn new(text: String, is_severity: bool) -> Literal {
-        let number = text
-            .parse::<f64>()
-            .ok()
-            .filter(|n| n.is_finite() && looks_numeric(&text));
+        let number = text.parse::<f64>().ok().filter(|n| n.is_finite() && looks_numeric(&text));
         let severity = if is_severity {
-            Severity::from_name(&text)
-                .map(Severity::number)
-                .or_else(|| number.map(|n| n as i32))
+            Severity::from_name(&text).map(Severity::number).or_else(|| number.map(|n| n as i32))
         } else {
             None
         };
         let instant = OffsetDateTime::parse(&text, &Rfc3339).ok();
-        Literal {
-            lower: text.to_lowercase(),
-            text,
-            number,
-            severity,
-            instant,
-        }
+        Literal { lower: text.to_lowercase(), text, number, severity, instant }
     }
 }
 
 /// Rejects words Rust parses as floats but a filter author does not mean as numbers (`inf`, `NaN`, `1e5` is fine).
 fn looks_numeric(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
+    s.chars().all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -608,10 +533,7 @@ fn compare(op: Op, value: &Value, lit: &Literal) -> bool {
     let ordering = match value {
         Value::String(s) => {
             let severity = lit.severity.zip(Severity::from_name(s));
-            let instants = lit.instant.zip(
-                lit.instant
-                    .and_then(|_| OffsetDateTime::parse(s, &Rfc3339).ok()),
-            );
+            let instants = lit.instant.zip(lit.instant.and_then(|_| OffsetDateTime::parse(s, &Rfc3339).ok()));
             if let Some((rank, sev)) = severity {
                 sev.number().cmp(&rank)
             } else if let Some((filter_time, entry_time)) = instants {
@@ -620,21 +542,12 @@ fn compare(op: Op, value: &Value, lit: &Literal) -> bool {
                 s.as_str().cmp(lit.text.as_str())
             }
         }
-        Value::Number(n) => match n
-            .as_f64()
-            .zip(lit.number)
-            .and_then(|(a, b)| a.partial_cmp(&b))
-        {
+        Value::Number(n) => match n.as_f64().zip(lit.number).and_then(|(a, b)| a.partial_cmp(&b)) {
             Some(ordering) => ordering,
             None => return false,
         },
         // Booleans only support equality with `true` / `false`.
-        Value::Bool(b) => {
-            return op == Op::Eq
-                && lit
-                    .text
-                    .eq_ignore_ascii_case(if *b { "true" } else { "false" })
-        }
+        Value::Bool(b) => return op == Op::Eq && lit.text.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
         Value::Null | Value::Object(_) | Value::Array(_) => return false,
     };
     match op {

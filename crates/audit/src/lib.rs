@@ -20,13 +20,9 @@ pub mod chain;
 pub mod entry;
 pub mod filter;
 
-pub use chain::{
-    canonical_bytes, chain_hash, verify, ChainError, MismatchReason, StoredEntry, VerifyReport,
-    GENESIS,
-};
+pub use chain::{canonical_bytes, chain_hash, verify, ChainError, MismatchReason, StoredEntry, VerifyReport, GENESIS};
 pub use entry::{
-    format_timestamp, new_insert_id, AuditLog, AuthenticationInfo, AuthorizationInfo, EntryBuilder,
-    LogEntry, LogKind, MonitoredResource, PermissionType, RequestMetadata, ResourceAttributes,
-    Severity, Status,
+    format_timestamp, new_insert_id, AuditLog, AuthenticationInfo, AuthorizationInfo, EntryBuilder, LogEntry, LogKind,
+    MonitoredResource, PermissionType, RequestMetadata, ResourceAttributes, Severity, Status,
 };
 pub use filter::{Filter, FilterError};

@@ -3,8 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use audit::{
-    canonical_bytes, chain_hash, new_insert_id, verify, ChainError, EntryBuilder, MismatchReason,
-    PermissionType, StoredEntry, VerifyReport, GENESIS,
+    canonical_bytes, chain_hash, new_insert_id, verify, ChainError, EntryBuilder, MismatchReason, PermissionType,
+    StoredEntry, VerifyReport, GENESIS,
 };
 
 /// A row as the store keeps it.
@@ -41,44 +41,27 @@ fn chain() -> Vec<Row> {
         let json = canonical_bytes(&entry);
         let prev = rows.last().map_or(GENESIS.to_owned(), |r| r.hash.clone());
         let hash = chain_hash(&prev, &json);
-        rows.push(Row {
-            seq: i as i64 + 1,
-            json,
-            hash,
-        });
+        rows.push(Row { seq: i as i64 + 1, json, hash });
     }
     rows
 }
 
 fn check(rows: &[Row]) -> Result<VerifyReport, ChainError> {
-    verify(rows.iter().map(|r| StoredEntry {
-        seq: r.seq,
-        entry_json: &r.json,
-        hash: &r.hash,
-    }))
+    verify(rows.iter().map(|r| StoredEntry { seq: r.seq, entry_json: &r.json, hash: &r.hash }))
 }
 
 fn mismatch(seq: i64, entry_index: u64, reason: MismatchReason) -> ChainError {
-    ChainError::Mismatch {
-        seq,
-        insert_id: insert_id(entry_index),
-        reason,
-    }
+    ChainError::Mismatch { seq, insert_id: insert_id(entry_index), reason }
 }
 
 #[test]
 fn chain_hash_is_sha256_of_prev_newline_json() {
     // sha256("0"*64 + "\n" + "{}"), computed with Python's hashlib.
     let h = chain_hash(GENESIS, b"{}");
-    assert_eq!(
-        h,
-        "5649d09ed68c17156095d175eef152856c5b1a81c117c409c1e00f096aa6838e"
-    );
+    assert_eq!(h, "5649d09ed68c17156095d175eef152856c5b1a81c117c409c1e00f096aa6838e");
     assert_ne!(h, chain_hash(GENESIS, b"{} "));
     assert_ne!(h, chain_hash(&h, b"{}"));
-    assert!(h
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert_eq!(GENESIS.len(), 64);
     assert!(GENESIS.bytes().all(|b| b == b'0'));
 }
@@ -87,20 +70,8 @@ fn chain_hash_is_sha256_of_prev_newline_json() {
 fn intact_chain_verifies() {
     let rows = chain();
     let report = check(&rows).unwrap();
-    assert_eq!(
-        report,
-        VerifyReport {
-            entries: 10,
-            head: rows[9].hash.clone()
-        }
-    );
-    assert_eq!(
-        check(&[]).unwrap(),
-        VerifyReport {
-            entries: 0,
-            head: GENESIS.to_owned()
-        }
-    );
+    assert_eq!(report, VerifyReport { entries: 10, head: rows[9].hash.clone() });
+    assert_eq!(check(&[]).unwrap(), VerifyReport { entries: 0, head: GENESIS.to_owned() });
     // Rows need not start at 1 as long as the first one links to GENESIS.
     let mut shifted = rows.clone();
     shifted.iter_mut().for_each(|r| r.seq += 100);
@@ -118,15 +89,9 @@ fn canonical_bytes_are_stable() {
 fn edited_entry_json_is_caught_at_that_entry() {
     for k in 0..10 {
         let mut rows = chain();
-        let text = String::from_utf8(rows[k].json.clone())
-            .unwrap()
-            .replace("alice@example.com", "bob@example.com");
+        let text = String::from_utf8(rows[k].json.clone()).unwrap().replace("alice@example.com", "bob@example.com");
         rows[k].json = text.into_bytes();
-        assert_eq!(
-            check(&rows),
-            Err(mismatch(k as i64 + 1, k as u64, MismatchReason::Altered)),
-            "row {k}"
-        );
+        assert_eq!(check(&rows), Err(mismatch(k as i64 + 1, k as u64, MismatchReason::Altered)), "row {k}");
     }
 }
 
@@ -135,11 +100,7 @@ fn edited_hash_is_caught_at_that_entry() {
     for k in 0..10 {
         let mut rows = chain();
         rows[k].hash = chain_hash(GENESIS, b"forged");
-        assert_eq!(
-            check(&rows),
-            Err(mismatch(k as i64 + 1, k as u64, MismatchReason::Altered)),
-            "row {k}"
-        );
+        assert_eq!(check(&rows), Err(mismatch(k as i64 + 1, k as u64, MismatchReason::Altered)), "row {k}");
     }
 }
 
@@ -147,10 +108,7 @@ fn edited_hash_is_caught_at_that_entry() {
 fn rehashing_an_edited_entry_breaks_the_next_link() {
     // The attacker edits row 5 and recomputes its hash: row 6 no longer links.
     let mut rows = chain();
-    rows[4].json = String::from_utf8(rows[4].json.clone())
-        .unwrap()
-        .replace("alice", "bob")
-        .into_bytes();
+    rows[4].json = String::from_utf8(rows[4].json.clone()).unwrap().replace("alice", "bob").into_bytes();
     rows[4].hash = chain_hash(&rows[3].hash, &rows[4].json);
     assert_eq!(check(&rows), Err(mismatch(6, 5, MismatchReason::Altered)));
 }
@@ -159,13 +117,7 @@ fn rehashing_an_edited_entry_breaks_the_next_link() {
 fn deleted_row_is_a_gap() {
     let mut rows = chain();
     rows.remove(4);
-    assert_eq!(
-        check(&rows),
-        Err(ChainError::Gap {
-            expected_seq: 5,
-            found_seq: 6
-        })
-    );
+    assert_eq!(check(&rows), Err(ChainError::Gap { expected_seq: 5, found_seq: 6 }));
 }
 
 #[test]
@@ -205,24 +157,12 @@ fn swapped_rows_are_unlinked() {
 fn rows_out_of_seq_order_are_reported() {
     let mut rows = chain();
     rows.swap(3, 4);
-    assert_eq!(
-        check(&rows),
-        Err(ChainError::Gap {
-            expected_seq: 4,
-            found_seq: 5
-        })
-    );
+    assert_eq!(check(&rows), Err(ChainError::Gap { expected_seq: 4, found_seq: 5 }));
 
     let mut rows = chain();
     let dup = rows[4].clone();
     rows.insert(5, dup);
-    assert_eq!(
-        check(&rows),
-        Err(ChainError::OutOfOrder {
-            expected_seq: 6,
-            found_seq: 5
-        })
-    );
+    assert_eq!(check(&rows), Err(ChainError::OutOfOrder { expected_seq: 6, found_seq: 5 }));
 }
 
 #[test]
@@ -240,50 +180,28 @@ fn unreadable_insert_id_is_a_question_mark() {
     rows[2].json = b"{\"insertId\": 12".to_vec();
     assert_eq!(
         check(&rows),
-        Err(ChainError::Mismatch {
-            seq: 3,
-            insert_id: "?".to_owned(),
-            reason: MismatchReason::Altered
-        })
+        Err(ChainError::Mismatch { seq: 3, insert_id: "?".to_owned(), reason: MismatchReason::Altered })
     );
 }
 
 #[test]
 fn messages_name_the_entry_and_the_cause() {
-    let err = ChainError::Mismatch {
-        seq: 17,
-        insert_id: "j5g83weee2ya".to_owned(),
-        reason: MismatchReason::Altered,
-    };
+    let err = ChainError::Mismatch { seq: 17, insert_id: "j5g83weee2ya".to_owned(), reason: MismatchReason::Altered };
     assert_eq!(
         err.to_string(),
         "audit chain broken at entry 17 (insertId `j5g83weee2ya`): its hash does not match its contents — \
          it was altered after it was written, or the entry before it was removed"
     );
-    let err = ChainError::Mismatch {
-        seq: 4,
-        insert_id: "abc".to_owned(),
-        reason: MismatchReason::Unlinked,
-    };
+    let err = ChainError::Mismatch { seq: 4, insert_id: "abc".to_owned(), reason: MismatchReason::Unlinked };
     assert_eq!(
         err.to_string(),
         "audit chain broken at entry 4 (insertId `abc`): it does not link to the previous entry — \
          entries before it were removed or reordered"
     );
+    assert_eq!(MismatchReason::Altered.to_string(), "entry hash does not match its contents");
+    assert_eq!(MismatchReason::Unlinked.to_string(), "entry does not link to the previous entry");
     assert_eq!(
-        MismatchReason::Altered.to_string(),
-        "entry hash does not match its contents"
-    );
-    assert_eq!(
-        MismatchReason::Unlinked.to_string(),
-        "entry does not link to the previous entry"
-    );
-    assert_eq!(
-        ChainError::Gap {
-            expected_seq: 5,
-            found_seq: 8
-        }
-        .to_string(),
+        ChainError::Gap { expected_seq: 5, found_seq: 8 }.to_string(),
         "audit chain broken at entry 8: entries 5 to 7 are missing — they were deleted"
     );
     assert_eq!(

@@ -13,13 +13,7 @@ fn at() -> std::time::SystemTime {
 }
 
 fn builder(method: &str, resource: &str) -> EntryBuilder {
-    EntryBuilder::new(
-        "victim-project",
-        "secretmanager.googleapis.com",
-        method,
-        resource,
-        at(),
-    )
+    EntryBuilder::new("victim-project", "secretmanager.googleapis.com", method, resource, at())
 }
 
 #[test]
@@ -39,9 +33,7 @@ fn successful_write_goes_to_activity_with_notice_and_empty_status() {
             "secretmanager.googleapis.com/Secret",
         )
         .request(json!({"parent": "projects/victim-project/secrets/X"}))
-        .response(
-            json!({"name": "projects/victim-project/secrets/X/versions/1", "state": "ENABLED"}),
-        )
+        .response(json!({"name": "projects/victim-project/secrets/X/versions/1", "state": "ENABLED"}))
         .build("j5g83weee2ya".to_owned());
 
     let expected = json!({
@@ -75,26 +67,10 @@ fn successful_write_goes_to_activity_with_notice_and_empty_status() {
     let value = serde_json::to_value(&entry).unwrap();
     assert_eq!(value, expected);
     // "@type" comes first in protoPayload, and LogEntry members keep their declared order.
-    let payload_keys: Vec<_> = value["protoPayload"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let payload_keys: Vec<_> = value["protoPayload"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(payload_keys[0], "@type");
     let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(
-        keys,
-        [
-            "logName",
-            "resource",
-            "protoPayload",
-            "insertId",
-            "timestamp",
-            "receiveTimestamp",
-            "severity"
-        ]
-    );
+    assert_eq!(keys, ["logName", "resource", "protoPayload", "insertId", "timestamp", "receiveTimestamp", "severity"]);
     assert_eq!(entry.severity, Severity::Notice);
 }
 
@@ -112,20 +88,14 @@ fn denied_read_goes_to_data_access_with_error_and_code_message() {
         .status(7, "Permission 'secretmanager.versions.access' denied")
         .build(new_insert_id(99));
     let v = serde_json::to_value(&entry).unwrap();
-    assert_eq!(
-        v["logName"],
-        "projects/victim-project/logs/cloudaudit.googleapis.com%2Fdata_access"
-    );
+    assert_eq!(v["logName"], "projects/victim-project/logs/cloudaudit.googleapis.com%2Fdata_access");
     assert_eq!(v["severity"], "ERROR");
     assert_eq!(
         v["protoPayload"]["status"],
         json!({"code": 7, "message": "Permission 'secretmanager.versions.access' denied"})
     );
     assert_eq!(v["protoPayload"]["authorizationInfo"][0]["granted"], false);
-    assert_eq!(
-        v["protoPayload"]["authorizationInfo"][0]["permissionType"],
-        "DATA_READ"
-    );
+    assert_eq!(v["protoPayload"]["authorizationInfo"][0]["permissionType"], "DATA_READ");
     // No request/response given: the members are omitted, not null.
     assert!(v["protoPayload"].get("request").is_none());
     assert!(v["protoPayload"].get("response").is_none());
@@ -143,9 +113,7 @@ fn denied_write_stays_in_activity() {
         )
         .status(7, "denied")
         .build(new_insert_id(1));
-    assert!(entry
-        .log_name
-        .ends_with("/logs/cloudaudit.googleapis.com%2Factivity"));
+    assert!(entry.log_name.ends_with("/logs/cloudaudit.googleapis.com%2Factivity"));
     assert_eq!(entry.severity, Severity::Error);
 }
 
@@ -153,77 +121,17 @@ fn denied_write_stays_in_activity() {
 fn log_and_severity_rules() {
     let cases = [
         // (permission types recorded, explicit kind, status code) -> (log suffix, severity)
-        (
-            vec![PermissionType::DataRead],
-            None,
-            0,
-            "%2Fdata_access",
-            Severity::Info,
-        ),
-        (
-            vec![PermissionType::AdminRead],
-            None,
-            0,
-            "%2Fdata_access",
-            Severity::Info,
-        ),
-        (
-            vec![PermissionType::DataWrite],
-            None,
-            0,
-            "%2Fdata_access",
-            Severity::Info,
-        ),
-        (
-            vec![PermissionType::AdminWrite],
-            None,
-            0,
-            "%2Factivity",
-            Severity::Notice,
-        ),
-        (
-            vec![PermissionType::AdminRead, PermissionType::AdminWrite],
-            None,
-            0,
-            "%2Factivity",
-            Severity::Notice,
-        ),
+        (vec![PermissionType::DataRead], None, 0, "%2Fdata_access", Severity::Info),
+        (vec![PermissionType::AdminRead], None, 0, "%2Fdata_access", Severity::Info),
+        (vec![PermissionType::DataWrite], None, 0, "%2Fdata_access", Severity::Info),
+        (vec![PermissionType::AdminWrite], None, 0, "%2Factivity", Severity::Notice),
+        (vec![PermissionType::AdminRead, PermissionType::AdminWrite], None, 0, "%2Factivity", Severity::Notice),
         (vec![], None, 0, "%2Factivity", Severity::Notice),
-        (
-            vec![PermissionType::AdminWrite],
-            None,
-            9,
-            "%2Factivity",
-            Severity::Error,
-        ),
-        (
-            vec![PermissionType::DataRead],
-            Some(LogKind::Activity),
-            0,
-            "%2Factivity",
-            Severity::Notice,
-        ),
-        (
-            vec![PermissionType::AdminWrite],
-            Some(LogKind::DataAccess),
-            0,
-            "%2Fdata_access",
-            Severity::Info,
-        ),
-        (
-            vec![PermissionType::AdminWrite],
-            Some(LogKind::Policy),
-            7,
-            "%2Fpolicy",
-            Severity::Error,
-        ),
-        (
-            vec![PermissionType::AdminWrite],
-            Some(LogKind::Policy),
-            0,
-            "%2Fpolicy",
-            Severity::Notice,
-        ),
+        (vec![PermissionType::AdminWrite], None, 9, "%2Factivity", Severity::Error),
+        (vec![PermissionType::DataRead], Some(LogKind::Activity), 0, "%2Factivity", Severity::Notice),
+        (vec![PermissionType::AdminWrite], Some(LogKind::DataAccess), 0, "%2Fdata_access", Severity::Info),
+        (vec![PermissionType::AdminWrite], Some(LogKind::Policy), 7, "%2Fpolicy", Severity::Error),
+        (vec![PermissionType::AdminWrite], Some(LogKind::Policy), 0, "%2Fpolicy", Severity::Notice),
     ];
     for (types, kind, code, suffix, severity) in cases {
         let mut b = builder(ADD, "projects/victim-project/secrets/X");
@@ -250,9 +158,7 @@ fn unauthenticated_caller_omits_principal_email_and_subject_is_kept() {
     assert_eq!(v["protoPayload"]["authenticationInfo"], json!({}));
     assert!(v["protoPayload"].get("authorizationInfo").is_none());
 
-    let e = builder(ACCESS, "r")
-        .principal_subject("principal://iam.googleapis.com/x")
-        .build(new_insert_id(3));
+    let e = builder(ACCESS, "r").principal_subject("principal://iam.googleapis.com/x").build(new_insert_id(3));
     let v = serde_json::to_value(&e).unwrap();
     assert_eq!(
         v["protoPayload"]["authenticationInfo"],
@@ -262,9 +168,7 @@ fn unauthenticated_caller_omits_principal_email_and_subject_is_kept() {
 
 #[test]
 fn receive_timestamp_can_differ() {
-    let e = builder(ACCESS, "r")
-        .received(at() + Duration::from_millis(5))
-        .build(new_insert_id(3));
+    let e = builder(ACCESS, "r").received(at() + Duration::from_millis(5)).build(new_insert_id(3));
     assert_eq!(e.timestamp, "2026-11-28T18:28:36.123456789Z");
     assert_eq!(e.receive_timestamp, "2026-11-28T18:28:36.128456789Z");
 }
@@ -274,12 +178,7 @@ fn entries_round_trip_through_json() {
     let e = builder(ACCESS, "projects/victim-project/secrets/X/versions/1")
         .principal("a@b.c")
         .caller("1.2.3.4", "ua")
-        .authorization(
-            "x",
-            "secretmanager.versions.access",
-            true,
-            PermissionType::DataRead,
-        )
+        .authorization("x", "secretmanager.versions.access", true, PermissionType::DataRead)
         .request(json!({"name": "x"}))
         .build(new_insert_id(77));
     let text = serde_json::to_string(&e).unwrap();

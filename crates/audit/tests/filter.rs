@@ -36,8 +36,7 @@ fn entry() -> Value {
 fn check(cases: &[(&str, bool)]) {
     let entry = entry();
     for (filter, expected) in cases {
-        let parsed =
-            Filter::parse(filter).unwrap_or_else(|e| panic!("`{filter}` should parse: {e}"));
+        let parsed = Filter::parse(filter).unwrap_or_else(|e| panic!("`{filter}` should parse: {e}"));
         assert_eq!(parsed.matches(&entry), *expected, "filter `{filter}`");
     }
 }
@@ -171,35 +170,17 @@ fn severity_compares_by_rank() {
 #[test]
 fn paths_through_arrays_match_any_element() {
     check(&[
-        (
-            "protoPayload.authorizationInfo.permission=\"secretmanager.secrets.get\"",
-            true,
-        ),
-        (
-            "protoPayload.authorizationInfo.permission=\"secretmanager.versions.access\"",
-            true,
-        ),
-        (
-            "protoPayload.authorizationInfo.permission=\"secretmanager.versions.add\"",
-            false,
-        ),
+        ("protoPayload.authorizationInfo.permission=\"secretmanager.secrets.get\"", true),
+        ("protoPayload.authorizationInfo.permission=\"secretmanager.versions.access\"", true),
+        ("protoPayload.authorizationInfo.permission=\"secretmanager.versions.add\"", false),
         // `!=` is `NOT =`: false when any element equals.
-        (
-            "protoPayload.authorizationInfo.permission!=\"secretmanager.secrets.get\"",
-            false,
-        ),
-        (
-            "protoPayload.authorizationInfo.permission!=\"secretmanager.versions.add\"",
-            true,
-        ),
+        ("protoPayload.authorizationInfo.permission!=\"secretmanager.secrets.get\"", false),
+        ("protoPayload.authorizationInfo.permission!=\"secretmanager.versions.add\"", true),
         ("protoPayload.authorizationInfo.granted=false", true),
         ("protoPayload.authorizationInfo.granted=true", true),
         ("protoPayload.authorizationInfo.granted=maybe", false),
         ("protoPayload.authorizationInfo.granted>false", false),
-        (
-            "protoPayload.authorizationInfo.permissionType=ADMIN_WRITE",
-            false,
-        ),
+        ("protoPayload.authorizationInfo.permissionType=ADMIN_WRITE", false),
         ("protoPayload.authorizationInfo.permissionType:read", true),
         ("labels.nested=3", true),
         ("labels.nested>2", true),
@@ -227,30 +208,15 @@ fn missing_fields_never_match_except_not_equal() {
 #[test]
 fn quoted_paths_and_escapes() {
     check(&[
-        (
-            "protoPayload.\"@type\"=\"type.googleapis.com/google.cloud.audit.AuditLog\"",
-            true,
-        ),
+        ("protoPayload.\"@type\"=\"type.googleapis.com/google.cloud.audit.AuditLog\"", true),
         ("protoPayload.@type:AuditLog", true),
         ("labels.\"weird key\"=v", true),
         ("\"labels\".\"weird key\"=v", true),
-        (
-            "protoPayload.status.message=\"Permission \\\"x\\\" denied\"",
-            true,
-        ),
+        ("protoPayload.status.message=\"Permission \\\"x\\\" denied\"", true),
         ("protoPayload.request.name=\"a \\\\ b\"", true),
-        (
-            "protoPayload.requestMetadata.callerSuppliedUserAgent:\"\\t)\"",
-            true,
-        ),
-        (
-            "protoPayload.authenticationInfo.principalEmail=\"\\u0041lice@Example.com\"",
-            true,
-        ),
-        (
-            "protoPayload.resourceName=\"projects\\/p1\\/secrets\\/db-pass\\/versions\\/latest\"",
-            true,
-        ),
+        ("protoPayload.requestMetadata.callerSuppliedUserAgent:\"\\t)\"", true),
+        ("protoPayload.authenticationInfo.principalEmail=\"\\u0041lice@Example.com\"", true),
+        ("protoPayload.resourceName=\"projects\\/p1\\/secrets\\/db-pass\\/versions\\/latest\"", true),
     ]);
 }
 
@@ -270,10 +236,7 @@ fn boolean_operators() {
         // Juxtaposition is AND.
         ("severity=ERROR resource.labels.project_id=p1", true),
         ("severity=ERROR resource.labels.project_id=p2", false),
-        (
-            "severity=ERROR\nresource.labels.project_id=p1 -- a comment\nlogName:data_access",
-            true,
-        ),
+        ("severity=ERROR\nresource.labels.project_id=p1 -- a comment\nlogName:data_access", true),
         ("(severity=ERROR)", true),
         ("((severity=ERROR))", true),
         ("NOT (severity=INFO OR severity=ERROR)", false),
@@ -289,28 +252,13 @@ fn boolean_operators() {
 fn or_binds_tighter_than_and() {
     check(&[
         // Google: a AND (b OR c). C-style ((a AND b) OR c) would be true.
-        (
-            "severity=INFO AND resource.labels.project_id=p2 OR resource.labels.project_id=p1",
-            false,
-        ),
-        (
-            "severity=INFO resource.labels.project_id=p2 OR resource.labels.project_id=p1",
-            false,
-        ),
+        ("severity=INFO AND resource.labels.project_id=p2 OR resource.labels.project_id=p1", false),
+        ("severity=INFO resource.labels.project_id=p2 OR resource.labels.project_id=p1", false),
         // Google: (a OR b) AND c. C-style (a OR (b AND c)) would be true.
-        (
-            "resource.labels.project_id=p1 OR severity=INFO AND severity=INFO",
-            false,
-        ),
-        (
-            "resource.labels.project_id=p1 OR severity=INFO severity=INFO",
-            false,
-        ),
+        ("resource.labels.project_id=p1 OR severity=INFO AND severity=INFO", false),
+        ("resource.labels.project_id=p1 OR severity=INFO severity=INFO", false),
         // Parentheses restore the other reading.
-        (
-            "(severity=INFO AND resource.labels.project_id=p2) OR resource.labels.project_id=p1",
-            true,
-        ),
+        ("(severity=INFO AND resource.labels.project_id=p2) OR resource.labels.project_id=p1", true),
         // NOT binds tighter than OR: (NOT a) OR b.
         ("NOT severity=ERROR OR resource.labels.project_id=p1", true),
         ("-severity=ERROR OR resource.labels.project_id=p1", true),
@@ -395,10 +343,7 @@ fn rejected_filters_say_where_and_why() {
     }
     assert_eq!(
         Filter::parse("severity= "),
-        Err(FilterError::Syntax {
-            column: 11,
-            message: "expected a value after `=`".into()
-        })
+        Err(FilterError::Syntax { column: 11, message: "expected a value after `=`".into() })
     );
 }
 
@@ -406,9 +351,7 @@ fn rejected_filters_say_where_and_why() {
 fn limits_hold_without_overflowing_the_stack() {
     // Exactly at the depth limit is fine.
     let at_limit = format!("{}a=b{}", "(".repeat(64), ")".repeat(64));
-    assert!(Filter::parse(&at_limit)
-        .unwrap()
-        .matches(&json!({"a": "b"})));
+    assert!(Filter::parse(&at_limit).unwrap().matches(&json!({"a": "b"})));
     for adversarial in [
         "(".repeat(20_000),
         "NOT ".repeat(5_000),
@@ -417,10 +360,7 @@ fn limits_hold_without_overflowing_the_stack() {
         format!("{}a=b", "(".repeat(19_990)),
     ] {
         let result = Filter::parse(&adversarial);
-        assert!(
-            matches!(result, Err(FilterError::TooDeep { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(FilterError::TooDeep { .. })), "{result:?}");
     }
     // A long flat filter is fine.
     let long = vec!["a=b"; 2_800].join(" OR ");
@@ -441,20 +381,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         "[a-zA-Z0-9 :._\"-]{0,12}".prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 32, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
             prop::collection::btree_map(
-                prop_oneof![
-                    Just("a".to_owned()),
-                    Just("severity".to_owned()),
-                    "[a-z@ ]{1,3}"
-                ],
+                prop_oneof![Just("a".to_owned()), Just("severity".to_owned()), "[a-z@ ]{1,3}"],
                 inner,
                 0..5
             )

@@ -5,7 +5,12 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "gatehouse", version, about = "The Cloud Run security model on one machine", disable_help_subcommand = true)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "The Cloud Run security model on one machine",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -168,7 +173,9 @@ pub enum ServiceAccountsCmd {
         description: Option<String>,
     },
     List,
-    Describe { service_account: String },
+    Describe {
+        service_account: String,
+    },
     Update {
         service_account: String,
         #[arg(long)]
@@ -176,9 +183,15 @@ pub enum ServiceAccountsCmd {
         #[arg(long)]
         description: Option<String>,
     },
-    Delete { service_account: String },
-    Disable { service_account: String },
-    Enable { service_account: String },
+    Delete {
+        service_account: String,
+    },
+    Disable {
+        service_account: String,
+    },
+    Enable {
+        service_account: String,
+    },
     AddIamPolicyBinding {
         service_account: String,
         #[command(flatten)]
@@ -189,8 +202,13 @@ pub enum ServiceAccountsCmd {
         #[command(flatten)]
         binding: BindingArgs,
     },
-    GetIamPolicy { service_account: String },
-    SetIamPolicy { service_account: String, policy_file: PathBuf },
+    GetIamPolicy {
+        service_account: String,
+    },
+    SetIamPolicy {
+        service_account: String,
+        policy_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,13 +226,17 @@ pub enum RolesCmd {
         stage: Option<String>,
     },
     /// Show a predefined role (roles/NAME) or a custom one (ID with --project).
-    Describe { role: String },
+    Describe {
+        role: String,
+    },
     /// List predefined roles, or custom roles with --project.
     List {
         #[arg(long)]
         show_deleted: bool,
     },
-    Delete { role_id: String },
+    Delete {
+        role_id: String,
+    },
     Update {
         role_id: String,
         #[arg(long)]
@@ -395,7 +417,16 @@ mod tests {
     fn both_flag_spellings_parse() {
         for argv in [
             vec!["gatehouse", "projects", "add-iam-policy-binding", "p", "--member=user:a@b.co", "--role=roles/viewer"],
-            vec!["gatehouse", "projects", "add-iam-policy-binding", "p", "--member", "user:a@b.co", "--role", "roles/viewer"],
+            vec![
+                "gatehouse",
+                "projects",
+                "add-iam-policy-binding",
+                "p",
+                "--member",
+                "user:a@b.co",
+                "--role",
+                "roles/viewer",
+            ],
         ] {
             let cli = Cli::try_parse_from(argv).unwrap();
             match cli.command {

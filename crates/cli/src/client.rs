@@ -47,7 +47,10 @@ pub fn now_unix() -> i64 {
 }
 
 pub fn http() -> Result<Http> {
-    Ok(Http::builder().timeout(Duration::from_secs(60)).user_agent(concat!("gatehouse-cli/", env!("CARGO_PKG_VERSION"))).build()?)
+    Ok(Http::builder()
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("gatehouse-cli/", env!("CARGO_PKG_VERSION")))
+        .build()?)
 }
 
 impl Client {
@@ -65,7 +68,11 @@ impl Client {
 
     /// The project to act on: `--project`, then the `project` property, then the platform's project.
     pub fn project(&self, global: &Global) -> String {
-        global.project.clone().or_else(|| self.home.config().get("project").cloned()).unwrap_or_else(|| self.daemon.project.clone())
+        global
+            .project
+            .clone()
+            .or_else(|| self.home.config().get("project").cloned())
+            .unwrap_or_else(|| self.daemon.project.clone())
     }
 
     fn url(&self, path: &str) -> String {
@@ -88,7 +95,11 @@ impl Client {
     pub fn access_token(&self, force_refresh: bool) -> Result<String> {
         let creds = self.home.credentials();
         let cred = creds.get(&self.account).ok_or_else(|| {
-            anyhow!("there are no credentials for account `{}`; run `gatehouse auth login {}`", self.account, self.account)
+            anyhow!(
+                "there are no credentials for account `{}`; run `gatehouse auth login {}`",
+                self.account,
+                self.account
+            )
         })?;
         if !force_refresh && !cred.access_token.is_empty() && cred.access_token_expires_at > now_unix() + 60 {
             return Ok(cred.access_token.clone());
@@ -141,7 +152,8 @@ impl Client {
 pub fn decode(resp: reqwest::blocking::Response) -> Result<Value> {
     let status = resp.status();
     let text = resp.text()?;
-    let body: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body: Value =
+        if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     if status.is_success() {
         return Ok(body);
     }
@@ -168,7 +180,9 @@ pub fn refresh(http: &Http, api: &str, refresh_token: &str) -> std::result::Resu
         return Err(RefreshError::Rejected);
     }
     let body: Value = resp.json().map_err(RefreshError::Http)?;
-    let token = body["access_token"].as_str().ok_or_else(|| RefreshError::Other(anyhow!("the token endpoint answered without an access token")))?;
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| RefreshError::Other(anyhow!("the token endpoint answered without an access token")))?;
     let expires_in = body["expires_in"].as_i64().unwrap_or(3599);
     Ok(Credential {
         refresh_token: refresh_token.to_owned(),

@@ -65,7 +65,7 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
                     let head = keys.iter().map(|k| k.label.clone()).collect::<Vec<_>>().join(",");
                     std::iter::once(head + "\n").chain(rows.iter().map(|r| r.join(",") + "\n")).collect()
                 }
-                "list" => records.iter().map(|r| format!(" - {}\n", cell(&[r.clone()]))).collect(),
+                "list" => records.iter().map(|r| format!(" - {}\n", cell(std::slice::from_ref(r)))).collect(),
                 _ => table(&keys, &rows),
             }
         }
@@ -169,7 +169,13 @@ fn cell(values: &[Value]) -> String {
         .map(|v| match v {
             Value::String(s) => s.clone(),
             Value::Null => String::new(),
-            Value::Bool(b) => if *b { "True".into() } else { "False".into() },
+            Value::Bool(b) => {
+                if *b {
+                    "True".into()
+                } else {
+                    "False".into()
+                }
+            }
             other => other.to_string(),
         })
         .collect::<Vec<_>>()
@@ -236,9 +242,15 @@ mod tests {
 
     #[test]
     fn value_joins_lists_with_semicolons() {
-        assert_eq!(render(&policy(), &global("value(bindings.role)"), Default::Yaml).unwrap(), "roles/editor;roles/owner\n");
+        assert_eq!(
+            render(&policy(), &global("value(bindings.role)"), Default::Yaml).unwrap(),
+            "roles/editor;roles/owner\n"
+        );
         assert_eq!(render(&policy(), &global("value(etag)"), Default::Yaml).unwrap(), "BwX=\n");
-        assert_eq!(render(&policy(), &global("value(bindings[1].members[0])"), Default::Yaml).unwrap(), "user:owner@localhost\n");
+        assert_eq!(
+            render(&policy(), &global("value(bindings[1].members[0])"), Default::Yaml).unwrap(),
+            "user:owner@localhost\n"
+        );
     }
 
     #[test]

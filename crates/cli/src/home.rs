@@ -81,7 +81,10 @@ impl Home {
     }
 
     pub fn config(&self) -> BTreeMap<String, String> {
-        fs::read_to_string(self.path("config.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        fs::read_to_string(self.path("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
 
     pub fn save_config(&self, config: &BTreeMap<String, String>) -> Result<()> {
@@ -89,7 +92,10 @@ impl Home {
     }
 
     pub fn credentials(&self) -> BTreeMap<String, Credential> {
-        fs::read_to_string(self.path("credentials.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        fs::read_to_string(self.path("credentials.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
     }
 
     /// Reads, changes and writes `credentials.json` (atomically; mode 0600).
@@ -117,7 +123,10 @@ impl Home {
 
     pub fn operator_key(&self) -> Result<String> {
         let key = fs::read_to_string(self.path("operator.key")).map_err(|_| {
-            anyhow!("cannot read the operator key `{}`; it is created by `gatehouse up`", self.path("operator.key").display())
+            anyhow!(
+                "cannot read the operator key `{}`; it is created by `gatehouse up`",
+                self.path("operator.key").display()
+            )
         })?;
         Ok(key.trim().to_owned())
     }

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 
 /// `gcloud` when invoked through a link of that name, else `gatehouse`, as error prefixes show.
 fn program_name(argv: &[String]) -> &'static str {
-    let invoked = argv.first().map(|a| std::path::Path::new(a)).and_then(|p| p.file_name()).and_then(|f| f.to_str());
+    let invoked = argv.first().map(std::path::Path::new).and_then(|p| p.file_name()).and_then(|f| f.to_str());
     if invoked == Some("gcloud") {
         "gcloud"
     } else {

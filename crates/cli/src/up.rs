@@ -95,12 +95,23 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "Gatehouse {} — the Cloud Run security model on this machine", info.version)?;
         writeln!(out, "  home     {}", home.dir.display())?;
-        writeln!(out, "  project  {} (number {}), region {}{}", info.project, info.project_number, info.region,
-            if boot.created { " — created now" } else { "" })?;
+        writeln!(
+            out,
+            "  project  {} (number {}), region {}{}",
+            info.project,
+            info.project_number,
+            info.region,
+            if boot.created { " — created now" } else { "" }
+        )?;
         writeln!(out, "  account  {} (roles/owner)", api::OPERATOR)?;
         writeln!(out, "  api      {}", info.api)?;
         writeln!(out, "  gateway  {}", info.gateway)?;
-        writeln!(out, "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.", started.elapsed().as_millis(), info.pid)?;
+        writeln!(
+            out,
+            "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.",
+            started.elapsed().as_millis(),
+            info.pid
+        )?;
         out.flush()?;
         drop(out);
 

@@ -12,7 +12,11 @@ pub enum Member {
     Group(String),
     Domain(String),
     /// `deleted:{kind}:{email}?uid={id}`: a principal that was deleted; it matches nobody.
-    Deleted { kind: DeletedKind, email: String, uid: String },
+    Deleted {
+        kind: DeletedKind,
+        email: String,
+        uid: String,
+    },
     /// `principal://…` and `principalSet://…` (workload identity federation); kept as written, matches nobody here.
     Federated(String),
 }
@@ -42,7 +46,8 @@ pub struct MemberError {
     pub reason: String,
 }
 
-const FORMS: &str = "use `user:EMAIL`, `serviceAccount:EMAIL`, `group:EMAIL`, `domain:DOMAIN`, `allUsers` or `allAuthenticatedUsers`";
+const FORMS: &str =
+    "use `user:EMAIL`, `serviceAccount:EMAIL`, `group:EMAIL`, `domain:DOMAIN`, `allUsers` or `allAuthenticatedUsers`";
 
 impl Member {
     /// Parses a member exactly as Google writes it (case-sensitive prefixes, no surrounding spaces).
@@ -104,18 +109,15 @@ impl Member {
 }
 
 fn parse_deleted(value: &str) -> Result<Member, String> {
-    let (kind, rest) = value
-        .split_once(':')
-        .ok_or_else(|| "a deleted member looks like `deleted:user:EMAIL?uid=ID`".to_owned())?;
+    let (kind, rest) =
+        value.split_once(':').ok_or_else(|| "a deleted member looks like `deleted:user:EMAIL?uid=ID`".to_owned())?;
     let kind = match kind {
         "user" => DeletedKind::User,
         "serviceAccount" => DeletedKind::ServiceAccount,
         "group" => DeletedKind::Group,
         other => return Err(format!("unknown deleted member type `{other}`; use `user`, `serviceAccount` or `group`")),
     };
-    let (email, uid) = rest
-        .split_once("?uid=")
-        .ok_or_else(|| "a deleted member ends with `?uid=ID`".to_owned())?;
+    let (email, uid) = rest.split_once("?uid=").ok_or_else(|| "a deleted member ends with `?uid=ID`".to_owned())?;
     let email = valid_email(email)?;
     if uid.is_empty() || !uid.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("`{uid}` is not a numeric uid"));

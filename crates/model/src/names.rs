@@ -45,7 +45,9 @@ pub fn validate_project_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{id}` is not a valid project id: use 6-30 lowercase letters, digits and hyphens, starting with a letter"))
+        Err(format!(
+            "`{id}` is not a valid project id: use 6-30 lowercase letters, digits and hyphens, starting with a letter"
+        ))
     }
 }
 

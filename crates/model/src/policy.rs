@@ -66,7 +66,8 @@ pub struct PolicyError(pub String);
 impl Policy {
     /// Parses policy JSON and checks its shape (member syntax, role syntax, version rules).
     pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
-        let policy: Policy = serde_json::from_slice(bytes).map_err(|e| PolicyError(format!("invalid policy JSON: {e}")))?;
+        let policy: Policy =
+            serde_json::from_slice(bytes).map_err(|e| PolicyError(format!("invalid policy JSON: {e}")))?;
         policy.validate()?;
         Ok(policy)
     }
@@ -117,10 +118,8 @@ impl Policy {
     /// `all_conditions` removes it from every binding of the role. Returns false when nothing matched.
     pub fn remove_binding(&mut self, role: &str, member: &str, condition: Option<&Expr>, all_conditions: bool) -> bool {
         let mut removed = false;
-        for b in self
-            .bindings
-            .iter_mut()
-            .filter(|b| b.role == role && (all_conditions || b.condition.as_ref() == condition))
+        for b in
+            self.bindings.iter_mut().filter(|b| b.role == role && (all_conditions || b.condition.as_ref() == condition))
         {
             let before = b.members.len();
             b.members.retain(|m| m != member);
@@ -138,7 +137,9 @@ impl Policy {
 
 /// Checks the syntax of a role name: `roles/NAME`, `projects/P/roles/NAME` or `organizations/O/roles/NAME`.
 pub fn validate_role_name(role: &str) -> Result<(), String> {
-    let ok_id = |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+    let ok_id = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    };
     let parts: Vec<&str> = role.split('/').collect();
     let ok = match parts.as_slice() {
         ["roles", id] => ok_id(id),
@@ -175,7 +176,10 @@ mod tests {
             (r#"{"bindings":[{"role":"roles/x","members":["bob"]}]}"#, "invalid member `bob`"),
             (r#"{"bindings":[{"role":"owner","members":["allUsers"]}]}"#, "invalid role name `owner`"),
             (r#"{"version":2}"#, "invalid policy version"),
-            (r#"{"bindings":[{"role":"roles/x","members":["allUsers"],"condition":{"expression":"true"}}]}"#, "version 3"),
+            (
+                r#"{"bindings":[{"role":"roles/x","members":["allUsers"],"condition":{"expression":"true"}}]}"#,
+                "version 3",
+            ),
             (r#"{"bindngs":[]}"#, "unknown field"),
             (r#"[1,2]"#, "invalid policy JSON"),
         ] {

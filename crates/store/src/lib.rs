@@ -194,9 +194,11 @@ impl Tx<'_> {
 
     /// Audit rows with `seq > after`, oldest first, at most `limit`.
     pub fn audit_rows(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
-        let mut stmt = self.tx.prepare_cached("SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let mut stmt =
+            self.tx.prepare_cached("SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![after, limit], |r| Ok(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }))?;
+        let rows = stmt
+            .query_map(params![after, limit], |r| Ok(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -239,9 +241,8 @@ mod tests {
             Err(StoreError::Encode(serde_json::from_str::<Value>("{").unwrap_err()))
         });
         assert!(r.is_err());
-        let (doc, rows) = store
-            .read(|tx| Ok::<_, StoreError>((tx.get::<Value>("k", "n")?, tx.audit_rows(0, 10)?)))
-            .unwrap();
+        let (doc, rows) =
+            store.read(|tx| Ok::<_, StoreError>((tx.get::<Value>("k", "n")?, tx.audit_rows(0, 10)?))).unwrap();
         assert_eq!(doc, None);
         assert!(rows.is_empty());
     }

@@ -22,7 +22,8 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
                 .map_err(|e| anyhow!("cannot reach the platform at {}: {e}; is `gatehouse up` running?", daemon.api))?;
             let body = client::decode(resp)?;
             let email = body["email"].as_str().unwrap_or(&email).to_owned();
-            let refresh = body["refresh_token"].as_str().ok_or_else(|| anyhow!("the platform did not return a credential"))?;
+            let refresh =
+                body["refresh_token"].as_str().ok_or_else(|| anyhow!("the platform did not return a credential"))?;
             home.update_credentials(|c| {
                 c.insert(email.clone(), Credential { refresh_token: refresh.to_owned(), ..Credential::default() });
             })?;
@@ -68,10 +69,13 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
             let daemon = home.daemon().ok();
             let http = client::http()?;
             for account in &targets {
-                let cred = creds.get(account).ok_or_else(|| anyhow!("no credentials for account `{account}`; see `gatehouse auth list`"))?;
+                let cred = creds
+                    .get(account)
+                    .ok_or_else(|| anyhow!("no credentials for account `{account}`; see `gatehouse auth list`"))?;
                 if let Some(d) = &daemon {
                     // Best effort on the server side; the local credential goes regardless.
-                    let _ = http.post(format!("{}/revoke", d.api)).form(&[("token", cred.refresh_token.as_str())]).send();
+                    let _ =
+                        http.post(format!("{}/revoke", d.api)).form(&[("token", cred.refresh_token.as_str())]).send();
                 }
             }
             home.update_credentials(|c| c.retain(|k, _| !targets.contains(k)))?;

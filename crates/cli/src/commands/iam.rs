@@ -140,7 +140,8 @@ fn stage(s: Option<String>) -> Result<Option<String>> {
 fn roles(client: &Client, g: &Global, cmd: RolesCmd) -> Result<u8> {
     match cmd {
         RolesCmd::Create { role_id, permissions, title, description, stage: st } => {
-            let project = g.project.clone().ok_or_else(|| anyhow!("custom roles live in a project; add --project=PROJECT_ID"))?;
+            let project =
+                g.project.clone().ok_or_else(|| anyhow!("custom roles live in a project; add --project=PROJECT_ID"))?;
             let mut role = json!({ "includedPermissions": split_list(permissions.as_deref().unwrap_or_default()) });
             if let Some(t) = title {
                 role["title"] = json!(t);
@@ -151,7 +152,8 @@ fn roles(client: &Client, g: &Global, cmd: RolesCmd) -> Result<u8> {
             if let Some(s) = stage(st)? {
                 role["stage"] = json!(s);
             }
-            let created = client.post(&format!("/v1/projects/{}/roles", seg(&project)), &json!({ "roleId": role_id, "role": role }))?;
+            let created = client
+                .post(&format!("/v1/projects/{}/roles", seg(&project)), &json!({ "roleId": role_id, "role": role }))?;
             eprintln!("Created role [{role_id}].");
             format::print(&created, g, Default::Yaml)?;
         }
@@ -170,10 +172,19 @@ fn roles(client: &Client, g: &Global, cmd: RolesCmd) -> Result<u8> {
             eprintln!("Deleted role [{role_id}].");
             format::print(&v, g, Default::Yaml)?;
         }
-        RolesCmd::Update { role_id, add_permissions, remove_permissions, permissions, title, description, stage: st } => {
+        RolesCmd::Update {
+            role_id,
+            add_permissions,
+            remove_permissions,
+            permissions,
+            title,
+            description,
+            stage: st,
+        } => {
             let path = custom_role_path(client, g, &role_id);
             let current = client.get(&path)?;
-            let mut perms: Vec<String> = serde_json::from_value(current["includedPermissions"].clone()).unwrap_or_default();
+            let mut perms: Vec<String> =
+                serde_json::from_value(current["includedPermissions"].clone()).unwrap_or_default();
             if let Some(p) = permissions {
                 perms = split_list(&p);
             }

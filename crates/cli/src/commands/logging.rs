@@ -34,7 +34,11 @@ pub fn run(g: &Global, cmd: LoggingCmd) -> Result<u8> {
         LoggingCmd::Verify => {
             let v = client.post("/gatehouse/v1/auditChain:verify", &json!({}))?;
             if v["verified"] == json!(true) {
-                println!("Audit log verified: {} entries; chain head {}", v["entries"], v["head"].as_str().unwrap_or_default());
+                println!(
+                    "Audit log verified: {} entries; chain head {}",
+                    v["entries"],
+                    v["head"].as_str().unwrap_or_default()
+                );
                 Ok(0)
             } else {
                 eprintln!("ERROR: {}", v["error"].as_str().unwrap_or("the audit chain does not verify"));

@@ -78,8 +78,8 @@ pub fn modify(client: &Client, base: &str, mut change: impl FnMut(&mut Policy) -
         let current = client
             .post(&format!("{base}:getIamPolicy"), &json!({"options": {"requestedPolicyVersion": 3}}))
             .map_err(|e| explain_read_denial(client, base, e))?;
-        let mut policy: Policy =
-            serde_json::from_value(current).map_err(|e| anyhow!("the platform returned a policy this CLI cannot read: {e}"))?;
+        let mut policy: Policy = serde_json::from_value(current)
+            .map_err(|e| anyhow!("the platform returned a policy this CLI cannot read: {e}"))?;
         change(&mut policy)?;
         match client.post(&format!("{base}:setIamPolicy"), &json!({ "policy": policy })) {
             Ok(v) => return Ok(v),
@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn conditions_split_at_keys_only() {
-        let parts = split_condition("expression=request.time < timestamp('2030-01-01T00:00:00Z'),title=until 2030,description=a, b").unwrap();
+        let parts = split_condition(
+            "expression=request.time < timestamp('2030-01-01T00:00:00Z'),title=until 2030,description=a, b",
+        )
+        .unwrap();
         assert_eq!(parts[0].1, "request.time < timestamp('2030-01-01T00:00:00Z')");
         assert_eq!(parts[1], ("title".to_owned(), "until 2030".to_owned()));
         assert_eq!(parts[2].1, "a, b");

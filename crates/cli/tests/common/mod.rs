@@ -1,0 +1,184 @@
+//! The test harness: boots a real platform (`gatehouse up --port-base 0`) in a temporary `GATEHOUSE_HOME` and drives
+//! it through the real CLI binary and the REST API. No component is mocked.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+pub struct Platform {
+    pub home: tempfile::TempDir,
+    child: Option<Child>,
+    pub api: String,
+    pub gateway: String,
+    pub project_number: String,
+}
+
+/// The result of one CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Platform {
+    pub fn start() -> Platform {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Platform {
+        let home = tempfile::tempdir().expect("temporary GATEHOUSE_HOME");
+        let mut p =
+            Platform { home, child: None, api: String::new(), gateway: String::new(), project_number: String::new() };
+        p.boot(extra);
+        p
+    }
+
+    /// Starts `up` on this home and waits for its `ready` line.
+    pub fn boot(&mut self, extra: &[&str]) {
+        let mut child = Command::new(BIN)
+            .arg("up")
+            .args(["--port-base", "0"])
+            .args(extra)
+            .env("GATEHOUSE_HOME", self.home.path())
+            .env("GATEHOUSE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gatehouse up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("ready") => break,
+                Ok(_) => continue,
+                Err(_) => panic!("`gatehouse up` did not print a ready line within 30 s"),
+            }
+        }
+        let info = self.daemon_json();
+        self.api = info["api"].as_str().expect("api url").to_owned();
+        self.gateway = info["gateway"].as_str().expect("gateway url").to_owned();
+        self.project_number = info["projectNumber"].as_str().expect("project number").to_owned();
+        self.child = Some(child);
+    }
+
+    pub fn daemon_json(&self) -> Value {
+        let text = std::fs::read_to_string(self.home.path().join("daemon.json")).expect("daemon.json");
+        serde_json::from_str(&text).expect("daemon.json is JSON")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+        child.wait().expect("wait")
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_with(BIN, args)
+    }
+
+    pub fn cmd_with(&self, bin: impl AsRef<Path>, args: &[&str]) -> Command {
+        let mut c = Command::new(bin.as_ref());
+        c.args(args).env("GATEHOUSE_HOME", self.home.path()).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the CLI and returns what it did.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("run gatehouse"))
+    }
+
+    /// Runs the CLI, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "`gatehouse {}` failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Runs the CLI, asserting failure; returns stderr.
+    pub fn fail(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_ne!(r.code, 0, "`gatehouse {}` succeeded but should fail:\nstdout: {}", args.join(" "), r.stdout);
+        r.stderr
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--format=json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}): {out}", args.join(" ")))
+    }
+
+    pub fn token(&self) -> String {
+        self.ok(&["auth", "print-access-token"]).trim().to_owned()
+    }
+
+    pub fn compute_sa(&self) -> String {
+        format!("{}-compute@developer.gserviceaccount.com", self.project_number)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.home.path().join("state.db")
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A blocking HTTP client for REST checks.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+}
+
+/// Bindings of `policy` as (role, members).
+pub fn members_of(policy: &Value, role: &str) -> Vec<String> {
+    policy["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["role"] == role)
+        .flat_map(|b| b["members"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect()
+}
