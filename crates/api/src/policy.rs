@@ -22,6 +22,8 @@ pub(crate) struct Target {
     pub set_permission: &'static str,
     pub get_method: &'static str,
     pub set_method: &'static str,
+    /// Projects must keep an owner: a policy without one would lock everyone out for good.
+    pub requires_owner: bool,
 }
 
 /// Google's etag of a resource that has never had a policy.
@@ -80,7 +82,19 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
     let mut policy: Policy = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. policy: {e}")))?;
     validate(app, &policy)?;
+    if target.requires_owner && !iam::rules::keeps_project_owner(&policy) {
+        return Err(ApiError::invalid(format!(
+            "The policy of `{}` must keep at least one member of roles/owner who is a user or a group, without a condition; \
+             the request would leave the project without an owner.",
+            target.shown_name
+        )));
+    }
     let mask = body.update_mask.unwrap_or_else(|| "bindings,etag".into());
+    if let Some(bad) = mask.split(',').map(str::trim).find(|f| !["bindings", "etag", "auditConfigs"].contains(f)) {
+        return Err(ApiError::invalid(format!(
+            "invalid field `{bad}` in `updateMask`; use `bindings`, `etag` and `auditConfigs`"
+        )));
+    }
     let call = call.with_request(json!({ "resource": target.shown_name, "policy": raw }));
     app.mutate(caller, call, true, |tx| {
         let current = load(tx, &target.full_name)?;

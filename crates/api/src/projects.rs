@@ -26,6 +26,7 @@ pub(crate) fn target(app: &App) -> Target {
         set_permission: "resourcemanager.projects.setIamPolicy",
         get_method: "GetIamPolicy",
         set_method: "SetIamPolicy",
+        requires_owner: true,
     }
 }
 

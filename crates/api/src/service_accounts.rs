@@ -271,6 +271,7 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
                 set_permission: "iam.serviceAccounts.setIamPolicy",
                 get_method: "google.iam.admin.v1.GetIAMPolicy",
                 set_method: "google.iam.admin.v1.SetIAMPolicy",
+                requires_owner: false,
             };
             policy::handle(app, req, &caller, &target, verb)
         }

@@ -379,3 +379,39 @@ fn without_a_daemon_commands_say_to_run_up_and_gcloud_link_works() {
     let out = p.cmd_with(&link, &["iam", "service-accounts", "list"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR: (gcloud.iam.service-accounts.list)"));
 }
+
+#[test]
+fn project_policy_cannot_lose_its_last_owner() {
+    let p = Platform::start();
+    let e = p.fail(&[
+        "projects",
+        "remove-iam-policy-binding",
+        "local-project",
+        "--member=user:owner@localhost",
+        "--role=roles/owner",
+    ]);
+    assert!(e.contains("at least one member of roles/owner"), "{e}");
+    let url = format!("{}/v1/projects/local-project:setIamPolicy", p.api);
+    for body in [json!({"policy": {"bindings": []}}), json!({"policy": {"bindings": []}, "updateMask": "bogus"})] {
+        let resp = http().post(&url).bearer_auth(p.token()).json(&body).send().unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+    }
+    let policy = p.json(&["projects", "get-iam-policy", "local-project"]);
+    assert_eq!(members_of(&policy, "roles/owner"), ["user:owner@localhost"]);
+    // A second owner makes removing the first one possible.
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        "--member=user:second@example.com",
+        "--role=roles/owner",
+    ]);
+    p.ok(&[
+        "projects",
+        "remove-iam-policy-binding",
+        "local-project",
+        "--member=user:owner@localhost",
+        "--role=roles/owner",
+        "--account=owner@localhost",
+    ]);
+}

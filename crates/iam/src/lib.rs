@@ -13,6 +13,7 @@ pub mod decide;
 pub mod error;
 pub mod explain;
 pub mod roles;
+pub mod rules;
 pub mod snapshot;
 
 pub use condition::{Condition, ConditionContext};
