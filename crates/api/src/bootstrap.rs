@@ -22,6 +22,12 @@ pub struct BootstrapOptions {
     pub region: Option<String>,
     /// SHA-256 (hex) of the operator key that `accounts:login` requires.
     pub operator_key_hash: String,
+    /// Where the signing keys live (mode 0600).
+    pub keys_path: PathBuf,
+    /// `iss` of the ID tokens the platform mints.
+    pub issuer: String,
+    /// How often the signing key rotates.
+    pub key_rotation: std::time::Duration,
 }
 
 pub struct Bootstrap {
@@ -33,6 +39,8 @@ pub struct Bootstrap {
 }
 
 pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
+    let issuer =
+        crate::issuer::Issuer::open(&opts.keys_path, &opts.issuer, opts.key_rotation, std::time::SystemTime::now())?;
     let store =
         Store::open(&opts.db_path).map_err(|e| format!("cannot open state at `{}`: {e}", opts.db_path.display()))?;
     let existing: Vec<(String, Project)> = store
@@ -55,7 +63,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
                 ));
             }
         }
-        let app = App::new(store, project.clone(), opts.operator_key_hash).map_err(|e| e.message)?;
+        let app = App::new(store, project.clone(), opts.operator_key_hash, issuer).map_err(|e| e.message)?;
         return Ok(Bootstrap { app: Arc::new(app), created: false, owner_refresh_token: None });
     }
 
@@ -73,7 +81,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
             .unwrap_or_default(),
         region,
     };
-    let app = App::new(store, project.clone(), opts.operator_key_hash).map_err(|e| e.message)?;
+    let app = App::new(store, project.clone(), opts.operator_key_hash, issuer).map_err(|e| e.message)?;
     let compute = names::default_compute_email(&project.project_number);
     let mut policy = Policy { version: 1, etag: crate::policy::new_etag(), ..Policy::default() };
     policy.add_binding("roles/owner", &format!("user:{OPERATOR}"), None);

@@ -4,7 +4,7 @@
 
 use crate::auth::Caller;
 use crate::state::{App, Result};
-use crate::{groups, logging, oauth, projects, roles, service_accounts, troubleshoot};
+use crate::{credentials, groups, logging, oauth, projects, roles, service_accounts, troubleshoot};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -30,6 +30,8 @@ pub(crate) struct Req {
     pub body: Bytes,
     pub authorization: Option<String>,
     pub operator_key: Option<String>,
+    /// The `Host` the caller used (discovery documents point back at it).
+    pub host: Option<String>,
     pub ip: String,
     pub user_agent: String,
 }
@@ -95,6 +97,7 @@ async fn dispatch(
         body,
         authorization: header("authorization"),
         operator_key: header("x-gatehouse-operator-key"),
+        host: header("host"),
         ip: peer.ip().to_string(),
         user_agent: header("user-agent").unwrap_or_default(),
     };
@@ -171,6 +174,12 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["revoke"], None) if post => oauth::revoke(app, req),
         (["gatehouse", "v1", "accounts"], Some("login")) if post => oauth::login(app, req),
         (["gatehouse", "v1", "auditChain"], Some("verify")) if post || get => logging::verify(app, req),
+        (["gatehouse", "v1", "keys"], Some("rotate")) if post => credentials::rotate(app, req),
+
+        // The issuer's public documents (as accounts.google.com and www.googleapis.com/oauth2).
+        ([".well-known", "openid-configuration"], None) if get => credentials::discovery(app, req),
+        (["oauth2", "v3", "certs"], None) if get => credentials::jwks(app),
+        (["oauth2", "v1", "certs"], None) if get => credentials::pem_certs(app),
 
         // Resource Manager v1 and v3.
         (["v1" | "v3", "projects", p], None) if get => projects::get(app, req, p),
@@ -183,6 +192,10 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["v1", "projects", p, "serviceAccounts", sa], None) if delete => service_accounts::delete(app, req, p, sa),
         (["v1", "projects", p, "serviceAccounts", sa], None) if patch => service_accounts::patch(app, req, p, sa),
         (["v1", "projects", p, "serviceAccounts", sa], Some(v)) if post => service_accounts::action(app, req, p, sa, v),
+        (["v1", "projects", p, "serviceAccounts", sa, "keys"], None) if post => {
+            credentials::create_key(app, req, p, sa)
+        }
+        (["v1", "projects", p, "serviceAccounts", sa, "keys"], None) if get => credentials::list_keys(app, req, p, sa),
 
         // IAM v1: roles.
         (["v1", "roles"], None) if get => roles::list_predefined(app, req),

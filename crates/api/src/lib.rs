@@ -12,8 +12,10 @@
 mod audit_trail;
 pub mod auth;
 mod bootstrap;
+mod credentials;
 mod groups;
 mod http;
+pub mod issuer;
 mod logging;
 mod oauth;
 mod policy;
@@ -25,4 +27,5 @@ mod troubleshoot;
 
 pub use bootstrap::{bootstrap, Bootstrap, BootstrapOptions, OPERATOR};
 pub use http::router;
+pub use issuer::{Issuer, DEFAULT_ISSUER};
 pub use state::App;

@@ -12,8 +12,12 @@ use model::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::time::SystemTime;
 use store::TokenRow;
 use tokens::TokenKind;
+
+/// gcloud's OAuth client id: the audience of ID tokens a user gets from `auth print-identity-token`.
+pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
 
 /// A local user account (`user:EMAIL`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,18 +96,31 @@ pub(crate) fn token(app: &App, req: &Req) -> Result<Reply> {
             return Ok(None);
         }
         let Some(Principal::User(email)) = parse_principal(&row.principal) else { return Ok(None) };
-        if tx.get::<User>(kind::USER, &email)?.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(mint_access_token(app, tx, &row.principal)?))
+        let Some(user) = tx.get::<User>(kind::USER, &email)? else { return Ok(None) };
+        Ok(Some((mint_access_token(app, tx, &row.principal)?, user)))
     })?;
     Ok(match issued {
-        Some(access) => Reply::Json(json!({
-            "access_token": access,
-            "expires_in": tokens::ACCESS_TOKEN_LIFETIME.as_secs() - 1,
-            "scope": "https://www.googleapis.com/auth/cloud-platform",
-            "token_type": "Bearer",
-        })),
+        Some((access, user)) => {
+            // As Google's token endpoint with the `openid` scope: an ID token for the user, whose audience is the
+            // OAuth client (gcloud's own when the caller names none); the numeric `sub` is stable per account.
+            let client = p.get("client_id").filter(|c| !c.is_empty()).map(String::as_str).unwrap_or(GCLOUD_CLIENT_ID);
+            let mut claims = tokens::IdClaims::for_account(
+                app.issuer.url(),
+                client,
+                &user.uid,
+                Some(&user.email),
+                SystemTime::now(),
+            );
+            claims.azp = Some(client.to_owned());
+            let id_token = app.issuer.sign(&claims)?;
+            Reply::Json(json!({
+                "access_token": access,
+                "expires_in": tokens::ACCESS_TOKEN_LIFETIME.as_secs() - 1,
+                "scope": "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/cloud-platform",
+                "token_type": "Bearer",
+                "id_token": id_token,
+            }))
+        }
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked."),
     })
 }

@@ -139,7 +139,7 @@ pub(crate) fn list(app: &App, req: &Req, project: &str) -> Result<Reply> {
 }
 
 /// Finds a service account by email or unique id after checking `permission` on it.
-fn authorized_account(
+pub(crate) fn authorized_account(
     app: &App,
     caller: &Caller,
     project: &str,
@@ -275,6 +275,8 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
             };
             policy::handle(app, req, &caller, &target, verb)
         }
+        "generateIdToken" => crate::credentials::generate_id_token(app, req, project, key),
+        "generateAccessToken" => crate::credentials::generate_access_token(app, req, project, key),
         other => Err(ApiError::not_found(format!("unknown method `{other}` on service accounts"))),
     }
 }

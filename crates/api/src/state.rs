@@ -53,6 +53,7 @@ pub struct App {
     write_lock: Mutex<()>,
     /// SHA-256 of the operator key in `$GATEHOUSE_HOME`; whoever can read that file may log in as any local user.
     pub(crate) operator_key_hash: String,
+    pub(crate) issuer: crate::issuer::Issuer,
 }
 
 impl From<StoreError> for ApiErrorBox {
@@ -75,8 +76,14 @@ impl From<ApiError> for ApiErrorBox {
 pub(crate) type Result<T> = std::result::Result<T, ApiError>;
 
 impl App {
-    pub(crate) fn new(store: Store, project: Project, operator_key_hash: String) -> Result<App> {
+    pub(crate) fn new(
+        store: Store,
+        project: Project,
+        operator_key_hash: String,
+        issuer: crate::issuer::Issuer,
+    ) -> Result<App> {
         let app = App {
+            issuer,
             store,
             project,
             snapshot: ArcSwap::from_pointee(Snapshot::new(Catalogue::predefined(), Vec::new())),
@@ -89,6 +96,19 @@ impl App {
 
     pub fn project(&self) -> &Project {
         &self.project
+    }
+
+    /// The platform's ID-token issuer.
+    pub fn issuer(&self) -> &crate::issuer::Issuer {
+        &self.issuer
+    }
+
+    /// Records a successful call that changed nothing stored (minting a token, say) in the audit log.
+    pub(crate) fn record(&self, caller: &Caller, call: Call) {
+        let entry = call.entry(self, caller, None);
+        if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
+            tracing::error!(error = %e, "could not record a call in the audit log");
+        }
     }
 
     /// The IAM snapshot decisions read now.

@@ -39,6 +39,10 @@ pub struct Global {
     /// Keep only records matching this expression, e.g. `bindings.members:user@example.com`.
     #[arg(long, global = true)]
     pub filter: Option<String>,
+    /// Act as this service account: API calls carry its access token, minted through the IAM Credentials API
+    /// (needs `roles/iam.serviceAccountTokenCreator` on the account).
+    #[arg(long, global = true)]
+    pub impersonate_service_account: Option<String>,
     /// Accepted for compatibility with gcloud; the daemon's log level is set with GATEHOUSE_LOG.
     #[arg(long, global = true, hide = true)]
     pub verbosity: Option<String>,
@@ -69,6 +73,25 @@ pub enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Logging(LoggingCmd),
+    /// The platform's ID-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Run a command as a service account: a private metadata server serves it tokens for the account
+    /// (Application Default Credentials, no key file). Needs `--impersonate-service-account`.
+    Exec(ExecArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a new signing key now; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The command and its arguments, after `--`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +105,31 @@ pub struct UpArgs {
     /// Address to listen on; loopback by default.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// `iss` of the ID tokens the platform mints.
+    #[arg(long, default_value = "https://accounts.google.com")]
+    pub issuer: String,
+    /// How often the signing key rotates, e.g. `24h`, `90m`, `3600s`.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub key_rotation: std::time::Duration,
+}
+
+/// Parses `90s`, `15m`, `24h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let err = || format!("invalid duration `{s}`; use a number with s, m, h or d, e.g. `24h`");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(err()),
+    };
+    if secs == 0 {
+        return Err(format!("invalid duration `{s}`: it must be longer than zero"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +146,16 @@ pub enum AuthCmd {
     },
     /// Print an access token for the active (or given) account.
     PrintAccessToken { account: Option<String> },
+    /// Print an ID token for the active account, or for `--impersonate-service-account`.
+    PrintIdentityToken {
+        account: Option<String>,
+        /// Audience (`aud`) of the token; for service accounts only, as gcloud.
+        #[arg(long)]
+        audiences: Option<String>,
+        /// Include the `email` claim (impersonated service accounts).
+        #[arg(long)]
+        include_email: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +266,22 @@ pub enum ServiceAccountsCmd {
     SetIamPolicy {
         service_account: String,
         policy_file: PathBuf,
+    },
+    /// User-managed keys (creation is refused by `constraints/iam.disableServiceAccountKeyCreation`).
+    #[command(subcommand)]
+    Keys(SaKeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SaKeysCmd {
+    Create {
+        output_file: PathBuf,
+        #[arg(long)]
+        iam_account: String,
+    },
+    List {
+        #[arg(long)]
+        iam_account: String,
     },
 }
 
@@ -332,6 +406,7 @@ impl Command {
                 AuthCmd::List => "auth.list",
                 AuthCmd::Revoke { .. } => "auth.revoke",
                 AuthCmd::PrintAccessToken { .. } => "auth.print-access-token",
+                AuthCmd::PrintIdentityToken { .. } => "auth.print-identity-token",
             },
             Command::Config(c) => match c {
                 ConfigCmd::Set { .. } => "config.set",
@@ -358,6 +433,8 @@ impl Command {
                 ServiceAccountsCmd::RemoveIamPolicyBinding { .. } => "iam.service-accounts.remove-iam-policy-binding",
                 ServiceAccountsCmd::GetIamPolicy { .. } => "iam.service-accounts.get-iam-policy",
                 ServiceAccountsCmd::SetIamPolicy { .. } => "iam.service-accounts.set-iam-policy",
+                ServiceAccountsCmd::Keys(SaKeysCmd::Create { .. }) => "iam.service-accounts.keys.create",
+                ServiceAccountsCmd::Keys(SaKeysCmd::List { .. }) => "iam.service-accounts.keys.list",
             },
             Command::Iam(IamCmd::Roles(c)) => match c {
                 RolesCmd::Create { .. } => "iam.roles.create",
@@ -374,6 +451,8 @@ impl Command {
             Command::PolicyTroubleshoot(_) => "policy-troubleshoot.iam",
             Command::Logging(LoggingCmd::Read { .. }) => "logging.read",
             Command::Logging(LoggingCmd::Verify) => "logging.verify",
+            Command::Keys(KeysCmd::Rotate) => "keys.rotate",
+            Command::Exec(_) => "exec",
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct Client {
     pub home: Home,
     pub daemon: DaemonInfo,
     pub account: String,
+    /// `--impersonate-service-account`: API calls carry this account's access token.
+    pub impersonate: Option<String>,
 }
 
 /// An error the API answered with, carried through `anyhow`.
@@ -63,7 +65,8 @@ impl Client {
                 anyhow!("no account is active; log in with `gatehouse auth login EMAIL` or set one with `gatehouse config set account EMAIL`")
             })?,
         };
-        Ok(Client { http: http()?, home, daemon, account })
+        let impersonate = global.impersonate_service_account.clone();
+        Ok(Client { http: http()?, home, daemon, account, impersonate })
     }
 
     /// The project to act on: `--project`, then the `project` property, then the platform's project.
@@ -91,25 +94,62 @@ impl Client {
         }
     }
 
-    /// A valid access token for the active account, refreshed through `/token` when missing or about to expire.
+    /// The access token API calls carry: the impersonated service account's, or the active account's.
     pub fn access_token(&self, force_refresh: bool) -> Result<String> {
-        let creds = self.home.credentials();
-        let cred = creds.get(&self.account).ok_or_else(|| {
+        let Some(sa) = &self.impersonate else { return self.user_access_token(force_refresh) };
+        let v = self.call_as_user(
+            Method::POST,
+            &format!("/v1/projects/-/serviceAccounts/{}:generateAccessToken", crate::commands::seg(sa)),
+            Some(&serde_json::json!({ "scope": ["https://www.googleapis.com/auth/cloud-platform"], "lifetime": "3600s" })),
+        )?;
+        v["accessToken"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the platform returned no access token for `{sa}`"))
+    }
+
+    /// The active account's own credentials: its refresh credential and the full `/token` answer (which carries an
+    /// ID token for users).
+    pub fn refresh_user(&self) -> Result<Value> {
+        let cred = self.credential()?;
+        let resp = self
+            .http
+            .post(self.url("/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", cred.refresh_token.as_str())])
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status() == reqwest::StatusCode::BAD_REQUEST {
+            return Err(self.revoked());
+        }
+        Ok(resp.json()?)
+    }
+
+    fn credential(&self) -> Result<Credential> {
+        self.home.credentials().get(&self.account).cloned().ok_or_else(|| {
             anyhow!(
                 "there are no credentials for account `{}`; run `gatehouse auth login {}`",
                 self.account,
                 self.account
             )
-        })?;
+        })
+    }
+
+    fn revoked(&self) -> anyhow::Error {
+        anyhow!(
+            "the credentials of `{}` were revoked or are unknown to this platform; run `gatehouse auth login {}`",
+            self.account,
+            self.account
+        )
+    }
+
+    /// A valid access token for the active account, refreshed through `/token` when missing or about to expire.
+    pub fn user_access_token(&self, force_refresh: bool) -> Result<String> {
+        let cred = self.credential()?;
         if !force_refresh && !cred.access_token.is_empty() && cred.access_token_expires_at > now_unix() + 60 {
             return Ok(cred.access_token.clone());
         }
         let refreshed = refresh(&self.http, &self.daemon.api, &cred.refresh_token).map_err(|e| match e {
-            RefreshError::Rejected => anyhow!(
-                "the credentials of `{}` were revoked or are unknown to this platform; run `gatehouse auth login {}`",
-                self.account,
-                self.account
-            ),
+            RefreshError::Rejected => self.revoked(),
             RefreshError::Http(e) => self.unreachable(e),
             RefreshError::Other(e) => e,
         })?;
@@ -124,8 +164,21 @@ impl Client {
         Ok(token)
     }
 
-    /// Calls the API as the active account; a 401 refreshes the token once and retries.
+    /// Calls the API as the active account, or as the impersonated service account.
     pub fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        if self.impersonate.is_none() {
+            return self.call_as_user(method, path, body);
+        }
+        let token = self.access_token(false)?;
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        decode(req.send().map_err(|e| self.unreachable(e))?)
+    }
+
+    /// Calls the API as the active account; a 401 refreshes the token once and retries.
+    pub fn call_as_user(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let send = |token: &str| -> Result<reqwest::blocking::Response> {
             let mut req: RequestBuilder = self.http.request(method.clone(), self.url(path)).bearer_auth(token);
             if let Some(b) = body {
@@ -133,9 +186,9 @@ impl Client {
             }
             req.send().map_err(|e| self.unreachable(e))
         };
-        let mut resp = send(&self.access_token(false)?)?;
+        let mut resp = send(&self.user_access_token(false)?)?;
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            resp = send(&self.access_token(true)?)?;
+            resp = send(&self.user_access_token(true)?)?;
         }
         decode(resp)
     }

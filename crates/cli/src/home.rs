@@ -27,6 +27,15 @@ pub struct DaemonInfo {
     pub project: String,
     pub project_number: String,
     pub region: String,
+    /// JWKS of the ID-token issuer (like `https://www.googleapis.com/oauth2/v3/certs`).
+    #[serde(default)]
+    pub jwks: String,
+    /// PEM certificates of the issuer (like `https://www.googleapis.com/oauth2/v1/certs`).
+    #[serde(default)]
+    pub certs: String,
+    /// `iss` of the platform's ID tokens.
+    #[serde(default)]
+    pub issuer: String,
     #[serde(default)]
     pub version: String,
 }
@@ -105,10 +114,16 @@ impl Home {
         self.write_private("credentials.json", &serde_json::to_vec_pretty(&creds)?)
     }
 
-    /// Writes `name` atomically with mode 0600: a temporary file renamed over the old one.
+    /// Writes `name` in the home atomically with mode 0600.
     pub fn write_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
         self.ensure_dir()?;
-        let tmp = self.path(&format!(".{name}.{}.tmp", std::process::id()));
+        self.write_private_at(&self.path(name), bytes)
+    }
+
+    /// Writes `path` atomically with mode 0600: a temporary file beside it, renamed over the old one.
+    pub fn write_private_at(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -118,7 +133,7 @@ impl Home {
             .with_context(|| format!("cannot write `{}`", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, self.path(name)).with_context(|| format!("cannot write `{}`", self.path(name).display()))
+        fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
     }
 
     pub fn operator_key(&self) -> Result<String> {

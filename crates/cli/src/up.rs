@@ -40,6 +40,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         project_id: g.project.clone(),
         region: args.region.clone(),
         operator_key_hash: tokens::hash(&operator_key),
+        keys_path: home.path("signing-keys.json"),
+        issuer: args.issuer.clone(),
+        key_rotation: args.key_rotation,
     })
     .map_err(anyhow::Error::msg)?;
     let project = boot.app.project().clone();
@@ -89,8 +92,12 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             project: project.project_id.clone(),
             project_number: project.project_number.clone(),
             region: project.region.clone(),
+            jwks: format!("http://{api_addr}/oauth2/v3/certs"),
+            certs: format!("http://{api_addr}/oauth2/v1/certs"),
+            issuer: boot.app.issuer().url().to_owned(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
+        let maintenance = tokio::spawn(maintain_keys(boot.app.clone()));
         home.write_private("daemon.json", &serde_json::to_vec_pretty(&info)?)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "Gatehouse {} — the Cloud Run security model on this machine", info.version)?;
@@ -106,6 +113,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         writeln!(out, "  account  {} (roles/owner)", api::OPERATOR)?;
         writeln!(out, "  api      {}", info.api)?;
         writeln!(out, "  gateway  {}", info.gateway)?;
+        writeln!(out, "  issuer   {} (keys rotate every {})", info.issuer, humanize(args.key_rotation))?;
+        writeln!(out, "  jwks     {}", info.jwks)?;
+        writeln!(out, "  certs    {}", info.certs)?;
         writeln!(
             out,
             "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.",
@@ -118,6 +128,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         wait_for_signal().await?;
         tracing::info!("stopping");
         let _ = stop_tx.send(true);
+        maintenance.abort();
         let _ = api_task.await;
         let _ = gw_task.await;
         // Remove daemon.json only if it is still ours.
@@ -127,6 +138,29 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         println!("Gatehouse stopped.");
         Ok(())
     })
+}
+
+/// Rotates the signing key when it is due and drops keys whose tokens have all expired; checks every minute.
+async fn maintain_keys(app: std::sync::Arc<api::App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match app.issuer().maintain(std::time::SystemTime::now()) {
+            Ok(true) => tracing::info!("signing keys rotated or pruned"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "signing key maintenance failed"),
+        }
+    }
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {

@@ -2,18 +2,7 @@
 
 mod common;
 
-use common::Platform;
-use std::path::PathBuf;
-
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let python = std::env::var_os("GATEHOUSE_TEST_PYTHON").map(PathBuf::from).unwrap_or(venv);
-    assert!(
-        python.exists(),
-        "interop tests need the pinned Python clients: run the README's test command (scripts/test), which creates .venv, or set GATEHOUSE_TEST_PYTHON"
-    );
-    python
-}
+use common::{python, script, Platform};
 
 #[test]
 fn google_auth_refreshes_and_calls_the_api() {
@@ -21,9 +10,11 @@ fn google_auth_refreshes_and_calls_the_api() {
     let creds: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.home.path().join("credentials.json")).unwrap()).unwrap();
     let refresh = creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/iam_interop.py");
-    let out =
-        std::process::Command::new(python()).arg(script).args([&p.api, &refresh, "local-project"]).output().unwrap();
+    let out = std::process::Command::new(python())
+        .arg(script("iam_interop.py"))
+        .args([&p.api, &refresh, "local-project"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "interop script failed:\n{}\n{}",

@@ -1,18 +1,40 @@
-//! Credentials the platform mints. For now: opaque OAuth-style access tokens and refresh tokens.
+//! Credentials the platform mints: opaque OAuth-style access and refresh tokens, and the OIDC issuer — RSA signing
+//! keys with rotation ([`keys`], [`keyring`]), Google-shaped RS256 ID tokens and their verifier ([`idtoken`]), and the
+//! gateway's verified-token cache ([`cache`]).
 //!
 //! Opaque tokens carry 256 random bits, are handed to the caller exactly once and are stored only as a SHA-256 hash,
 //! so a copy of the database never yields a usable token.
 //!
-//! Architecture Invariant: pure — no sockets, no files, no clock reads (expiry times are computed by the caller).
+//! Architecture Invariant: pure — no sockets, no files, no clock reads (time is passed in as `now: SystemTime`;
+//! persistence is bytes the caller writes).
+//!
+//! Architecture Invariant: only this crate ever holds a private signing key. Private key material lives in
+//! [`zeroize::Zeroizing`] buffers or inside aws-lc (which cleanses memory it frees), and never appears in `Debug`
+//! output or an error message.
 
 #![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod idtoken;
+pub mod keyring;
+pub mod keys;
+
+pub use cache::CachingVerifier;
+pub use idtoken::{IdClaims, Rejection, Verifier, MAX_TOKEN_BYTES};
+pub use keyring::{KeyRing, CLOCK_SKEW, ID_TOKEN_LIFETIME};
+pub use keys::{KeyError, SigningKey};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
+
+/// Whole seconds since the Unix epoch; a time before the epoch counts as 0.
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
 /// Lifetime of an access token, as Google's.
 pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);

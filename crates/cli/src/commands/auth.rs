@@ -7,6 +7,9 @@ use crate::home::{Credential, Home};
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
+/// gcloud's OAuth client id: the audience of ID tokens printed without `--audiences`.
+const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+
 pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
     let home = Home::locate()?;
     match cmd {
@@ -88,6 +91,32 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
             for t in &targets {
                 eprintln!(" - {t}");
             }
+            Ok(0)
+        }
+        AuthCmd::PrintIdentityToken { account, audiences, include_email } => {
+            let g = Global { account: account.or_else(|| g.account.clone()), ..g.clone() };
+            let client = Client::new(&g)?;
+            let token = match &client.impersonate {
+                Some(sa) => {
+                    let audience = audiences.as_deref().unwrap_or(GCLOUD_CLIENT_ID);
+                    let v = client.call_as_user(
+                        reqwest::Method::POST,
+                        &format!("/v1/projects/-/serviceAccounts/{}:generateIdToken", super::seg(sa)),
+                        Some(&json!({ "audience": audience, "includeEmail": include_email })),
+                    )?;
+                    v["token"].as_str().map(str::to_owned)
+                }
+                None => {
+                    if audiences.is_some() {
+                        anyhow::bail!(
+                            "Invalid account type for `--audiences`. Requires valid service account; add \
+                             `--impersonate-service-account=EMAIL`"
+                        );
+                    }
+                    client.refresh_user()?["id_token"].as_str().map(str::to_owned)
+                }
+            };
+            println!("{}", token.ok_or_else(|| anyhow!("the platform returned no ID token"))?);
             Ok(0)
         }
         AuthCmd::PrintAccessToken { account } => {

@@ -1,7 +1,7 @@
 //! `iam service-accounts …` and `iam roles …`.
 
 use super::{policy, seg, split_list};
-use crate::args::{Global, IamCmd, RolesCmd, ServiceAccountsCmd};
+use crate::args::{Global, IamCmd, RolesCmd, SaKeysCmd, ServiceAccountsCmd};
 use crate::client::Client;
 use crate::format::{self, Default};
 use anyhow::{anyhow, bail, Result};
@@ -97,6 +97,24 @@ fn service_accounts(client: &Client, g: &Global, cmd: ServiceAccountsCmd) -> Res
         }
         ServiceAccountsCmd::GetIamPolicy { service_account } => {
             format::print(&policy::get(client, &sa_path(&service_account))?, g, Default::Yaml)?;
+        }
+        ServiceAccountsCmd::Keys(SaKeysCmd::Create { output_file, iam_account }) => {
+            let key = client.post(&format!("{}/keys", sa_path(&iam_account)), &json!({}))?;
+            client.home.write_private_at(&output_file, serde_json::to_string_pretty(&key)?.as_bytes())?;
+            eprintln!(
+                "created key [{}] for [{}]",
+                key["name"].as_str().unwrap_or_default(),
+                account(client, g, &iam_account)
+            );
+        }
+        ServiceAccountsCmd::Keys(SaKeysCmd::List { iam_account }) => {
+            let v = client.get(&format!("{}/keys", sa_path(&iam_account)))?;
+            let keys = v.get("keys").cloned().unwrap_or_else(|| json!([]));
+            format::print(
+                &keys,
+                g,
+                Default::Table("table(name:label=KEY,keyType:label=TYPE,validAfterTime:label=CREATED_AT)"),
+            )?;
         }
         ServiceAccountsCmd::SetIamPolicy { service_account, policy_file } => {
             let p = policy::set_from_file(client, &sa_path(&service_account), &policy_file)?;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod config;
+mod exec;
 mod iam;
 mod identity;
 mod logging;
@@ -24,6 +25,14 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Identity(c) => identity::run(g, c),
         Command::PolicyTroubleshoot(c) => troubleshoot::run(g, c),
         Command::Logging(c) => logging::run(g, c),
+        Command::Keys(crate::args::KeysCmd::Rotate) => {
+            let client = crate::client::Client::new(g)?;
+            let v = client.post("/gatehouse/v1/keys:rotate", &serde_json::json!({}))?;
+            eprintln!("Rotated the signing key; new key id [{}].", v["activeKeyId"].as_str().unwrap_or_default());
+            crate::format::print(&v, g, crate::format::Default::Yaml)?;
+            Ok(0)
+        }
+        Command::Exec(args) => exec::run(g, args),
     }
 }
 

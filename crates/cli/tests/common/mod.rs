@@ -182,3 +182,19 @@ pub fn members_of(policy: &Value, role: &str) -> Vec<String> {
         .filter_map(|m| m.as_str().map(str::to_owned))
         .collect()
 }
+
+/// The Python interpreter of the pinned interop clients (`.venv`, created by the README's test command).
+pub fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let python = std::env::var_os("GATEHOUSE_TEST_PYTHON").map(PathBuf::from).unwrap_or(venv);
+    assert!(
+        python.exists(),
+        "interop tests need the pinned Python clients: run the README's test command (scripts/test), which creates .venv, or set GATEHOUSE_TEST_PYTHON"
+    );
+    python
+}
+
+/// A script under `tests/python/`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python").join(name)
+}

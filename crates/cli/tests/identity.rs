@@ -1,0 +1,242 @@
+//! Runtime identity: ID tokens, impersonation, the metadata server through `gatehouse exec`, key rotation, and the
+//! refusal of key files — checked with google-auth and PyJWT from pinned versions.
+
+mod common;
+
+use common::{http, python, script, Platform};
+use serde_json::Value;
+use std::process::Command;
+
+const SA: &str = "caller-sa@local-project.iam.gserviceaccount.com";
+const AUD: &str = "https://hello-abc123-uc.a.run.app";
+
+fn setup() -> Platform {
+    let p = Platform::start();
+    p.ok(&["iam", "service-accounts", "create", "caller-sa", "--display-name=Caller"]);
+    p
+}
+
+fn grant_token_creator(p: &Platform) {
+    p.ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        SA,
+        "--member=user:owner@localhost",
+        "--role=roles/iam.serviceAccountTokenCreator",
+    ]);
+}
+
+fn exec_python(p: &Platform, args: &[&str]) -> common::Run {
+    let py = python();
+    let mut all = vec!["exec", &format!("--impersonate-service-account={SA}"), "--", py.to_str().unwrap()]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    all.extend(args.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    p.run(&refs)
+}
+
+fn decode_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[test]
+fn impersonation_needs_token_creator_and_names_the_permission() {
+    let p = setup();
+    // Not even the project owner may mint tokens as an account without an explicit grant.
+    let e = p.fail(&["auth", "print-identity-token", &format!("--impersonate-service-account={SA}"), "--audiences=x"]);
+    assert!(e.contains("iam.serviceAccounts.getOpenIdToken"), "{e}");
+    let r = p.run(&["exec", &format!("--impersonate-service-account={SA}"), "--", "true"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("iam.serviceAccounts.getOpenIdToken"), "{}", r.stderr);
+    let e = p.fail(&["auth", "print-access-token", &format!("--impersonate-service-account={SA}")]);
+    assert!(e.contains("iam.serviceAccounts.getAccessToken"), "{e}");
+
+    grant_token_creator(&p);
+    let token = p.ok(&[
+        "auth",
+        "print-identity-token",
+        &format!("--impersonate-service-account={SA}"),
+        &format!("--audiences={AUD}"),
+        "--include-email",
+    ]);
+    let claims = decode_claims(token.trim());
+    assert_eq!(claims["aud"], AUD);
+    assert_eq!(claims["email"], SA);
+    assert_eq!(claims["iss"], "https://accounts.google.com");
+    let sa = p.json(&["iam", "service-accounts", "describe", SA]);
+    assert_eq!(claims["sub"], sa["uniqueId"]);
+    assert_eq!(claims["azp"], sa["uniqueId"]);
+    let without_email = p.ok(&[
+        "auth",
+        "print-identity-token",
+        &format!("--impersonate-service-account={SA}"),
+        &format!("--audiences={AUD}"),
+    ]);
+    assert!(decode_claims(without_email.trim()).get("email").is_none());
+
+    // The exit status of the command is exec's.
+    let r = p.run(&["exec", &format!("--impersonate-service-account={SA}"), "--", "sh", "-c", "exit 7"]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+}
+
+#[test]
+fn google_auth_runs_as_the_service_account_under_exec() {
+    let p = setup();
+    grant_token_creator(&p);
+    let info = p.daemon_json();
+    let (jwks, certs) = (info["jwks"].as_str().unwrap(), info["certs"].as_str().unwrap());
+    let args = |expect: &'static str| {
+        [
+            script("identity_interop.py").to_str().unwrap().to_owned(),
+            AUD.into(),
+            jwks.into(),
+            certs.into(),
+            p.api.clone(),
+            SA.into(),
+            "local-project".into(),
+            expect.into(),
+        ]
+    };
+    // The account holds no role yet: listing service accounts is denied.
+    let a = args("denied");
+    let r = exec_python(&p, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("identity ok"));
+    // Once it may, the same code lists them.
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        &format!("--member=serviceAccount:{SA}"),
+        "--role=roles/iam.serviceAccountViewer",
+    ]);
+    let a = args("allowed");
+    let r = exec_python(&p, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+
+    // Every mint is in the audit log, by the caller, for the account.
+    let mints = p.json(&["logging", "read", "protoPayload.methodName=\"GenerateAccessToken\""]);
+    assert!(!mints.as_array().unwrap().is_empty());
+    assert_eq!(mints[0]["protoPayload"]["authenticationInfo"]["principalEmail"], "owner@localhost");
+}
+
+#[test]
+fn metadata_server_refuses_what_gce_refuses() {
+    let p = setup();
+    grant_token_creator(&p);
+    let s = script("metadata_contract.py");
+    let r = exec_python(&p, &[s.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("metadata ok"));
+}
+
+#[test]
+fn rotation_keeps_earlier_tokens_valid_and_publishes_both_keys() {
+    let p = setup();
+    grant_token_creator(&p);
+    let mint = || {
+        p.ok(&[
+            "auth",
+            "print-identity-token",
+            &format!("--impersonate-service-account={SA}"),
+            &format!("--audiences={AUD}"),
+        ])
+        .trim()
+        .to_owned()
+    };
+    let before = mint();
+    let jwks_url = p.daemon_json()["jwks"].as_str().unwrap().to_owned();
+    let keys = |url: &str| -> Vec<String> {
+        let v: Value = http().get(url).send().unwrap().json().unwrap();
+        v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(keys(&jwks_url).len(), 1);
+    p.ok(&["keys", "rotate"]);
+    let after = mint();
+    let published = keys(&jwks_url);
+    assert_eq!(published.len(), 2, "{published:?}");
+    let kid = |t: &str| {
+        use base64::Engine;
+        let h: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap(),
+        )
+        .unwrap();
+        h["kid"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(kid(&before), kid(&after));
+    assert!(published.contains(&kid(&before)) && published.contains(&kid(&after)));
+    let certs = p.daemon_json()["certs"].as_str().unwrap().to_owned();
+    let out = Command::new(python())
+        .arg(script("verify_token.py"))
+        .args([AUD, &jwks_url, &certs, &before, &after])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Survives a restart: the same keys are served.
+    let mut p = p;
+    p.stop();
+    p.boot(&[]);
+    assert_eq!(keys(p.daemon_json()["jwks"].as_str().unwrap()), published);
+    let mode = std::fs::metadata(p.home.path().join("signing-keys.json"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn service_account_tokens_are_authorized_through_iam() {
+    let p = setup();
+    grant_token_creator(&p);
+    let imp = format!("--impersonate-service-account={SA}");
+    let e = p.fail(&["projects", "get-iam-policy", "local-project", &imp]);
+    assert!(e.contains("resourcemanager.projects.getIamPolicy"), "{e}");
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        &format!("--member=serviceAccount:{SA}"),
+        "--role=roles/viewer",
+    ]);
+    p.ok(&["projects", "get-iam-policy", "local-project", &imp]);
+    // A disabled account's tokens stop working.
+    let token = p.ok(&["auth", "print-access-token", &imp]).trim().to_owned();
+    p.ok(&["iam", "service-accounts", "disable", SA]);
+    let resp =
+        http().post(format!("{}/v1/projects/local-project:getIamPolicy", p.api)).bearer_auth(&token).send().unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[test]
+fn key_files_are_refused_by_the_constraint() {
+    let p = setup();
+    let out = p.home.path().join("key.json");
+    let e =
+        p.fail(&["iam", "service-accounts", "keys", "create", out.to_str().unwrap(), &format!("--iam-account={SA}")]);
+    assert!(e.contains("constraints/iam.disableServiceAccountKeyCreation") && e.contains("FAILED_PRECONDITION"), "{e}");
+    assert!(!out.exists(), "a key file was written");
+}
+
+#[test]
+fn users_get_id_tokens_for_gcloud_and_discovery_points_at_the_keys() {
+    let p = setup();
+    let token = p.ok(&["auth", "print-identity-token"]);
+    let claims = decode_claims(token.trim());
+    assert_eq!(claims["email"], "owner@localhost");
+    assert_eq!(claims["aud"], "32555940559.apps.googleusercontent.com");
+    let sub = claims["sub"].as_str().unwrap().to_owned();
+    assert!(sub.chars().all(|c| c.is_ascii_digit()) && sub.len() == 21, "{sub}");
+    let again = decode_claims(p.ok(&["auth", "print-identity-token"]).trim());
+    assert_eq!(again["sub"], sub.as_str(), "a user's sub must be stable");
+    let e = p.fail(&["auth", "print-identity-token", "--audiences=https://x.example"]);
+    assert!(e.contains("Requires valid service account"), "{e}");
+
+    let doc: Value = http().get(format!("{}/.well-known/openid-configuration", p.api)).send().unwrap().json().unwrap();
+    assert_eq!(doc["issuer"], "https://accounts.google.com");
+    assert_eq!(doc["jwks_uri"], p.daemon_json()["jwks"]);
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+}
