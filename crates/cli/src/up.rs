@@ -97,7 +97,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             issuer: boot.app.issuer().url().to_owned(),
             version: env!("CARGO_PKG_VERSION").into(),
         };
-        let maintenance = tokio::spawn(maintain_keys(boot.app.clone()));
+        let maintenance = tokio::spawn(maintain_keys(boot.app.clone(), args.key_rotation));
         home.write_private("daemon.json", &serde_json::to_vec_pretty(&info)?)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "Gatehouse {} — the Cloud Run security model on this machine", info.version)?;
@@ -140,9 +140,11 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
     })
 }
 
-/// Rotates the signing key when it is due and drops keys whose tokens have all expired; checks every minute.
-async fn maintain_keys(app: std::sync::Arc<api::App>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+/// Rotates the signing key when it is due and drops keys whose tokens have all expired; checks every minute, or
+/// more often when the rotation period is short.
+async fn maintain_keys(app: std::sync::Arc<api::App>, rotation: std::time::Duration) {
+    let every = (rotation / 4).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         match app.issuer().maintain(std::time::SystemTime::now()) {

@@ -240,3 +240,21 @@ fn users_get_id_tokens_for_gcloud_and_discovery_points_at_the_keys() {
     assert_eq!(doc["jwks_uri"], p.daemon_json()["jwks"]);
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
 }
+
+#[test]
+fn keys_rotate_on_schedule() {
+    let p = Platform::start_with(&["--key-rotation=2s"]);
+    let jwks_url = p.daemon_json()["jwks"].as_str().unwrap().to_owned();
+    let count = || {
+        let v: Value = http().get(&jwks_url).send().unwrap().json().unwrap();
+        v["keys"].as_array().unwrap().len()
+    };
+    assert_eq!(count(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no scheduled rotation within 20 s at a 2 s period");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let e = p.run(&["up", "--key-rotation=0s"]);
+    assert!(e.stderr.contains("longer than zero"), "{}", e.stderr);
+}
