@@ -28,6 +28,8 @@ pub struct BootstrapOptions {
     pub issuer: String,
     /// How often the signing key rotates.
     pub key_rotation: std::time::Duration,
+    /// First loopback port tried for service URLs (0: any free port).
+    pub service_port_base: u16,
 }
 
 pub struct Bootstrap {
@@ -63,7 +65,8 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
                 ));
             }
         }
-        let app = App::new(store, project.clone(), opts.operator_key_hash, issuer).map_err(|e| e.message)?;
+        let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base)
+            .map_err(|e| e.message)?;
         return Ok(Bootstrap { app: Arc::new(app), created: false, owner_refresh_token: None });
     }
 
@@ -81,7 +84,8 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
             .unwrap_or_default(),
         region,
     };
-    let app = App::new(store, project.clone(), opts.operator_key_hash, issuer).map_err(|e| e.message)?;
+    let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base)
+        .map_err(|e| e.message)?;
     let compute = names::default_compute_email(&project.project_number);
     let mut policy = Policy { version: 1, etag: crate::policy::new_etag(), ..Policy::default() };
     policy.add_binding("roles/owner", &format!("user:{OPERATOR}"), None);

@@ -202,3 +202,43 @@ pub(crate) fn jwks(app: &App) -> Result<Reply> {
 pub(crate) fn pem_certs(app: &App) -> Result<Reply> {
     Ok(Reply::Json((*app.issuer.pem_certs()).clone()))
 }
+
+impl App {
+    /// An ID token for the service account `email`, as the metadata server of an instance running as that account
+    /// hands out (the platform acts for its own workloads; no Token Creator grant is involved). Returns the token
+    /// and its expiry (unix seconds).
+    pub fn mint_instance_id_token(&self, email: &str, audience: &str) -> Result<(String, u64)> {
+        let sa = self.runnable_account(email)?;
+        if audience.is_empty() || audience.len() > 2048 {
+            return Err(ApiError::invalid("`audience` must be 1 to 2048 characters"));
+        }
+        let claims =
+            IdClaims::for_account(self.issuer.url(), audience, &sa.unique_id, Some(&sa.email), SystemTime::now());
+        let exp = claims.exp;
+        Ok((self.issuer.sign(&claims)?, exp))
+    }
+
+    /// An access token for the service account `email`, for an instance running as it. Returns the token and its
+    /// expiry (unix seconds).
+    pub fn mint_instance_access_token(&self, email: &str) -> Result<(String, i64)> {
+        self.runnable_account(email)?;
+        let minted = tokens::mint(TokenKind::Access);
+        let expires_at = unix_now() + tokens::ACCESS_TOKEN_LIFETIME.as_secs() as i64;
+        let row = TokenRow {
+            kind: TokenKind::Access.as_str().into(),
+            principal: format!("serviceAccount:{email}"),
+            expires_at,
+        };
+        self.write(false, |tx| Ok(tx.put_token(&minted.hash, &row)?))?;
+        Ok((minted.secret.to_string(), expires_at))
+    }
+
+    fn runnable_account(&self, email: &str) -> Result<ServiceAccount> {
+        let sa: Option<ServiceAccount> = self.read(|tx| Ok(tx.get(crate::state::kind::SERVICE_ACCOUNT, email)?))?;
+        match sa {
+            Some(sa) if !sa.disabled => Ok(sa),
+            Some(_) => Err(ApiError::new(Code::PermissionDenied, format!("service account `{email}` is disabled"))),
+            None => Err(ApiError::new(Code::PermissionDenied, format!("service account `{email}` does not exist"))),
+        }
+    }
+}

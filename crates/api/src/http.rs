@@ -197,6 +197,15 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         }
         (["v1", "projects", p, "serviceAccounts", sa, "keys"], None) if get => credentials::list_keys(app, req, p, sa),
 
+        // Cloud Run Admin API v2 (and the v1 IAM paths gcloud uses for services).
+        (["v2", "projects", rest @ ..], v) => match crate::run::route(app, req, rest, v) {
+            Some(r) => r,
+            None => Err(not_found(req, verb)),
+        },
+        (["v1", "projects", rest @ ..], Some(v)) if rest.len() == 5 && rest[3] == "services" => {
+            crate::run::route(app, req, rest, Some(v)).unwrap_or_else(|| Err(not_found(req, verb)))
+        }
+
         // IAM v1: roles.
         (["v1", "roles"], None) if get => roles::list_predefined(app, req),
         (["v1", "roles", id], None) if get => roles::get_predefined(app, req, id),
@@ -217,12 +226,12 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["v1", "iam"], Some("troubleshoot")) if post => troubleshoot::troubleshoot(app, req),
         (["v2", "entries"], Some("list")) if post => logging::list(app, req),
 
-        _ => Err(ApiError::not_found(format!(
-            "Method {} {} is not found on this server.",
-            req.method,
-            render_path(&req.segs, verb)
-        ))),
+        _ => Err(not_found(req, verb)),
     }
+}
+
+fn not_found(req: &Req, verb: Option<&str>) -> ApiError {
+    ApiError::not_found(format!("Method {} {} is not found on this server.", req.method, render_path(&req.segs, verb)))
 }
 
 fn render_path(segs: &[String], verb: Option<&str>) -> String {

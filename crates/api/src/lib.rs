@@ -21,6 +21,7 @@ mod oauth;
 mod policy;
 mod projects;
 mod roles;
+pub mod run;
 mod service_accounts;
 mod state;
 mod troubleshoot;

@@ -104,9 +104,19 @@ pub(crate) fn token(app: &App, req: &Req) -> Result<Reply> {
             // As Google's token endpoint with the `openid` scope: an ID token for the user, whose audience is the
             // OAuth client (gcloud's own when the caller names none); the numeric `sub` is stable per account.
             let client = p.get("client_id").filter(|c| !c.is_empty()).map(String::as_str).unwrap_or(GCLOUD_CLIENT_ID);
+            // Gatehouse extension: `audience` asks for a user ID token for one service URL (what
+            // `auth print-identity-token --audiences=URL` prints for users), so developers can call private services.
+            let audience = p.get("audience").filter(|a| !a.is_empty()).map(String::as_str).unwrap_or(client);
+            if audience.len() > 2048 {
+                return Ok(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "audience is longer than 2048 characters",
+                ));
+            }
             let mut claims = tokens::IdClaims::for_account(
                 app.issuer.url(),
-                client,
+                audience,
                 &user.uid,
                 Some(&user.email),
                 SystemTime::now(),

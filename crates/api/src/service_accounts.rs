@@ -112,7 +112,7 @@ pub(crate) fn create(app: &App, req: &Req, project: &str) -> Result<Reply> {
         body.service_account.description.as_deref().unwrap_or_default(),
     );
     let call = call.with_request(json!({ "accountId": id, "serviceAccount": { "displayName": sa.display_name } }));
-    let sa = app.mutate(&caller, call, false, |tx| {
+    let sa = app.mutate(&caller, call, true, |tx| {
         if tx.get::<Value>(kind::SERVICE_ACCOUNT, &email)?.is_some() {
             return Err(ApiError::already_exists(format!(
                 "Service account {id} already exists within project projects/{}.",

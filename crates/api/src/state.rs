@@ -19,6 +19,8 @@ pub(crate) mod kind {
     pub const ROLE: &str = "role";
     pub const GROUP: &str = "group";
     pub const MEMBERSHIP: &str = "membership";
+    pub const RUN_SERVICE: &str = "runService";
+    pub const REVISION: &str = "revision";
 }
 
 /// The project this platform serves (`GET /v1/projects/{id}`).
@@ -54,6 +56,13 @@ pub struct App {
     /// SHA-256 of the operator key in `$GATEHOUSE_HOME`; whoever can read that file may log in as any local user.
     pub(crate) operator_key_hash: String,
     pub(crate) issuer: crate::issuer::Issuer,
+    pub(crate) routes: ArcSwap<Vec<crate::run::ServiceRoute>>,
+    pub(crate) routes_changed: tokio::sync::watch::Sender<u64>,
+    pub(crate) deployer: std::sync::OnceLock<Arc<dyn crate::run::Deployer>>,
+    /// First port tried for service URLs (0: any free port).
+    pub(crate) service_port_base: u16,
+    /// Unique id → service account, for ID tokens minted without the email claim.
+    subjects: ArcSwap<std::collections::HashMap<String, iam::Principal>>,
 }
 
 impl From<StoreError> for ApiErrorBox {
@@ -81,9 +90,15 @@ impl App {
         project: Project,
         operator_key_hash: String,
         issuer: crate::issuer::Issuer,
+        service_port_base: u16,
     ) -> Result<App> {
         let app = App {
             issuer,
+            routes: ArcSwap::from_pointee(Vec::new()),
+            routes_changed: tokio::sync::watch::channel(0).0,
+            deployer: std::sync::OnceLock::new(),
+            service_port_base,
+            subjects: ArcSwap::from_pointee(Default::default()),
             store,
             project,
             snapshot: ArcSwap::from_pointee(Snapshot::new(Catalogue::predefined(), Vec::new())),
@@ -91,6 +106,7 @@ impl App {
             operator_key_hash,
         };
         app.rebuild_snapshot()?;
+        app.rebuild_routes()?;
         Ok(app)
     }
 
@@ -109,6 +125,11 @@ impl App {
         if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
             tracing::error!(error = %e, "could not record a call in the audit log");
         }
+    }
+
+    /// The service account whose unique id is `sub`.
+    pub fn principal_for_subject(&self, sub: &str) -> Option<iam::Principal> {
+        self.subjects.load().get(sub).cloned()
     }
 
     /// The IAM snapshot decisions read now.
@@ -206,8 +227,15 @@ impl App {
             for (_, m) in tx.list::<crate::groups::Membership>(kind::MEMBERSHIP, "")? {
                 snapshot.add_group_member(&m.group_email, &m.member);
             }
-            Ok(snapshot)
+            let subjects: std::collections::HashMap<String, iam::Principal> = tx
+                .list::<crate::service_accounts::ServiceAccount>(kind::SERVICE_ACCOUNT, "")?
+                .into_iter()
+                .map(|(_, sa)| (sa.unique_id, iam::Principal::ServiceAccount(sa.email)))
+                .collect();
+            Ok((snapshot, subjects))
         })?;
+        let (snapshot, subjects) = snapshot;
+        self.subjects.store(Arc::new(subjects));
         self.snapshot.store(Arc::new(snapshot));
         Ok(())
     }

@@ -76,9 +76,193 @@ pub enum Command {
     /// The platform's ID-token signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Cloud Run: deploy services, manage them and their IAM policies.
+    #[command(subcommand)]
+    Run(Box<RunCmd>),
+    /// The built-in sample server (`us-docker.pkg.dev/cloudrun/container/hello`); the runtime starts it.
+    #[command(hide = true, name = "sample-hello")]
+    SampleHello,
     /// Run a command as a service account: a private metadata server serves it tokens for the account
     /// (Application Default Credentials, no key file). Needs `--impersonate-service-account`.
     Exec(ExecArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunCmd {
+    /// Create or update a service and deploy a new revision.
+    Deploy(Box<DeployArgs>),
+    #[command(subcommand)]
+    Services(RunServicesCmd),
+    #[command(subcommand)]
+    Revisions(RunRevisionsCmd),
+}
+
+impl RunCmd {
+    pub fn path(&self) -> &'static str {
+        match self {
+            RunCmd::Deploy(_) => "run.deploy",
+            RunCmd::Services(c) => match c {
+                RunServicesCmd::List { .. } => "run.services.list",
+                RunServicesCmd::Describe { .. } => "run.services.describe",
+                RunServicesCmd::Update(_) => "run.services.update",
+                RunServicesCmd::Delete { .. } => "run.services.delete",
+                RunServicesCmd::AddIamPolicyBinding { .. } => "run.services.add-iam-policy-binding",
+                RunServicesCmd::RemoveIamPolicyBinding { .. } => "run.services.remove-iam-policy-binding",
+                RunServicesCmd::GetIamPolicy { .. } => "run.services.get-iam-policy",
+                RunServicesCmd::SetIamPolicy { .. } => "run.services.set-iam-policy",
+                RunServicesCmd::Logs(_) => "run.services.logs.read",
+            },
+            RunCmd::Revisions(RunRevisionsCmd::List { .. }) => "run.revisions.list",
+            RunCmd::Revisions(RunRevisionsCmd::Describe { .. }) => "run.revisions.describe",
+        }
+    }
+}
+
+/// The flags of `run deploy` and `run services update`, as gcloud's.
+#[derive(Args, Debug, Default)]
+pub struct DeployArgs {
+    /// Service name.
+    pub service: String,
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Container image; `us-docker.pkg.dev/cloudrun/container/hello` is the built-in sample.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Directory to run `--command` in (instead of an image).
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// Entrypoint: `CMD[,ARG…]`.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Arguments: `ARG[,ARG…]`.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// Let anyone invoke the service (binds `allUsers` to `roles/run.invoker`).
+    #[arg(long, overrides_with = "no_allow_unauthenticated")]
+    pub allow_unauthenticated: bool,
+    /// Require authentication (the default for new services).
+    #[arg(long)]
+    pub no_allow_unauthenticated: bool,
+    /// Runtime service account (default: the project's default compute service account).
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// Replace all environment variables: `KEY=VALUE,…`.
+    #[arg(long)]
+    pub set_env_vars: Option<String>,
+    /// Add or change environment variables: `KEY=VALUE,…`.
+    #[arg(long)]
+    pub update_env_vars: Option<String>,
+    /// Remove environment variables: `KEY,…`.
+    #[arg(long)]
+    pub remove_env_vars: Option<String>,
+    #[arg(long)]
+    pub clear_env_vars: bool,
+    /// The port the container listens on (`PORT`).
+    #[arg(long)]
+    pub port: Option<u32>,
+    #[arg(long)]
+    pub min_instances: Option<u32>,
+    #[arg(long)]
+    pub max_instances: Option<u32>,
+    /// Requests per instance at once.
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Request timeout: seconds, or a duration like `5m`.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// all | internal | internal-and-cloud-load-balancing.
+    #[arg(long)]
+    pub ingress: Option<String>,
+    #[arg(long)]
+    pub add_custom_audiences: Option<String>,
+    #[arg(long)]
+    pub remove_custom_audiences: Option<String>,
+    #[arg(long)]
+    pub clear_custom_audiences: bool,
+    /// Check `run.routes.invoke` on every request (default).
+    #[arg(long, overrides_with = "no_invoker_iam_check")]
+    pub invoker_iam_check: bool,
+    /// Skip the invoker IAM check: anyone who reaches the URL may call it.
+    #[arg(long)]
+    pub no_invoker_iam_check: bool,
+    /// Replace all labels: `KEY=VALUE,…`.
+    #[arg(long)]
+    pub labels: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunServicesCmd {
+    List {
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Describe {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Update(Box<DeployArgs>),
+    Delete {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    AddIamPolicyBinding {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    RemoveIamPolicyBinding {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        binding: BindingArgs,
+    },
+    GetIamPolicy {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    SetIamPolicy {
+        service: String,
+        policy_file: PathBuf,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    #[command(subcommand)]
+    Logs(LogsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogsCmd {
+    /// Instance output and one line per request.
+    Read {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunRevisionsCmd {
+    List {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Describe {
+        revision: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +295,12 @@ pub struct UpArgs {
     /// How often the signing key rotates, e.g. `24h`, `90m`, `3600s`.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub key_rotation: std::time::Duration,
+    /// How long a new instance has to listen on `PORT` before it counts as failed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub instance_startup_timeout: std::time::Duration,
+    /// Idle time after which an instance above `--min-instances` stops (scale to zero).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub instance_idle_timeout: std::time::Duration,
 }
 
 /// Parses `90s`, `15m`, `24h`, `7d`.
@@ -453,6 +643,8 @@ impl Command {
             Command::Logging(LoggingCmd::Verify) => "logging.verify",
             Command::Keys(KeysCmd::Rotate) => "keys.rotate",
             Command::Exec(_) => "exec",
+            Command::SampleHello => "sample-hello",
+            Command::Run(c) => c.path(),
         }
     }
 }

@@ -110,14 +110,13 @@ impl Client {
 
     /// The active account's own credentials: its refresh credential and the full `/token` answer (which carries an
     /// ID token for users).
-    pub fn refresh_user(&self) -> Result<Value> {
+    pub fn refresh_user(&self, audience: Option<&str>) -> Result<Value> {
         let cred = self.credential()?;
-        let resp = self
-            .http
-            .post(self.url("/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", cred.refresh_token.as_str())])
-            .send()
-            .map_err(|e| self.unreachable(e))?;
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", cred.refresh_token.as_str())];
+        if let Some(a) = audience {
+            form.push(("audience", a));
+        }
+        let resp = self.http.post(self.url("/token")).form(&form).send().map_err(|e| self.unreachable(e))?;
         if resp.status() == reqwest::StatusCode::BAD_REQUEST {
             return Err(self.revoked());
         }

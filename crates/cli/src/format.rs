@@ -103,10 +103,24 @@ fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
                 .find_map(|a| a.strip_prefix("label="))
                 .map(|l| l.trim_matches(|c| c == '"' || c == '\'').to_owned())
                 .unwrap_or_else(|| default_label(path));
-            Key { path: path.trim().split('.').map(str::to_owned).collect(), label }
+            Key { path: split_key(path.trim()), label }
         })
         .collect();
     Ok((name.trim().to_lowercase(), keys))
+}
+
+/// Splits a key on dots outside double quotes: `metadata.labels."cloud.googleapis.com/location"`.
+fn split_key(key: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in key.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
 }
 
 /// Splits on commas outside parentheses and quotes.
@@ -131,7 +145,8 @@ fn split_top(s: &str) -> Vec<String> {
 }
 
 fn default_label(path: &str) -> String {
-    let last = path.rsplit('.').next().unwrap_or(path).trim_end_matches("[]");
+    let parts = split_key(path);
+    let last = parts.last().map(String::as_str).unwrap_or(path).trim_end_matches("[]");
     let mut label = String::new();
     for (i, c) in last.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {

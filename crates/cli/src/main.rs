@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod format;
 mod home;
+mod platform;
 mod up;
 
 use clap::Parser;

@@ -6,8 +6,10 @@
 use crate::args::{Global, UpArgs};
 use crate::home::{Credential, DaemonInfo, Home};
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 
@@ -43,6 +45,8 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         keys_path: home.path("signing-keys.json"),
         issuer: args.issuer.clone(),
         key_rotation: args.key_rotation,
+        // Service URLs take ports from base+10 upwards, so a platform's ports stay together and predictable.
+        service_port_base: if args.port_base == 0 { 0 } else { args.port_base.saturating_add(10) },
     })
     .map_err(anyhow::Error::msg)?;
     let project = boot.app.project().clone();
@@ -77,14 +81,41 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 })
                 .await
         });
-        let mut gw_stop = stop_rx.clone();
-        let gw_task = tokio::spawn(async move {
-            axum::serve(gw_listener, gateway::router().into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = gw_stop.wait_for(|s| *s).await;
-                })
-                .await
+        // The runtime starts revisions for the API; the gateway reads the control plane's snapshots.
+        let app = boot.app.clone();
+        let sample_program =
+            std::env::current_exe().context("cannot find the gatehouse binary for the sample image")?;
+        let config = runtime::RuntimeConfig {
+            sample_program,
+            idle_timeout: args.instance_idle_timeout,
+            startup_timeout: args.instance_startup_timeout,
+            log_lines: 1000,
+        };
+        let rt = runtime::Runtime::new(config, crate::platform::Factory { app: app.clone() });
+        app.set_deployer(Arc::new(crate::platform::RuntimeDeployer {
+            runtime: rt.clone(),
+            handle: tokio::runtime::Handle::current(),
+            app: app.clone(),
+        }));
+        let (denials, denial_rx) = tokio::sync::mpsc::unbounded_channel();
+        let audit_task = tokio::spawn(crate::platform::audit_denials(app.clone(), denial_rx));
+        let plane = Arc::new(crate::platform::GatewayPlane {
+            app: app.clone(),
+            runtime: rt.clone(),
+            routes: Default::default(),
+            denials,
         });
+        plane.refresh_routes();
+        let stopped = |rx: &tokio::sync::watch::Receiver<bool>| {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let gw_task =
+            tokio::spawn(gateway::serve(gw_listener, plane.clone(), gateway::RouteBy::Host, stopped(&stop_rx)));
+        let listeners_task = tokio::spawn(serve_service_ports(plane.clone(), args.host.clone(), stop_rx.clone()));
+        crate::platform::start_services(app.clone(), rt.clone());
         let info = DaemonInfo {
             api: format!("http://{api_addr}"),
             gateway: format!("http://{gw_addr}"),
@@ -131,6 +162,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         maintenance.abort();
         let _ = api_task.await;
         let _ = gw_task.await;
+        let _ = listeners_task.await;
+        rt.shutdown().await;
+        audit_task.abort();
         // Remove daemon.json only if it is still ours.
         if home.daemon().is_ok_and(|d| d.pid == std::process::id()) {
             let _ = std::fs::remove_file(home.path("daemon.json"));
@@ -163,6 +197,62 @@ fn humanize(d: std::time::Duration) -> String {
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// Keeps one gateway listener per service port (a service's URL is `http://127.0.0.1:PORT`), following the
+/// control plane's routes, until stopped.
+async fn serve_service_ports(
+    plane: Arc<crate::platform::GatewayPlane>,
+    host: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut changes = plane.app.subscribe_routes();
+    let mut listeners: HashMap<u16, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
+    loop {
+        let ports = plane.refresh_routes();
+        listeners.retain(|port, task| {
+            let keep = ports.contains(port);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for port in ports {
+            if listeners.contains_key(&port) {
+                continue;
+            }
+            match TcpListener::bind((host.as_str(), port)).await {
+                Ok(listener) => {
+                    let mut rx = stop.clone();
+                    let shutdown = async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    let task =
+                        tokio::spawn(gateway::serve(listener, plane.clone(), gateway::RouteBy::Port(port), shutdown));
+                    listeners.insert(port, task);
+                }
+                Err(e) => {
+                    tracing::error!(port, error = %e, "cannot listen on a service's port; its URL will not answer")
+                }
+            }
+        }
+        let mut stop_now = stop.clone();
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = stop_now.wait_for(|s| *s) => break,
+        }
+    }
+    for (_, task) in listeners {
+        let _ = task.await;
+    }
+}
+
+/// The built-in sample server, run by the runtime as an instance (`gatehouse sample-hello`).
+pub fn sample_hello() -> Result<()> {
+    let port: u16 =
+        std::env::var("PORT").ok().and_then(|p| p.parse().ok()).context("PORT is not set to a port number")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    rt.block_on(runtime::sample::serve(port)).context("the sample server failed")
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {

@@ -232,8 +232,9 @@ fn users_get_id_tokens_for_gcloud_and_discovery_points_at_the_keys() {
     assert!(sub.chars().all(|c| c.is_ascii_digit()) && sub.len() == 21, "{sub}");
     let again = decode_claims(p.ok(&["auth", "print-identity-token"]).trim());
     assert_eq!(again["sub"], sub.as_str(), "a user's sub must be stable");
-    let e = p.fail(&["auth", "print-identity-token", "--audiences=https://x.example"]);
-    assert!(e.contains("Requires valid service account"), "{e}");
+    let scoped = decode_claims(p.ok(&["auth", "print-identity-token", "--audiences=https://x.example"]).trim());
+    assert_eq!(scoped["aud"], "https://x.example");
+    assert_eq!(scoped["sub"], sub.as_str());
 
     let doc: Value = http().get(format!("{}/.well-known/openid-configuration", p.api)).send().unwrap().json().unwrap();
     assert_eq!(doc["issuer"], "https://accounts.google.com");

@@ -1,23 +1,136 @@
-//! The front door in front of every service.
+//! The front door in front of every service: find the service a request names ([`route`]), run Cloud Run's
+//! invocation check on the caller's ID token and the service's IAM policy ([`invoke`]), forward what is admitted to an
+//! instance ([`proxy`]) and answer everything else with Google Front End's error pages ([`pages`]). [`server`] accepts
+//! connections and drives the flow; the control plane behind it is the [`Plane`] trait.
 //!
-//! Services arrive with the services issue; until then no URL routes anywhere, and the gateway answers every request
-//! with the 404 page Cloud Run serves for a URL that names no service.
+//! Architecture Invariant: the hot path does no database query and no signing. It reads in-memory snapshots (routes,
+//! IAM, verifier) once per request and verifies tokens through the verified-token cache.
 //!
-//! Architecture Invariant: the hot path does no database query and no signing.
+//! API boundary: [`serve`], [`Plane`] and the types it exchanges; [`invoke::check`] is public so the table test (and
+//! the troubleshooter) can drive the check without sockets.
 
 #![forbid(unsafe_code)]
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+pub mod invoke;
+pub mod pages;
+pub mod proxy;
+pub mod route;
+pub mod server;
 
-/// Cloud Run's page for a URL that names no service.
-pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL was not found on this server.  <ins>That’s all we know.</ins>\n";
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub fn router() -> Router {
-    Router::new().fallback(not_found)
+pub use pages::NOT_FOUND_PAGE;
+pub use server::serve;
+
+/// The OAuth client id of gcloud: `gcloud auth print-identity-token` for a user yields ID tokens with this `aud`, and
+/// Cloud Run accepts them on every service (PROTOCOL §2.1). Their signature is removed before forwarding (§3.4 b).
+pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+
+/// The permission Cloud Run checks on every request to a private service.
+pub const INVOKE_PERMISSION: &str = "run.routes.invoke";
+
+/// One service as the gateway sees it.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The service id, e.g. `my-api`.
+    pub service: String,
+    /// Full resource name: `//run.googleapis.com/projects/local-project/locations/us-central1/services/my-api`.
+    pub resource: String,
+    /// The exact `aud` values accepted (the service URLs with and without `/`, custom audiences).
+    pub audiences: Vec<String>,
+    /// `invokerIamDisabled`: no `run.routes.invoke` check at all.
+    pub invoker_iam_disabled: bool,
 }
 
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html; charset=UTF-8")], NOT_FOUND_PAGE).into_response()
+/// Every route, by the service's own loopback port and by host name (lowercase, without port).
+#[derive(Default, Debug)]
+pub struct Routes {
+    pub by_port: HashMap<u16, Arc<Route>>,
+    pub by_host: HashMap<String, Arc<Route>>,
+}
+
+/// How a listener finds the route: every service has its own loopback port (its URL is `http://127.0.0.1:PORT`),
+/// and the main gateway port routes by `Host` header.
+#[derive(Clone, Copy, Debug)]
+pub enum RouteBy {
+    Port(u16),
+    Host,
+}
+
+/// An instance slot handed out by the control plane.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub revision: String,
+    /// Dropped when the response body is finished (or the request fails): frees the instance slot.
+    pub guard: Box<dyn std::any::Any + Send>,
+}
+
+/// Why no instance could take the request.
+#[derive(Debug, Clone)]
+pub enum Unavailable {
+    /// The service has no ready revision: 503.
+    NoRevision,
+    /// No instance became free in time: 429 `Rate exceeded.`, as Cloud Run.
+    Timeout,
+    /// The instance could not be started: 503 with the reason.
+    Failed(String),
+}
+
+/// A request the invocation check refused, for the troubleshooter and the request log.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub service: String,
+    pub resource: String,
+    /// 401 or 403.
+    pub status: u16,
+    /// Why, e.g. `token expired at …`, `no token`, `` `user:x` lacks `run.routes.invoke` ``.
+    pub reason: String,
+    /// The caller's email when the token was valid.
+    pub principal: Option<String>,
+    /// `iam::Decision::explanation()` when IAM said no.
+    pub explanation: Option<serde_json::Value>,
+    pub caller_ip: String,
+    pub method: String,
+    pub path: String,
+}
+
+/// One request to a service, admitted or not (`run.googleapis.com/requests`).
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub service: String,
+    pub revision: Option<String>,
+    pub status: u16,
+    /// Until the response head was sent.
+    pub latency: Duration,
+    pub principal: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub caller_ip: String,
+}
+
+/// What the gateway needs from the control plane. Every method is called on the hot path: snapshot getters are an
+/// `ArcSwap` load, `denied` and `served` must not block.
+pub trait Plane: Send + Sync + 'static {
+    /// In-memory routes, swapped atomically by the control plane.
+    fn routes(&self) -> Arc<Routes>;
+    fn iam(&self) -> Arc<iam::Snapshot>;
+    fn verifier(&self) -> Arc<tokens::CachingVerifier>;
+    /// The principal behind a token without an `email` claim (`sub` = the service account's unique id).
+    fn principal_for_subject(&self, sub: &str) -> Option<iam::Principal>;
+    /// An instance slot of `service`.
+    fn acquire(&self, service: &str) -> impl Future<Output = Result<Upstream, Unavailable>> + Send;
+    fn denied(&self, denial: Denial);
+    fn served(&self, record: RequestRecord);
+}
+
+/// The 404-only router the daemon served before services existed; kept until the daemon is wired to [`serve`].
+#[deprecated(note = "use `gateway::serve`")]
+pub fn router() -> axum::Router {
+    axum::Router::new().fallback(|| async {
+        (http::StatusCode::NOT_FOUND, [(http::header::CONTENT_TYPE, pages::HTML)], NOT_FOUND_PAGE)
+    })
 }

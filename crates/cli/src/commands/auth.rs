@@ -106,15 +106,9 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
                     )?;
                     v["token"].as_str().map(str::to_owned)
                 }
-                None => {
-                    if audiences.is_some() {
-                        anyhow::bail!(
-                            "Invalid account type for `--audiences`. Requires valid service account; add \
-                             `--impersonate-service-account=EMAIL`"
-                        );
-                    }
-                    client.refresh_user()?["id_token"].as_str().map(str::to_owned)
-                }
+                // gcloud refuses `--audiences` for user accounts; Gatehouse mints the user's token for that audience,
+                // so a developer can call a private service as themselves.
+                None => client.refresh_user(audiences.as_deref())?["id_token"].as_str().map(str::to_owned),
             };
             println!("{}", token.ok_or_else(|| anyhow!("the platform returned no ID token"))?);
             Ok(0)

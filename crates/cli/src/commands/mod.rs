@@ -8,6 +8,7 @@ mod identity;
 mod logging;
 mod policy;
 mod projects;
+mod run;
 mod troubleshoot;
 
 use crate::args::{Cli, Command};
@@ -33,6 +34,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Exec(args) => exec::run(g, args),
+        Command::Run(c) => run::run(g, *c),
+        Command::SampleHello => crate::up::sample_hello().map(|()| 0),
     }
 }
 

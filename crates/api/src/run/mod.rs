@@ -1,0 +1,654 @@
+//! Cloud Run Admin API v2: services and revisions, their IAM policies, and the bridge to the runtime.
+//!
+//! A deploy writes the service and an immutable revision (audited), asks the [`Deployer`] to start it and wait until
+//! it serves, then records the outcome. The gateway learns about services through [`App::routes`], a snapshot rebuilt
+//! after every change.
+
+pub mod types;
+
+use crate::audit_trail::Call;
+use crate::auth::Caller;
+use crate::http::{Reply, Req};
+use crate::policy::{self, Target};
+use crate::projects;
+use crate::service_accounts::ServiceAccount;
+use crate::state::{kind, App, Result};
+use model::{ApiError, Code};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use types::{Ingress, Service, Workload};
+
+const SERVICE: &str = "run.googleapis.com";
+const SERVICE_TYPE: &str = "type.googleapis.com/google.cloud.run.v2.Service";
+
+/// Starts revisions and reports on them; implemented over the runtime by the daemon.
+pub trait Deployer: Send + Sync + 'static {
+    /// Starts the revision and waits until it serves (blocking). A failure carries Cloud Run's reason and the
+    /// instance's last log lines.
+    fn deploy(&self, spec: DeploySpec) -> std::result::Result<(), DeployFailure>;
+    /// Stops every instance of the service.
+    fn remove(&self, service: &str);
+    /// Recent instance and request log lines of the service, newest last.
+    fn logs(&self, service: &str, limit: usize) -> Vec<Value>;
+}
+
+/// What the runtime needs to start a revision.
+#[derive(Debug, Clone)]
+pub struct DeploySpec {
+    pub service: String,
+    pub revision: String,
+    pub workload: Workload,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployFailure {
+    pub reason: String,
+    pub last_logs: Vec<String>,
+}
+
+/// What the gateway needs of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRoute {
+    pub service: String,
+    /// Full resource name: `//run.googleapis.com/projects/P/locations/L/services/S`.
+    pub resource: String,
+    /// The service's own loopback port: its URL is `http://127.0.0.1:PORT`.
+    pub port: u16,
+    /// Host names routed on the main gateway port (the `run.app` form).
+    pub hosts: Vec<String>,
+    /// Every `aud` accepted for this service.
+    pub audiences: Vec<String>,
+    pub invoker_iam_disabled: bool,
+    pub ingress: Ingress,
+}
+
+/// A service as stored: Google's shape plus the platform's own bookkeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Stored {
+    pub service: Service,
+    pub port: u16,
+    pub generation: u64,
+}
+
+/// A revision as stored (`google.cloud.run.v2.Revision`, the fields that matter here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Revision {
+    pub name: String,
+    pub uid: String,
+    pub generation: String,
+    pub service: String,
+    pub create_time: String,
+    pub service_account: String,
+    pub containers: Vec<types::Container>,
+    pub scaling: types::Scaling,
+    pub max_instance_request_concurrency: u32,
+    pub timeout: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub conditions: Vec<Value>,
+    pub log_uri: String,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn condition(ok: bool, message: &str) -> Value {
+    let mut c = json!({
+        "type": "Ready",
+        "state": if ok { "CONDITION_SUCCEEDED" } else { "CONDITION_FAILED" },
+        "lastTransitionTime": now_rfc3339(),
+    });
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+struct Names {
+    project_id: String,
+    location: String,
+    service: String,
+}
+
+impl Names {
+    fn relative(&self) -> String {
+        format!("projects/{}/locations/{}/services/{}", self.project_id, self.location, self.service)
+    }
+    fn full(&self) -> String {
+        format!("//run.googleapis.com/{}", self.relative())
+    }
+    fn parent(&self) -> String {
+        format!("projects/{}/locations/{}", self.project_id, self.location)
+    }
+}
+
+fn names(app: &App, project: &str, location: &str, service: &str, permission: &str) -> Result<Names> {
+    let p = projects::resolve(app, project, permission)?;
+    if location != p.region {
+        return Err(ApiError::invalid(format!(
+            "location `{location}` is not served by this platform; its project `{}` is in `{}` (use `--region={}`)",
+            p.project_id, p.region, p.region
+        )));
+    }
+    Ok(Names { project_id: p.project_id.clone(), location: location.to_owned(), service: service.to_owned() })
+}
+
+fn lro(app: &App, n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
+    let mut body = serde_json::to_value(service).unwrap_or_default();
+    body["@type"] = json!(SERVICE_TYPE);
+    let mut op = json!({
+        "name": format!("{}/operations/{:016x}", n.parent(), tokens::random_u64()),
+        "metadata": body.clone(),
+        "done": true,
+    });
+    match error {
+        Some(e) => op["error"] = json!({ "code": e.code.rpc_code(), "message": e.message }),
+        None => op["response"] = body,
+    }
+    let _ = app;
+    op
+}
+
+/// Google's denial for deploying as an account the caller may not act as (PROTOCOL.md §8.2).
+fn check_act_as(app: &App, caller: &Caller, email: &str, call: &Call) -> Result<()> {
+    let full = model::names::service_account_full_name(&app.project.project_id, email);
+    app.authorize(caller, "iam.serviceAccounts.actAs", &full, call).map_err(|e| {
+        if e.code == Code::PermissionDenied {
+            let mut d = e;
+            d.message = format!(
+                "Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."
+            );
+            d
+        } else {
+            e
+        }
+    })?;
+    let exists = app.read(|tx| Ok(tx.get::<ServiceAccount>(kind::SERVICE_ACCOUNT, email)?))?;
+    match exists {
+        Some(sa) if !sa.disabled => Ok(()),
+        Some(_) => Err(ApiError::failed_precondition(format!("service account {email} is disabled"))),
+        None => Err(ApiError::new(
+            Code::PermissionDenied,
+            format!("Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist)."),
+        )),
+    }
+}
+
+fn revision_name(service: &str, generation: u64) -> String {
+    let suffix: String = (0..3).map(|i| char::from(b'a' + ((tokens::random_u64() >> (i * 8)) % 26) as u8)).collect();
+    format!("{service}-{generation:05}-{suffix}")
+}
+
+impl App {
+    /// The services the gateway routes, swapped after every change.
+    pub fn routes(&self) -> std::sync::Arc<Vec<ServiceRoute>> {
+        self.routes.load_full()
+    }
+
+    /// Notified whenever [`App::routes`] changes.
+    pub fn subscribe_routes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.routes_changed.subscribe()
+    }
+
+    /// Connects the runtime. Until then deploys fail with UNAVAILABLE.
+    pub fn set_deployer(&self, deployer: std::sync::Arc<dyn Deployer>) {
+        let _ = self.deployer.set(deployer);
+    }
+
+    /// The serving revision of every service, for the daemon to start on boot.
+    pub fn serving_revisions(&self) -> Result<Vec<DeploySpec>> {
+        let stored: Vec<(String, Stored)> = self.read(|tx| Ok(tx.list(kind::RUN_SERVICE, "")?))?;
+        let default_sa = model::names::default_compute_email(&self.project.project_number);
+        let mut out = Vec::new();
+        for (_, s) in stored {
+            if s.service.latest_ready_revision.is_empty() {
+                continue;
+            }
+            let rev: Option<Revision> =
+                self.read(|tx| Ok(tx.get(kind::REVISION, &s.service.latest_ready_revision)?))?;
+            if let Some(rev) = rev {
+                let template = types::RevisionTemplate {
+                    containers: rev.containers,
+                    scaling: rev.scaling,
+                    max_instance_request_concurrency: rev.max_instance_request_concurrency,
+                    timeout: rev.timeout,
+                    service_account: rev.service_account,
+                    ..Default::default()
+                };
+                let name = s.service.name.rsplit('/').next().unwrap_or_default().to_owned();
+                out.push(DeploySpec {
+                    service: name,
+                    revision: s.service.latest_ready_revision.clone(),
+                    workload: types::workload(&template, &default_sa)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn rebuild_routes(&self) -> Result<()> {
+        let stored: Vec<(String, Stored)> = self.read(|tx| Ok(tx.list(kind::RUN_SERVICE, "")?))?;
+        let routes = stored
+            .into_iter()
+            .map(|(id, s)| {
+                let det = deterministic_url(&id, &self.project.project_number, &self.project.region);
+                let mut audiences = Vec::new();
+                for url in [s.service.uri.clone(), det.clone()] {
+                    audiences.push(format!("{url}/"));
+                    audiences.push(url);
+                }
+                audiences.extend(s.service.custom_audiences.iter().cloned());
+                ServiceRoute {
+                    resource: format!(
+                        "//run.googleapis.com/projects/{}/locations/{}/services/{id}",
+                        self.project.project_id, self.project.region
+                    ),
+                    hosts: vec![det.trim_start_matches("https://").to_owned()],
+                    service: id,
+                    port: s.port,
+                    audiences,
+                    invoker_iam_disabled: s.service.invoker_iam_disabled,
+                    ingress: s.service.ingress,
+                }
+            })
+            .collect();
+        self.routes.store(std::sync::Arc::new(routes));
+        self.routes_changed.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    /// Picks the loopback port of a new service's URL.
+    fn allocate_port(&self, tx: &store::Tx) -> std::result::Result<u16, crate::state::ApiErrorBox> {
+        let used: Vec<u16> = tx.list::<Stored>(kind::RUN_SERVICE, "")?.into_iter().map(|(_, s)| s.port).collect();
+        let free = |port: u16| !used.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if self.service_port_base != 0 {
+            if let Some(p) = (self.service_port_base..self.service_port_base.saturating_add(1000)).find(|p| free(*p)) {
+                return Ok(p);
+            }
+        }
+        for _ in 0..100 {
+            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| ApiError::internal(format!("cannot find a free port for the service: {e}")))?;
+            if !used.contains(&port) {
+                return Ok(port);
+            }
+        }
+        Err(ApiError::new(Code::ResourceExhausted, "no free loopback port for the service").into())
+    }
+}
+
+/// Cloud Run's deterministic URL form, accepted as an audience and routed by Host on the main gateway port.
+pub fn deterministic_url(service: &str, project_number: &str, region: &str) -> String {
+    format!("https://{service}-{project_number}.{region}.run.app")
+}
+
+/// Dispatches `/v2/projects/{p}/locations/{l}/services[/{s}[:verb]]` and revisions.
+pub(crate) fn route(app: &App, req: &Req, segs: &[&str], verb: Option<&str>) -> Option<Result<Reply>> {
+    use axum::http::Method;
+    let m = &req.method;
+    Some(match (segs, verb) {
+        ([p, "locations", l, "services"], None) if m == Method::POST => create(app, req, p, l),
+        ([p, "locations", l, "services"], None) if m == Method::GET => list(app, req, p, l),
+        ([p, "locations", l, "services", s], None) if m == Method::GET => get(app, req, p, l, s),
+        ([p, "locations", l, "services", s], None) if m == Method::PATCH => update(app, req, p, l, s),
+        ([p, "locations", l, "services", s], None) if m == Method::DELETE => delete(app, req, p, l, s),
+        ([p, "locations", l, "services", s], Some(v)) if v.ends_with("IamPolicy") || v == "testIamPermissions" => {
+            iam(app, req, p, l, s, v)
+        }
+        ([p, "locations", l, "services", s], Some("logs")) if m == Method::GET => logs(app, req, p, l, s),
+        ([p, "locations", l, "services", s, "revisions"], None) if m == Method::GET => {
+            revisions(app, req, p, l, s, None)
+        }
+        ([p, "locations", l, "services", s, "revisions", r], None) if m == Method::GET => {
+            revisions(app, req, p, l, s, Some(r))
+        }
+        _ => return None,
+    })
+}
+
+fn load(app: &App, id: &str) -> Result<Option<Stored>> {
+    app.read(|tx| Ok(tx.get::<Stored>(kind::RUN_SERVICE, id)?))
+}
+
+fn not_found(n: &Names) -> ApiError {
+    ApiError::not_found(format!(
+        "Resource '{}' of kind 'SERVICE' in region '{}' in project '{}' does not exist.",
+        n.service, n.location, n.project_id
+    ))
+}
+
+fn create(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let id = req.query("serviceId").unwrap_or_default().to_owned();
+    let n = names(app, project, location, &id, "run.services.create")?;
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Services.CreateService", n.relative())
+        .needs("run.services.create", &n.full());
+    app.authorize(&caller, "run.services.create", &n.full(), &call)?;
+    types::validate_service_id(&id)?;
+    let body: Service = req.json()?;
+    deploy(app, &caller, &n, body, None, call)
+}
+
+fn update(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, id, "run.services.update")?;
+    let existing = load(app, id)?;
+    if existing.is_none() && req.query("allowMissing") == Some("true") {
+        let call = Call::new(SERVICE, "google.cloud.run.v2.Services.CreateService", n.relative())
+            .needs("run.services.create", &n.full());
+        app.authorize(&caller, "run.services.create", &n.full(), &call)?;
+        types::validate_service_id(id)?;
+        return deploy(app, &caller, &n, req.json()?, None, call);
+    }
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Services.UpdateService", n.relative())
+        .needs("run.services.update", &n.full());
+    app.authorize(&caller, "run.services.update", &n.full(), &call)?;
+    let existing = existing.ok_or_else(|| not_found(&n))?;
+    let body: Service = req.json()?;
+    if !body.etag.is_empty() && body.etag != existing.service.etag {
+        return Err(ApiError::concurrent_policy_change());
+    }
+    deploy(app, &caller, &n, body, Some(existing), call)
+}
+
+/// Creates or updates a service; a changed template makes a new revision, which the runtime must start.
+fn deploy(
+    app: &App,
+    caller: &Caller,
+    n: &Names,
+    mut body: Service,
+    existing: Option<Stored>,
+    call: Call,
+) -> Result<Reply> {
+    types::validate_metadata(&body.labels, "label")?;
+    types::validate_metadata(&body.template.labels, "label")?;
+    if body.custom_audiences.iter().map(String::len).sum::<usize>() > 32_768 {
+        return Err(ApiError::invalid("custom audiences are limited to 32768 characters in total"));
+    }
+    if matches!(body.ingress, Ingress::Unspecified) {
+        body.ingress = Ingress::All;
+    }
+    let default_sa = model::names::default_compute_email(&app.project.project_number);
+    let workload = types::workload(&body.template, &default_sa)?;
+    let template_changed = existing.as_ref().is_none_or(|e| {
+        let mut old = e.service.template.clone();
+        old.revision.clear();
+        let mut new = body.template.clone();
+        new.revision.clear();
+        old != new
+    });
+    if template_changed {
+        check_act_as(app, caller, &workload.service_account, &call)?;
+    }
+    let deployer =
+        app.deployer.get().cloned().ok_or_else(|| ApiError::new(Code::Unavailable, "the runtime is not running"))?;
+    let who = caller.email().unwrap_or_default().to_owned();
+    let now = now_rfc3339();
+    let call = call.with_request(
+        json!({ "service": n.relative(), "serviceAccount": workload.service_account, "image": workload.image }),
+    );
+    // Write the service and its new revision (audited), then start the revision.
+    let (stored, revision) = app.mutate(caller, call, false, |tx| {
+        let current: Option<Stored> = tx.get(kind::RUN_SERVICE, &n.service)?;
+        if existing.is_none() && current.is_some() {
+            return Err(ApiError::already_exists(format!("Resource '{}' already exists.", n.service)).into());
+        }
+        let (port, generation, mut service) = match current {
+            Some(c) => (c.port, c.generation + 1, c.service),
+            None => (
+                app.allocate_port(tx)?,
+                1,
+                Service { create_time: now.clone(), creator: who.clone(), uid: uid(), ..Service::default() },
+            ),
+        };
+        service.name = n.relative();
+        service.description = body.description.clone();
+        service.labels = body.labels.clone();
+        service.annotations = body.annotations.clone();
+        service.ingress = body.ingress;
+        service.invoker_iam_disabled = body.invoker_iam_disabled;
+        service.custom_audiences = body.custom_audiences.clone();
+        service.launch_stage = "GA".into();
+        service.generation = generation.to_string();
+        service.update_time = now.clone();
+        service.last_modifier = who.clone();
+        service.uri = format!("http://127.0.0.1:{port}");
+        service.urls =
+            vec![service.uri.clone(), deterministic_url(&n.service, &app.project.project_number, &n.location)];
+        service.traffic = vec![json!({ "type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100 })];
+        service.etag = format!("\"{}\"", crate::policy::new_etag());
+        let mut revision = None;
+        if template_changed {
+            let name = revision_name(&n.service, generation);
+            let mut template = body.template.clone();
+            template.revision.clear();
+            template.service_account = workload.service_account.clone();
+            service.template = template.clone();
+            service.latest_created_revision = name.clone();
+            service.reconciling = true;
+            let rev = Revision {
+                name: name.clone(),
+                uid: uid(),
+                generation: generation.to_string(),
+                service: n.relative(),
+                create_time: now.clone(),
+                service_account: workload.service_account.clone(),
+                containers: template.containers,
+                scaling: template.scaling,
+                max_instance_request_concurrency: workload.concurrency,
+                timeout: format!("{}s", workload.timeout_secs),
+                labels: template.labels,
+                conditions: vec![condition(false, "Deploying revision.")],
+                log_uri: String::new(),
+            };
+            tx.put(kind::REVISION, &name, &rev)?;
+            revision = Some(rev);
+        }
+        let stored = Stored { service, port, generation };
+        tx.put(kind::RUN_SERVICE, &n.service, &stored)?;
+        Ok((stored, revision))
+    })?;
+    app.rebuild_routes()?;
+    let Some(revision) = revision else {
+        return Ok(Reply::Json(lro(app, n, &stored.service, None)));
+    };
+    let outcome = deployer.deploy(DeploySpec { service: n.service.clone(), revision: revision.name.clone(), workload });
+    let failure = outcome.err().map(|f| {
+        let mut msg = format!("Revision '{}' is not ready and cannot serve traffic. {}", revision.name, f.reason);
+        if !f.last_logs.is_empty() {
+            msg.push_str(&format!("\n\nLast log lines of the instance:\n{}", f.last_logs.join("\n")));
+        }
+        msg
+    });
+    let service = app.write(false, |tx| {
+        let mut s: Stored = tx.get(kind::RUN_SERVICE, &n.service)?.ok_or_else(|| not_found(n))?;
+        let mut rev: Revision = tx.get(kind::REVISION, &revision.name)?.unwrap_or(revision.clone());
+        rev.conditions = vec![condition(failure.is_none(), failure.as_deref().unwrap_or_default())];
+        s.service.reconciling = false;
+        s.service.observed_generation = s.generation.to_string();
+        match &failure {
+            None => {
+                s.service.latest_ready_revision = revision.name.clone();
+                s.service.terminal_condition = condition(true, "");
+            }
+            Some(msg) => s.service.terminal_condition = condition(false, msg),
+        }
+        s.service.conditions = vec![s.service.terminal_condition.clone()];
+        tx.put(kind::REVISION, &revision.name, &rev)?;
+        tx.put(kind::RUN_SERVICE, &n.service, &s)?;
+        Ok(s.service)
+    })?;
+    let error = failure.map(ApiError::failed_precondition);
+    Ok(Reply::Json(lro(app, n, &service, error.as_ref())))
+}
+
+fn uid() -> String {
+    let (a, b) = (tokens::random_u64(), tokens::random_u64());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn get(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, id, "run.services.get")?;
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Services.GetService", n.relative()).reading();
+    app.authorize(&caller, "run.services.get", &n.full(), &call)?;
+    let s = load(app, id)?.ok_or_else(|| not_found(&n))?;
+    Ok(Reply::Json(serde_json::to_value(s.service).unwrap_or_default()))
+}
+
+fn list(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, "", "run.services.list")?;
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Services.ListServices", n.parent()).reading();
+    app.authorize(&caller, "run.services.list", &app.project.full_name(), &call)?;
+    let services: Vec<Service> =
+        app.read(|tx| Ok(tx.list::<Stored>(kind::RUN_SERVICE, "")?.into_iter().map(|(_, s)| s.service).collect()))?;
+    Ok(Reply::Json(if services.is_empty() { json!({}) } else { json!({ "services": services }) }))
+}
+
+fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, id, "run.services.delete")?;
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Services.DeleteService", n.relative())
+        .needs("run.services.delete", &n.full());
+    app.authorize(&caller, "run.services.delete", &n.full(), &call)?;
+    let s = load(app, id)?.ok_or_else(|| not_found(&n))?;
+    app.mutate(&caller, call, true, |tx| {
+        tx.delete(kind::RUN_SERVICE, id)?;
+        tx.delete(kind::POLICY, &n.full())?;
+        for (name, _) in tx.list::<Value>(kind::REVISION, &format!("{id}-"))? {
+            tx.delete(kind::REVISION, &name)?;
+        }
+        Ok(())
+    })?;
+    app.rebuild_routes()?;
+    if let Some(d) = app.deployer.get() {
+        d.remove(id);
+    }
+    Ok(Reply::Json(lro(app, &n, &s.service, None)))
+}
+
+fn iam(app: &App, req: &Req, project: &str, location: &str, id: &str, verb: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, id, "run.services.getIamPolicy")?;
+    let target = Target {
+        full_name: n.full(),
+        shown_name: n.relative(),
+        service: SERVICE,
+        get_permission: "run.services.getIamPolicy",
+        set_permission: "run.services.setIamPolicy",
+        get_method: "google.cloud.run.v2.Services.GetIamPolicy",
+        set_method: "google.cloud.run.v2.Services.SetIamPolicy",
+        requires_owner: false,
+    };
+    // Permission first, then existence: a caller without access learns nothing.
+    let permission = if verb == "setIamPolicy" { target.set_permission } else { target.get_permission };
+    if verb != "testIamPermissions" {
+        let probe = Call::new(SERVICE, target.get_method, n.relative()).reading();
+        app.authorize(&caller, permission, &n.full(), &probe)?;
+    }
+    load(app, id)?.ok_or_else(|| not_found(&n))?;
+    policy::handle(app, req, &caller, &target, verb)
+}
+
+fn revisions(app: &App, req: &Req, project: &str, location: &str, id: &str, one: Option<&str>) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let permission = if one.is_some() { "run.revisions.get" } else { "run.revisions.list" };
+    let n = names(app, project, location, id, permission)?;
+    let call = Call::new(SERVICE, "google.cloud.run.v2.Revisions.GetRevision", n.relative()).reading();
+    app.authorize(&caller, permission, &n.full(), &call)?;
+    load(app, id)?.ok_or_else(|| not_found(&n))?;
+    match one {
+        Some(r) => {
+            let rev: Revision = app
+                .read(|tx| Ok(tx.get(kind::REVISION, r)?))?
+                .filter(|rev: &Revision| rev.service == n.relative())
+                .ok_or_else(|| ApiError::not_found(format!("Revision '{r}' does not exist.")))?;
+            Ok(Reply::Json(revision_json(&n, &rev)))
+        }
+        None => {
+            let revs: Vec<Value> = app.read(|tx| {
+                Ok(tx
+                    .list::<Revision>(kind::REVISION, &format!("{id}-"))?
+                    .into_iter()
+                    .filter(|(_, r)| r.service == n.relative())
+                    .map(|(_, r)| revision_json(&n, &r))
+                    .rev()
+                    .collect())
+            })?;
+            Ok(Reply::Json(json!({ "revisions": revs })))
+        }
+    }
+}
+
+fn revision_json(n: &Names, r: &Revision) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["name"] = json!(format!("{}/revisions/{}", n.relative(), r.name));
+    v
+}
+
+fn logs(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let n = names(app, project, location, id, "logging.logEntries.list")?;
+    let call = Call::new("logging.googleapis.com", "google.logging.v2.LoggingServiceV2.ListLogEntries", n.relative())
+        .reading();
+    app.authorize(&caller, "logging.logEntries.list", &app.project.full_name(), &call)?;
+    load(app, id)?.ok_or_else(|| not_found(&n))?;
+    let limit: usize = req.query("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, 10_000);
+    let entries = app.deployer.get().map(|d| d.logs(id, limit)).unwrap_or_default();
+    Ok(Reply::Json(json!({ "entries": entries })))
+}
+
+/// A request the gateway refused, as the audit log records it.
+#[derive(Debug, Clone)]
+pub struct InvocationDenial {
+    pub resource: String,
+    pub status: u16,
+    pub reason: String,
+    pub principal: Option<String>,
+    pub explanation: Option<Value>,
+    pub caller_ip: String,
+    pub method: String,
+    pub path: String,
+}
+
+impl App {
+    /// Appends the audit entry of a refused invocation: which control said no, why, and IAM's decision trace, so
+    /// `logging read` and the troubleshooter explain it. Called off the request path.
+    pub fn record_invocation_denial(&self, d: InvocationDenial) {
+        let principal = match &d.principal {
+            Some(e) if e.ends_with(".gserviceaccount.com") => iam::Principal::ServiceAccount(e.clone()),
+            Some(e) => iam::Principal::User(e.clone()),
+            None => iam::Principal::Anonymous,
+        };
+        let caller = Caller { principal, ip: d.caller_ip.clone(), user_agent: String::new() };
+        let relative = d.resource.trim_start_matches("//run.googleapis.com/").to_owned();
+        let mut call = Call::new(SERVICE, "run.routes.invoke", relative).denied("run.routes.invoke", &d.resource);
+        call.permission_type = audit::PermissionType::DataRead;
+        let call = call.with_request(json!({
+            "method": d.method,
+            "path": d.path,
+            "status": d.status,
+            "reason": d.reason,
+            "control": "invoker IAM (the gateway's invocation check)",
+            "explanation": d.explanation,
+        }));
+        let code = if d.status == 401 { Code::Unauthenticated } else { Code::PermissionDenied };
+        let entry = call.entry(self, &caller, Some(&ApiError::new(code, d.reason)));
+        if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
+            tracing::error!(error = %e, "could not record a refused invocation in the audit log");
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Cloud Run Admin API v2 shapes (`google.cloud.run.v2.Service`, `Revision`) and their validation.
+//!
+//! Enums are accepted as names or as integers (the Python client sends `enum-encoding=int`) and written as names.
+
+use model::ApiError;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The built-in sample image.
+pub const SAMPLE_IMAGE: &str = "us-docker.pkg.dev/cloudrun/container/hello";
+/// The image of `--source` deployments: the directory is the container's `workingDir`.
+pub const SOURCE_IMAGE: &str = "gatehouse.local/source";
+/// Names the platform sets itself (PROTOCOL.md §10.1).
+pub const RESERVED_ENV: [&str; 4] = ["PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ingress {
+    Unspecified,
+    #[default]
+    All,
+    InternalOnly,
+    InternalLoadBalancer,
+    None,
+}
+
+impl Ingress {
+    const NAMES: [&'static str; 5] = [
+        "INGRESS_TRAFFIC_UNSPECIFIED",
+        "INGRESS_TRAFFIC_ALL",
+        "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        "INGRESS_TRAFFIC_NONE",
+    ];
+    const ALL: [Ingress; 5] =
+        [Ingress::Unspecified, Ingress::All, Ingress::InternalOnly, Ingress::InternalLoadBalancer, Ingress::None];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// gcloud's `--ingress` values.
+    pub fn from_flag(s: &str) -> Option<Ingress> {
+        match s {
+            "all" => Some(Ingress::All),
+            "internal" => Some(Ingress::InternalOnly),
+            "internal-and-cloud-load-balancing" => Some(Ingress::InternalLoadBalancer),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Ingress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ingress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let found = match &v {
+            Value::Number(n) => n.as_u64().and_then(|i| Ingress::ALL.get(i as usize).copied()),
+            Value::String(s) => Ingress::NAMES.iter().position(|n| n == s).map(|i| Ingress::ALL[i]),
+            _ => None,
+        };
+        found.ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid ingress `{v}`; use one of {}", Ingress::NAMES[1..4].join(", ")))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_source: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPort {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default)]
+    pub container_port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Container {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scaling {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_instance_count: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_instance_count: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevisionTemplate {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub scaling: Scaling,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub timeout: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_instance_request_concurrency: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_access: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_environment: Option<Value>,
+}
+
+/// `google.cloud.run.v2.Service`. Output-only fields are ignored on input and filled by the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub uid: String,
+    #[serde(default)]
+    pub generation: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub create_time: String,
+    #[serde(default)]
+    pub update_time: String,
+    #[serde(default)]
+    pub creator: String,
+    #[serde(default)]
+    pub last_modifier: String,
+    #[serde(default)]
+    pub ingress: Ingress,
+    #[serde(default)]
+    pub launch_stage: String,
+    #[serde(default)]
+    pub template: RevisionTemplate,
+    #[serde(default)]
+    pub traffic: Vec<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invoker_iam_disabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_audiences: Vec<String>,
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default)]
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub observed_generation: String,
+    #[serde(default)]
+    pub latest_ready_revision: String,
+    #[serde(default)]
+    pub latest_created_revision: String,
+    #[serde(default)]
+    pub terminal_condition: Value,
+    #[serde(default)]
+    pub conditions: Vec<Value>,
+    #[serde(default)]
+    pub etag: String,
+    #[serde(default)]
+    pub reconciling: bool,
+    // Fields the platform does not implement are accepted and kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_authorization: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_uri_disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+}
+
+/// What the runtime needs of a revision, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub image: String,
+    pub working_dir: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub concurrency: u32,
+    pub timeout_secs: u64,
+    pub service_account: String,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::invalid(msg)
+}
+
+/// Checks a service id: lowercase letters, digits and hyphens, starting with a letter, at most 49 characters.
+pub fn validate_service_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 49
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "Invalid service name `{id}`: use only lowercase letters, digits and hyphens, begin with a letter, \
+             do not end with a hyphen, and stay under 50 characters."
+        )))
+    }
+}
+
+/// Parses `300s` into seconds.
+fn parse_seconds(s: &str, field: &str) -> Result<u64, ApiError> {
+    s.strip_suffix('s')
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .map(|n| n.ceil() as u64)
+        .ok_or_else(|| bad(format!("invalid `{field}` `{s}`; use seconds with an `s`, e.g. `300s`")))
+}
+
+/// Validates the template and resolves defaults. `default_sa` is the project's default compute service account.
+pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workload, ApiError> {
+    let [container] = template.containers.as_slice() else {
+        return Err(bad(format!(
+            "exactly one container is supported, got {}; add `--image` or `--source`",
+            template.containers.len()
+        )));
+    };
+    match container.image.as_str() {
+        "" => return Err(bad(
+            "container image is required: use `--image=us-docker.pkg.dev/cloudrun/container/hello` or `--source=DIR`",
+        )),
+        SAMPLE_IMAGE => {}
+        SOURCE_IMAGE => {
+            if !container.working_dir.starts_with('/') {
+                return Err(bad("a `--source` deployment needs an absolute source directory (`workingDir`)"));
+            }
+            if container.command.is_empty() && container.args.is_empty() {
+                return Err(bad(
+                    "a `--source` deployment needs `--command` (and optionally `--args`) to start the server",
+                ));
+            }
+        }
+        other => {
+            return Err(ApiError::failed_precondition(format!(
+                "Image '{other}' not found. Gatehouse runs no container images: deploy \
+                 `--image={SAMPLE_IMAGE}` or `--source=DIR --command=CMD`."
+            )))
+        }
+    }
+    let reserved: Vec<&str> =
+        container.env.iter().map(|e| e.name.as_str()).filter(|n| RESERVED_ENV.contains(n)).collect();
+    if !reserved.is_empty() {
+        return Err(bad(format!(
+            "The following reserved env names were provided: {}. These values are automatically set by the system.",
+            reserved.join(", ")
+        )));
+    }
+    if container.env.len() > 1000 {
+        return Err(bad("at most 1000 environment variables are allowed per container"));
+    }
+    let mut env = Vec::new();
+    for e in &container.env {
+        if e.name.is_empty() || e.name.contains('=') || e.name.starts_with("X_GOOGLE_") {
+            return Err(bad(format!("invalid environment variable name `{}`", e.name)));
+        }
+        if e.value_source.is_some() {
+            return Err(ApiError::new(
+                model::Code::Unimplemented,
+                format!("environment variable `{}` takes its value from a secret, which arrives with Secret Manager support", e.name),
+            ));
+        }
+        let value = e.value.clone().unwrap_or_default();
+        if value.len() > 32 * 1024 {
+            return Err(bad(format!("the value of `{}` is longer than 32 KiB", e.name)));
+        }
+        if env.iter().any(|(n, _): &(String, String)| *n == e.name) {
+            return Err(bad(format!("environment variable `{}` is set twice", e.name)));
+        }
+        env.push((e.name.clone(), value));
+    }
+    if !template.volumes.is_empty() || !container.volume_mounts.is_empty() {
+        return Err(ApiError::new(model::Code::Unimplemented, "volumes arrive with Secret Manager support"));
+    }
+    let concurrency = match template.max_instance_request_concurrency {
+        0 => 80,
+        c @ 1..=1000 => c,
+        c => return Err(bad(format!("`--concurrency` must be between 1 and 1000, got {c}"))),
+    };
+    let min = template.scaling.min_instance_count;
+    let max = match template.scaling.max_instance_count {
+        0 => 100.max(min),
+        m => m,
+    };
+    if max > 1000 || min > max {
+        return Err(bad(format!(
+            "invalid scaling: min instances {min} and max instances {max}; max must be between min and 1000"
+        )));
+    }
+    let timeout_secs = if template.timeout.is_empty() { 300 } else { parse_seconds(&template.timeout, "timeout")? };
+    if !(1..=3600).contains(&timeout_secs) {
+        return Err(bad(format!("`--timeout` must be between 1s and 3600s, got {timeout_secs}s")));
+    }
+    let service_account =
+        if template.service_account.is_empty() { default_sa.to_owned() } else { template.service_account.clone() };
+    Ok(Workload {
+        image: container.image.clone(),
+        working_dir: container.working_dir.clone(),
+        command: container.command.clone(),
+        args: container.args.clone(),
+        env,
+        min_instances: min,
+        max_instances: max,
+        concurrency,
+        timeout_secs,
+        service_account,
+    })
+}
+
+/// Rejects label and annotation keys in the namespaces the platform owns (as v2 does).
+pub fn validate_metadata(labels: &BTreeMap<String, String>, what: &str) -> Result<(), ApiError> {
+    const OWNED: [&str; 4] =
+        ["run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev"];
+    for k in labels.keys() {
+        if OWNED.iter().any(|ns| k.starts_with(&format!("{ns}/"))) {
+            return Err(bad(format!("{what} key `{k}` is in a namespace reserved for the system")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(v: Value) -> RevisionTemplate {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn int_and_name_enums_both_parse() {
+        let s: Service = serde_json::from_value(json!({"ingress": 3})).unwrap();
+        assert_eq!(s.ingress, Ingress::InternalLoadBalancer);
+        let s: Service = serde_json::from_value(json!({"ingress": "INGRESS_TRAFFIC_INTERNAL_ONLY"})).unwrap();
+        assert_eq!(s.ingress, Ingress::InternalOnly);
+        assert!(serde_json::from_value::<Service>(json!({"ingress": 9})).is_err());
+        assert_eq!(serde_json::to_value(Ingress::All).unwrap(), "INGRESS_TRAFFIC_ALL");
+    }
+
+    #[test]
+    fn workload_defaults_and_rules() {
+        let w = workload(&template(json!({"containers": [{"image": SAMPLE_IMAGE}]})), "d@x.iam.gserviceaccount.com")
+            .unwrap();
+        assert_eq!((w.min_instances, w.max_instances, w.concurrency, w.timeout_secs), (0, 100, 80, 300));
+        assert_eq!(w.service_account, "d@x.iam.gserviceaccount.com");
+        for (t, want) in [
+            (json!({"containers": []}), "exactly one container"),
+            (json!({"containers": [{"image": "nginx"}]}), "not found"),
+            (
+                json!({"containers": [{"image": SAMPLE_IMAGE, "env": [{"name": "PORT", "value": "1"}]}]}),
+                "reserved env names were provided: PORT",
+            ),
+            (
+                json!({"containers": [{"image": SAMPLE_IMAGE}], "maxInstanceRequestConcurrency": 5000}),
+                "between 1 and 1000",
+            ),
+            (
+                json!({"containers": [{"image": SAMPLE_IMAGE}], "scaling": {"minInstanceCount": 5, "maxInstanceCount": 2}}),
+                "invalid scaling",
+            ),
+            (json!({"containers": [{"image": SAMPLE_IMAGE}], "timeout": "7200s"}), "between 1s and 3600s"),
+            (json!({"containers": [{"image": SOURCE_IMAGE, "workingDir": "rel"}]}), "absolute"),
+            (json!({"containers": [{"image": SOURCE_IMAGE, "workingDir": "/srv"}]}), "--command"),
+        ] {
+            let e = workload(&template(t.clone()), "d@x").unwrap_err();
+            assert!(e.message.contains(want), "{t}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn service_ids() {
+        assert!(validate_service_id("my-private-api").is_ok());
+        for bad in ["", "My-api", "1api", "api-", "a_b", &"a".repeat(50)] {
+            assert!(validate_service_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! `run deploy`, `run services …`, `run revisions …`: the Cloud Run Admin API v2, printed in gcloud's (Knative v1) form.
+
+use super::{policy, seg, split_list};
+use crate::args::{DeployArgs, Global, LogsCmd, RunCmd, RunRevisionsCmd, RunServicesCmd};
+use crate::client::{remote, Client};
+use crate::format::{self, Default};
+use anyhow::{anyhow, bail, Context, Result};
+use model::Code;
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+const SAMPLE_IMAGE: &str = "us-docker.pkg.dev/cloudrun/container/hello";
+const SOURCE_IMAGE: &str = "gatehouse.local/source";
+
+pub fn run(g: &Global, cmd: RunCmd) -> Result<u8> {
+    let client = Client::new(g)?;
+    match cmd {
+        RunCmd::Deploy(args) => deploy(&client, g, *args, false),
+        RunCmd::Services(c) => services(&client, g, c),
+        RunCmd::Revisions(c) => revisions(&client, g, c),
+    }
+}
+
+fn region(client: &Client, flag: &Option<String>) -> String {
+    flag.clone().or_else(|| client.home.config().get("region").cloned()).unwrap_or_else(|| client.daemon.region.clone())
+}
+
+fn parent(client: &Client, g: &Global, region: &str) -> String {
+    format!("/v2/projects/{}/locations/{}", seg(&client.project(g)), seg(region))
+}
+
+fn service_path(client: &Client, g: &Global, region: &str, service: &str) -> String {
+    format!("{}/services/{}", parent(client, g, region), seg(service))
+}
+
+/// The service, or `None` when it does not exist.
+fn fetch(client: &Client, path: &str) -> Result<Option<Value>> {
+    match client.get(path) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if remote(&e).is_some_and(|r| r.code == Code::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `KEY=VALUE,…`, with gcloud's alternate delimiter syntax `^DELIM^KEY=VALUE DELIM …`.
+fn parse_pairs(s: &str, flag: &str) -> Result<Vec<(String, String)>> {
+    let (delim, body) = match s.strip_prefix('^').and_then(|r| r.split_once('^')) {
+        Some((d, rest)) if !d.is_empty() => (d.to_owned(), rest.to_owned()),
+        _ => (",".to_owned(), s.to_owned()),
+    };
+    body.split(delim.as_str())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow!("invalid `--{flag}` item `{p}`; use KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Seconds from `300`, `300s`, `5m`, `1h`.
+fn parse_timeout(s: &str) -> Result<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    crate::args::parse_duration(s).map(|d| d.as_secs()).map_err(|e| anyhow!("invalid --timeout: {e}"))
+}
+
+fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    if !v[key].is_object() {
+        v[key] = json!({});
+    }
+    v[key].as_object_mut().expect("just made an object")
+}
+
+/// Applies the flags of `args` to a v2 Service.
+fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
+    if !service["template"].is_object() {
+        service["template"] = json!({});
+    }
+    let template = &mut service["template"];
+    if template["containers"].as_array().is_none_or(|c| c.is_empty()) {
+        template["containers"] = json!([{}]);
+    }
+    let container = &mut template["containers"][0];
+    match (&args.image, &args.source) {
+        (Some(_), Some(_)) => bail!("give either --image or --source, not both"),
+        (Some(image), None) => {
+            container["image"] = json!(image);
+            container.as_object_mut().map(|c| c.remove("workingDir"));
+        }
+        (None, Some(dir)) => {
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("--source `{}` is not a directory", dir.display()))?;
+            if !dir.is_dir() {
+                bail!("--source `{}` is not a directory", dir.display());
+            }
+            container["image"] = json!(SOURCE_IMAGE);
+            container["workingDir"] = json!(dir.to_string_lossy());
+        }
+        (None, None) if creating => {
+            bail!("a new service needs an image or a source: add `--image={SAMPLE_IMAGE}` or `--source=DIR --command=CMD`")
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = &args.command {
+        container["command"] = json!(split_list(c));
+    }
+    if let Some(a) = &args.args {
+        container["args"] = json!(split_list(a));
+    }
+    let mut env: Vec<(String, String)> = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str().unwrap_or_default().to_owned())))
+        .collect();
+    if args.clear_env_vars {
+        env.clear();
+    }
+    if let Some(s) = &args.set_env_vars {
+        env = parse_pairs(s, "set-env-vars")?;
+    }
+    if let Some(s) = &args.update_env_vars {
+        for (k, v) in parse_pairs(s, "update-env-vars")? {
+            match env.iter_mut().find(|(n, _)| *n == k) {
+                Some(e) => e.1 = v,
+                None => env.push((k, v)),
+            }
+        }
+    }
+    if let Some(s) = &args.remove_env_vars {
+        let remove = split_list(s);
+        env.retain(|(k, _)| !remove.contains(k));
+    }
+    container["env"] =
+        Value::Array(env.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect());
+    if let Some(p) = args.port {
+        if !(1..=65535).contains(&p) {
+            bail!("--port must be between 1 and 65535");
+        }
+        container["ports"] = json!([{ "name": "http1", "containerPort": p }]);
+    }
+    if let Some(sa) = &args.service_account {
+        template["serviceAccount"] = json!(sa);
+    }
+    if let Some(n) = args.min_instances {
+        obj(template, "scaling").insert("minInstanceCount".into(), json!(n));
+    }
+    if let Some(n) = args.max_instances {
+        obj(template, "scaling").insert("maxInstanceCount".into(), json!(n));
+    }
+    if let Some(n) = args.concurrency {
+        template["maxInstanceRequestConcurrency"] = json!(n);
+    }
+    if let Some(t) = &args.timeout {
+        template["timeout"] = json!(format!("{}s", parse_timeout(t)?));
+    }
+    if let Some(i) = &args.ingress {
+        let name = match i.as_str() {
+            "all" => "INGRESS_TRAFFIC_ALL",
+            "internal" => "INGRESS_TRAFFIC_INTERNAL_ONLY",
+            "internal-and-cloud-load-balancing" => "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+            other => bail!("invalid --ingress `{other}`; use all, internal or internal-and-cloud-load-balancing"),
+        };
+        service["ingress"] = json!(name);
+    }
+    let mut audiences: Vec<String> = serde_json::from_value(service["customAudiences"].clone()).unwrap_or_default();
+    if args.clear_custom_audiences {
+        audiences.clear();
+    }
+    if let Some(a) = &args.add_custom_audiences {
+        for aud in split_list(a) {
+            if !audiences.contains(&aud) {
+                audiences.push(aud);
+            }
+        }
+    }
+    if let Some(r) = &args.remove_custom_audiences {
+        let remove = split_list(r);
+        audiences.retain(|a| !remove.contains(a));
+    }
+    service["customAudiences"] = json!(audiences);
+    if args.no_invoker_iam_check {
+        service["invokerIamDisabled"] = json!(true);
+    } else if args.invoker_iam_check {
+        service["invokerIamDisabled"] = json!(false);
+    }
+    if let Some(l) = &args.labels {
+        service["labels"] = Value::Object(parse_pairs(l, "labels")?.into_iter().map(|(k, v)| (k, json!(v))).collect());
+    }
+    if let Some(d) = &args.description {
+        service["description"] = json!(d);
+    }
+    Ok(())
+}
+
+fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> Result<u8> {
+    let region = region(client, &args.region);
+    let path = service_path(client, g, &region, &args.service);
+    let existing = fetch(client, &path)?;
+    if update_only && existing.is_none() {
+        bail!(
+            "Service [{}] could not be found in region [{region}]; deploy it with `gatehouse run deploy`",
+            args.service
+        );
+    }
+    let creating = existing.is_none();
+    let mut service = existing.unwrap_or_else(|| json!({}));
+    apply(&mut service, &args, creating)?;
+    if !g.quiet {
+        eprintln!(
+            "Deploying {} to Cloud Run service [{}] in project [{}] region [{region}]",
+            if args.source.is_some() { "from source" } else { "container" },
+            args.service,
+            client.project(g)
+        );
+    }
+    let op = client.call(Method::PATCH, &format!("{path}?allowMissing=true"), Some(&service))?;
+    if let Some(err) = op.get("error") {
+        bail!("{}", err["message"].as_str().unwrap_or("the deployment failed"));
+    }
+    let deployed = &op["response"];
+    if args.allow_unauthenticated {
+        let public = crate::args::BindingArgs {
+            member: "allUsers".into(),
+            role: "roles/run.invoker".into(),
+            condition: None,
+            condition_from_file: None,
+            all: false,
+        };
+        if let Err(e) = policy::add_binding(client, &path, &public) {
+            eprintln!(
+                "WARNING: Setting IAM policy failed, try \"gatehouse run services add-iam-policy-binding --region={region} \
+                 --member=allUsers --role=roles/run.invoker {}\"\n  ({})\nThe service was deployed but left private: \
+                 it answers only authenticated callers that hold roles/run.invoker.",
+                args.service,
+                crate::client::describe_error(&e)
+            );
+        }
+    } else if args.no_allow_unauthenticated && !creating {
+        let public = crate::args::BindingArgs {
+            member: "allUsers".into(),
+            role: "roles/run.invoker".into(),
+            condition: None,
+            condition_from_file: None,
+            all: true,
+        };
+        let _ = policy::remove_binding(client, &path, &public);
+    }
+    let revision = deployed["latestReadyRevision"].as_str().unwrap_or_default();
+    eprintln!(
+        "Service [{}] revision [{revision}] has been deployed and is serving 100 percent of traffic.\nService URL: {}",
+        args.service,
+        deployed["uri"].as_str().unwrap_or_default()
+    );
+    if g.format.is_some() {
+        format::print(&to_knative(deployed, &client.daemon.project_number, &region, false), g, Default::Yaml)?;
+    }
+    Ok(0)
+}
+
+fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
+    match cmd {
+        RunServicesCmd::List { region: r } => {
+            let region = region(client, &r);
+            let v = client.get(&format!("{}/services", parent(client, g, &region)))?;
+            let list: Vec<Value> = v["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| to_knative(s, &client.daemon.project_number, &region, false))
+                .collect();
+            format::print(&Value::Array(list), g, Default::Table("table(metadata.name:label=SERVICE,metadata.labels.\"cloud.googleapis.com/location\":label=REGION,status.url:label=URL,metadata.annotations.\"serving.knative.dev/lastModifier\":label=LAST_DEPLOYED_BY)"))?;
+        }
+        RunServicesCmd::Describe { service, region: r } => {
+            let region = region(client, &r);
+            let v = client.get(&service_path(client, g, &region, &service))?;
+            let export = g.format.as_deref() == Some("export");
+            let doc = to_knative(&v, &client.daemon.project_number, &region, export);
+            let g2 = if export { Global { format: Some("yaml".into()), ..g.clone() } } else { g.clone() };
+            format::print(&doc, &g2, Default::Yaml)?;
+        }
+        RunServicesCmd::Update(args) => return deploy(client, g, *args, true),
+        RunServicesCmd::Delete { service, region: r } => {
+            let region = region(client, &r);
+            client.call(Method::DELETE, &service_path(client, g, &region, &service), None)?;
+            eprintln!("Deleted service [{service}].");
+        }
+        RunServicesCmd::AddIamPolicyBinding { service, region: r, binding } => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            let p = policy::add_binding(client, &path, &binding)?;
+            eprintln!("Updated IAM policy for service [{service}].");
+            format::print(&p, g, Default::Yaml)?;
+        }
+        RunServicesCmd::RemoveIamPolicyBinding { service, region: r, binding } => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            let p = policy::remove_binding(client, &path, &binding)?;
+            eprintln!("Updated IAM policy for service [{service}].");
+            format::print(&p, g, Default::Yaml)?;
+        }
+        RunServicesCmd::GetIamPolicy { service, region: r } => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            format::print(&policy::get(client, &path)?, g, Default::Yaml)?;
+        }
+        RunServicesCmd::SetIamPolicy { service, policy_file, region: r } => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            let p = policy::set_from_file(client, &path, &policy_file)?;
+            eprintln!("Updated IAM policy for service [{service}].");
+            format::print(&p, g, Default::Yaml)?;
+        }
+        RunServicesCmd::Logs(LogsCmd::Read { service, region: r, limit }) => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            let v = client.get(&format!("{path}:logs?limit={limit}"))?;
+            let entries = v["entries"].clone();
+            if g.format.is_some() {
+                format::print(&entries, g, Default::Yaml)?;
+            } else {
+                for e in entries.as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {}  {}",
+                        e["time"].as_str().unwrap_or_default(),
+                        e["revision"].as_str().unwrap_or_default(),
+                        e["text"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn revisions(client: &Client, g: &Global, cmd: RunRevisionsCmd) -> Result<u8> {
+    match cmd {
+        RunRevisionsCmd::List { service, region: r } => {
+            let path = service_path(client, g, &region(client, &r), &service);
+            let v = client.get(&format!("{path}/revisions"))?;
+            let list: Vec<Value> = v["revisions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r["revision"] = json!(r["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default());
+                    r
+                })
+                .collect();
+            format::print(
+                &Value::Array(list),
+                g,
+                Default::Table(
+                    "table(revision:label=REVISION,serviceAccount:label=SERVICE_ACCOUNT,createTime:label=DEPLOYED)",
+                ),
+            )?;
+        }
+        RunRevisionsCmd::Describe { revision, region: r } => {
+            // NAME-00001-abc belongs to service NAME.
+            let service =
+                revision.rsplitn(3, '-').nth(2).ok_or_else(|| anyhow!("`{revision}` is not a revision name"))?;
+            let path = service_path(client, g, &region(client, &r), service);
+            format::print(&client.get(&format!("{path}/revisions/{}", seg(&revision)))?, g, Default::Yaml)?;
+        }
+    }
+    Ok(0)
+}
+
+/// The v1 Knative form gcloud shows (`describe`, `--format=export`) of a v2 Service.
+fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Value {
+    let name = s["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default();
+    let template = &s["template"];
+    let container = &template["containers"][0];
+    let mut annotations = Map::new();
+    let ingress = match s["ingress"].as_str().unwrap_or_default() {
+        "INGRESS_TRAFFIC_INTERNAL_ONLY" => "internal",
+        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" => "internal-and-cloud-load-balancing",
+        _ => "all",
+    };
+    annotations.insert("run.googleapis.com/ingress".into(), json!(ingress));
+    if s["invokerIamDisabled"] == json!(true) {
+        annotations.insert("run.googleapis.com/invoker-iam-disabled".into(), json!("True"));
+    }
+    if let Some(a) = s["customAudiences"].as_array().filter(|a| !a.is_empty()) {
+        annotations.insert("run.googleapis.com/custom-audiences".into(), json!(Value::Array(a.clone()).to_string()));
+    }
+    if !export {
+        annotations.insert("run.googleapis.com/ingress-status".into(), json!(ingress));
+        annotations.insert("serving.knative.dev/creator".into(), s["creator"].clone());
+        annotations.insert("serving.knative.dev/lastModifier".into(), s["lastModifier"].clone());
+    }
+    let mut labels = s["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert("cloud.googleapis.com/location".into(), json!(region));
+    let mut tmpl_annotations = Map::new();
+    if let Some(n) = template["scaling"]["minInstanceCount"].as_u64() {
+        tmpl_annotations.insert("autoscaling.knative.dev/minScale".into(), json!(n.to_string()));
+    }
+    if let Some(n) = template["scaling"]["maxInstanceCount"].as_u64() {
+        tmpl_annotations.insert("autoscaling.knative.dev/maxScale".into(), json!(n.to_string()));
+    }
+    let mut c = Map::new();
+    for key in ["image", "command", "args", "workingDir", "env", "ports"] {
+        if !container[key].is_null() && container[key] != json!([]) {
+            c.insert(key.into(), container[key].clone());
+        }
+    }
+    let timeout = template["timeout"].as_str().and_then(|t| t.trim_end_matches('s').parse::<u64>().ok()).unwrap_or(300);
+    let mut metadata = json!({
+        "name": name,
+        "namespace": project_number,
+        "labels": labels,
+        "annotations": annotations,
+    });
+    let mut doc = json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {},
+        "spec": {
+            "template": {
+                "metadata": { "annotations": tmpl_annotations },
+                "spec": {
+                    "containerConcurrency": template["maxInstanceRequestConcurrency"].as_u64().unwrap_or(80),
+                    "timeoutSeconds": timeout,
+                    "serviceAccountName": template["serviceAccount"],
+                    "containers": [c],
+                },
+            },
+            "traffic": [{ "percent": 100, "latestRevision": true }],
+        },
+    });
+    if !export {
+        metadata["uid"] = s["uid"].clone();
+        metadata["generation"] = json!(s["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(1));
+        metadata["creationTimestamp"] = s["createTime"].clone();
+        metadata["resourceVersion"] = s["etag"].clone();
+        doc["spec"]["template"]["metadata"]["name"] = s["latestCreatedRevision"].clone();
+        let ready = s["terminalCondition"]["state"] == "CONDITION_SUCCEEDED";
+        let mut cond = json!({
+            "type": "Ready",
+            "status": if ready { "True" } else { "False" },
+            "lastTransitionTime": s["terminalCondition"]["lastTransitionTime"],
+        });
+        if let Some(m) = s["terminalCondition"]["message"].as_str() {
+            cond["message"] = json!(m);
+        }
+        doc["status"] = json!({
+            "observedGeneration": metadata["generation"],
+            "conditions": [cond],
+            "latestReadyRevisionName": s["latestReadyRevision"],
+            "latestCreatedRevisionName": s["latestCreatedRevision"],
+            "traffic": [{ "revisionName": s["latestReadyRevision"], "percent": 100, "latestRevision": true }],
+            "url": s["uri"],
+            "address": { "url": s["uri"] },
+        });
+    }
+    doc["metadata"] = metadata;
+    doc
+}

@@ -1,0 +1,220 @@
+//! Wiring of the daemon's parts: the runtime starts revisions for the API ([`RuntimeDeployer`]), instances get
+//! tokens from the platform's issuer ([`InstanceTokens`]), and the gateway reads the control plane's snapshots
+//! ([`GatewayPlane`]) and listens on one loopback port per service plus the main gateway port.
+
+use api::run::{DeployFailure, DeploySpec, Deployer};
+use api::App;
+use metadata::{IdFormat, MintedToken, SourceError, TokenSource};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The platform acting for its own workloads: an instance's metadata server hands out the revision's account's
+/// tokens, minted directly by the issuer (no impersonation grant involved, as on Cloud Run).
+pub struct InstanceTokens {
+    app: Arc<App>,
+    email: String,
+}
+
+fn source_error(e: model::ApiError) -> SourceError {
+    SourceError::new(e.http_status(), e.message)
+}
+
+impl TokenSource for InstanceTokens {
+    async fn id_token(&self, audience: &str, _format: IdFormat) -> Result<MintedToken, SourceError> {
+        let (app, email, audience) = (self.app.clone(), self.email.clone(), audience.to_owned());
+        let (token, exp) = tokio::task::spawn_blocking(move || app.mint_instance_id_token(&email, &audience))
+            .await
+            .map_err(|e| SourceError::new(503, e.to_string()))?
+            .map_err(source_error)?;
+        Ok(MintedToken { token, expires_at: UNIX_EPOCH + Duration::from_secs(exp) })
+    }
+
+    async fn access_token(&self, _scopes: &[String]) -> Result<MintedToken, SourceError> {
+        let (app, email) = (self.app.clone(), self.email.clone());
+        let (token, exp) = tokio::task::spawn_blocking(move || app.mint_instance_access_token(&email))
+            .await
+            .map_err(|e| SourceError::new(503, e.to_string()))?
+            .map_err(source_error)?;
+        Ok(MintedToken { token, expires_at: UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64) })
+    }
+}
+
+pub struct Factory {
+    pub app: Arc<App>,
+}
+
+impl runtime::SourceFactory for Factory {
+    type Source = InstanceTokens;
+    fn source(&self, email: &str) -> Arc<InstanceTokens> {
+        Arc::new(InstanceTokens { app: self.app.clone(), email: email.to_owned() })
+    }
+}
+
+pub type Runtime = runtime::Runtime<Factory>;
+
+/// The runtime, as the API's [`Deployer`]. API handlers run on blocking threads, so they may wait on the runtime.
+pub struct RuntimeDeployer {
+    pub runtime: Arc<Runtime>,
+    pub handle: tokio::runtime::Handle,
+    pub app: Arc<App>,
+}
+
+impl RuntimeDeployer {
+    /// The runtime's view of a revision.
+    pub fn revision_spec(app: &App, spec: DeploySpec) -> runtime::RevisionSpec {
+        let w = spec.workload;
+        let workload = if w.image == api::run::types::SAMPLE_IMAGE {
+            runtime::Workload::Sample
+        } else {
+            runtime::Workload::Process {
+                dir: w.working_dir.into(),
+                argv: w.command.into_iter().chain(w.args).collect(),
+            }
+        };
+        let project = app.project();
+        runtime::RevisionSpec {
+            configuration: spec.service.clone(),
+            service: spec.service,
+            revision: spec.revision,
+            workload,
+            env: w.env,
+            min_instances: w.min_instances,
+            max_instances: w.max_instances,
+            concurrency: w.concurrency,
+            request_timeout: Duration::from_secs(w.timeout_secs),
+            identity: metadata::Identity {
+                email: w.service_account,
+                project_id: project.project_id.clone(),
+                project_number: project.project_number.clone(),
+                region: project.region.clone(),
+                zone: format!("{}-1", project.region),
+                instance_id: String::new(),
+                scopes: metadata::Identity::default_scopes(),
+            },
+        }
+    }
+}
+
+impl Deployer for RuntimeDeployer {
+    fn deploy(&self, spec: DeploySpec) -> Result<(), DeployFailure> {
+        let spec = Self::revision_spec(&self.app, spec);
+        self.handle.block_on(self.runtime.deploy(spec)).map_err(|e| match e {
+            runtime::DeployError::NotReady { reason, last_logs } => DeployFailure { reason, last_logs },
+            runtime::DeployError::Spawn(reason) => DeployFailure { reason, last_logs: Vec::new() },
+        })
+    }
+
+    fn remove(&self, service: &str) {
+        self.handle.block_on(self.runtime.remove(service));
+    }
+
+    fn logs(&self, service: &str, limit: usize) -> Vec<serde_json::Value> {
+        self.runtime.logs(service, limit).into_iter().filter_map(|l| serde_json::to_value(l).ok()).collect()
+    }
+}
+
+/// Starts the serving revision of every stored service (after a restart), in the background.
+pub fn start_services(app: Arc<App>, runtime: Arc<Runtime>) {
+    let specs = match app.serving_revisions() {
+        Ok(s) => s,
+        Err(e) => return tracing::error!(error = %e, "cannot list services to start"),
+    };
+    for spec in specs {
+        let (app, runtime) = (app.clone(), runtime.clone());
+        tokio::spawn(async move {
+            let name = spec.service.clone();
+            if let Err(e) = runtime.deploy(RuntimeDeployer::revision_spec(&app, spec)).await {
+                tracing::error!(service = %name, error = %e, "could not start the serving revision");
+            }
+        });
+    }
+}
+
+/// The gateway's view of the control plane: snapshots, the runtime's instances, and channels for its records.
+pub struct GatewayPlane {
+    pub app: Arc<App>,
+    pub runtime: Arc<Runtime>,
+    pub routes: arc_swap::ArcSwap<gateway::Routes>,
+    pub denials: tokio::sync::mpsc::UnboundedSender<gateway::Denial>,
+}
+
+impl GatewayPlane {
+    /// Rebuilds the gateway's routes from the control plane's services.
+    pub fn refresh_routes(&self) -> Vec<u16> {
+        let mut routes = gateway::Routes::default();
+        let mut ports = Vec::new();
+        for s in self.app.routes().iter() {
+            let route = Arc::new(gateway::Route {
+                service: s.service.clone(),
+                resource: s.resource.clone(),
+                audiences: s.audiences.clone(),
+                invoker_iam_disabled: s.invoker_iam_disabled,
+            });
+            routes.by_port.insert(s.port, route.clone());
+            for h in &s.hosts {
+                routes.by_host.insert(h.to_lowercase(), route.clone());
+            }
+            ports.push(s.port);
+        }
+        self.routes.store(Arc::new(routes));
+        ports
+    }
+}
+
+impl gateway::Plane for GatewayPlane {
+    fn routes(&self) -> Arc<gateway::Routes> {
+        self.routes.load_full()
+    }
+
+    fn iam(&self) -> Arc<iam::Snapshot> {
+        self.app.snapshot()
+    }
+
+    fn verifier(&self) -> Arc<tokens::CachingVerifier> {
+        self.app.issuer().verifier()
+    }
+
+    fn principal_for_subject(&self, sub: &str) -> Option<iam::Principal> {
+        self.app.principal_for_subject(sub)
+    }
+
+    async fn acquire(&self, service: &str) -> Result<gateway::Upstream, gateway::Unavailable> {
+        match self.runtime.acquire(service).await {
+            Ok(lease) => {
+                Ok(gateway::Upstream { addr: lease.addr, revision: lease.revision.clone(), guard: Box::new(lease) })
+            }
+            Err(runtime::AcquireError::NoRevision) => Err(gateway::Unavailable::NoRevision),
+            Err(runtime::AcquireError::Timeout { .. }) => Err(gateway::Unavailable::Timeout),
+            Err(e @ runtime::AcquireError::Failed { .. }) => Err(gateway::Unavailable::Failed(e.to_string())),
+        }
+    }
+
+    fn denied(&self, denial: gateway::Denial) {
+        let _ = self.denials.send(denial);
+    }
+
+    fn served(&self, r: gateway::RequestRecord) {
+        let who = r.principal.as_deref().unwrap_or("allUsers");
+        let text = format!("{} {} {} {}ms {who} {}", r.method, r.path, r.status, r.latency.as_millis(), r.caller_ip);
+        let revision = r.revision.unwrap_or_default();
+        self.runtime.record(&r.service, runtime::LogLine::now(&revision, "", runtime::Stream::Request, text));
+    }
+}
+
+/// Writes refused invocations to the audit log, off the request path.
+pub async fn audit_denials(app: Arc<App>, mut rx: tokio::sync::mpsc::UnboundedReceiver<gateway::Denial>) {
+    while let Some(d) = rx.recv().await {
+        let app = app.clone();
+        let denial = api::run::InvocationDenial {
+            resource: d.resource,
+            status: d.status,
+            reason: d.reason,
+            principal: d.principal,
+            explanation: d.explanation,
+            caller_ip: d.caller_ip,
+            method: d.method,
+            path: d.path,
+        };
+        let _ = tokio::task::spawn_blocking(move || app.record_invocation_denial(denial)).await;
+    }
+}

@@ -1,0 +1,276 @@
+//! Services and the front door, from a fresh home with commands as in Google's docs: deploy, invoke through the
+//! gateway with and without tokens, service-to-service calls with unmodified google-auth code, scaling.
+
+mod common;
+
+use common::{http, python, script, Platform};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const HELLO: &str = "--image=us-docker.pkg.dev/cloudrun/container/hello";
+const CALLER: &str = "caller-sa@local-project.iam.gserviceaccount.com";
+
+fn url(p: &Platform, service: &str) -> String {
+    p.ok(&["run", "services", "describe", service, "--region=us-central1", "--format=value(status.url)"])
+        .trim()
+        .to_owned()
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = http().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap();
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+fn user_token(p: &Platform, aud: &str) -> String {
+    p.ok(&["auth", "print-identity-token", &format!("--audiences={aud}")]).trim().to_owned()
+}
+
+fn sa_token(p: &Platform, sa: &str, aud: &str) -> String {
+    p.ok(&[
+        "auth",
+        "print-identity-token",
+        &format!("--impersonate-service-account={sa}"),
+        &format!("--audiences={aud}"),
+    ])
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn public_and_private_services_answer_as_cloud_run() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "my-public-api", HELLO, "--region=us-central1", "--allow-unauthenticated"]);
+    let public = url(&p, "my-public-api");
+    assert!(public.starts_with("http://127.0.0.1:"), "{public}");
+    let (status, body) = get(&public, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("my-public-api"), "{body}");
+
+    p.ok(&["run", "deploy", "my-private-api", HELLO, "--region=us-central1", "--no-allow-unauthenticated"]);
+    let private = url(&p, "my-private-api");
+    let (status, body) = get(&private, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("The request was not authenticated"), "{body}");
+    assert_eq!(get(&private, Some(&user_token(&p, &private))).0, 200);
+    assert_eq!(get(&format!("{private}/"), Some(&user_token(&p, &format!("{private}/")))).0, 200);
+    let (status, body) = get(&private, Some(&user_token(&p, &format!("{private}/api/v1/endpoint"))));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("401 Unauthorized"), "{body}");
+
+    p.ok(&["iam", "service-accounts", "create", "caller-sa"]);
+    p.ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        CALLER,
+        "--member=user:owner@localhost",
+        "--role=roles/iam.serviceAccountTokenCreator",
+    ]);
+    let token = sa_token(&p, CALLER, &private);
+    let (status, body) = get(&private, Some(&token));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not have permission to get URL"), "{body}");
+    p.ok(&[
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        "my-private-api",
+        "--region=us-central1",
+        &format!("--member=serviceAccount:{CALLER}"),
+        "--role=roles/run.invoker",
+    ]);
+    assert_eq!(get(&private, Some(&token)).0, 200);
+
+    // X-Serverless-Authorization is checked instead of Authorization and reaches the app without its signature.
+    let resp = http()
+        .get(format!("{private}/whoami"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .header("x-serverless-authorization", format!("Bearer {token}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let who: Value = resp.json().unwrap();
+    let sa = p.json(&["iam", "service-accounts", "describe", CALLER]);
+    assert_eq!(who["serverlessAuthorization"]["sub"], sa["uniqueId"], "{who}");
+    assert_eq!(who["serverlessAuthorization"]["aud"], private.as_str(), "{who}");
+    assert_eq!(who["signatureRemoved"]["serverlessAuthorization"], true, "{who}");
+    assert_eq!(who["serviceAccount"], p.compute_sa(), "{who}");
+
+    // The denial above is in the audit log with the decision trace.
+    let denied = p.json(&[
+        "logging",
+        "read",
+        "protoPayload.authorizationInfo.permission=\"run.routes.invoke\" AND severity=ERROR",
+    ]);
+    assert!(!denied.as_array().unwrap().is_empty(), "no audited invocation denial");
+    let logs = p.ok(&["run", "services", "logs", "read", "my-private-api", "--region=us-central1"]);
+    assert!(logs.contains("403") && logs.contains("200"), "{logs}");
+}
+
+#[test]
+fn deploying_as_an_account_you_cannot_act_as_is_refused() {
+    let p = Platform::start();
+    p.ok(&["iam", "service-accounts", "create", "caller-sa"]);
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        "--member=user:dev@example.com",
+        "--role=roles/run.developer",
+    ]);
+    p.ok(&["auth", "login", "dev@example.com"]);
+    let e = p.fail(&["run", "deploy", "svc", HELLO, "--region=us-central1", &format!("--service-account={CALLER}")]);
+    assert!(e.to_lowercase().contains("iam.serviceaccounts.actas") && e.contains("PERMISSION_DENIED"), "{e}");
+    // --allow-unauthenticated without run.services.setIamPolicy: deployed, but left private, and said so.
+    p.ok(&["config", "set", "account", "owner@localhost"]);
+    p.ok(&[
+        "iam",
+        "service-accounts",
+        "add-iam-policy-binding",
+        CALLER,
+        "--member=user:dev@example.com",
+        "--role=roles/iam.serviceAccountUser",
+    ]);
+    p.ok(&["config", "set", "account", "dev@example.com"]);
+    let r = p.run(&[
+        "run",
+        "deploy",
+        "svc",
+        HELLO,
+        "--region=us-central1",
+        &format!("--service-account={CALLER}"),
+        "--allow-unauthenticated",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("left private"), "{}", r.stderr);
+    let (status, _) = get(&url(&p, "svc"), None);
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_workload_that_never_listens_fails_the_deploy_with_its_logs() {
+    let p = Platform::start_with(&["--instance-startup-timeout=2s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let r = p.run(&[
+        "run",
+        "deploy",
+        "sleepy",
+        &format!("--source={}", dir.path().display()),
+        "--command=sh",
+        "--args=-c,echo warming up the flux capacitor; sleep 600",
+        "--region=us-central1",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("is not ready and cannot serve traffic"), "{}", r.stderr);
+    assert!(r.stderr.contains("warming up the flux capacitor"), "{}", r.stderr);
+    let r = p.run(&[
+        "run",
+        "deploy",
+        "crashy",
+        &format!("--source={}", dir.path().display()),
+        "--command=sh",
+        "--args=-c,echo bad config >&2; exit 3",
+        "--region=us-central1",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("bad config"), "{}", r.stderr);
+    let e = p.fail(&["run", "deploy", "envy", HELLO, "--set-env-vars=PORT=1", "--region=us-central1"]);
+    assert!(e.contains("reserved env names"), "{e}");
+}
+
+/// Children of the daemon running the sample server.
+fn sample_instances(daemon_pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let cmdline = std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
+            status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["PPid:", &daemon_pid.to_string()])
+                && cmdline.contains("sample-hello")
+        })
+        .count()
+}
+
+#[test]
+fn max_instances_is_never_exceeded_and_idle_services_scale_to_zero() {
+    let p = Platform::start_with(&["--instance-idle-timeout=2s"]);
+    p.ok(&[
+        "run",
+        "deploy",
+        "slow",
+        HELLO,
+        "--region=us-central1",
+        "--allow-unauthenticated",
+        "--max-instances=2",
+        "--concurrency=1",
+    ]);
+    let base = url(&p, "slow");
+    let pid = p.daemon_json()["pid"].as_u64().unwrap() as u32;
+    let workers: Vec<_> = (0..10)
+        .map(|_| {
+            let u = format!("{base}/sleep?ms=400");
+            std::thread::spawn(move || http().get(u).send().map(|r| r.status().as_u16()).unwrap_or(0))
+        })
+        .collect();
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+        peak = peak.max(sample_instances(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let statuses: Vec<u16> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(peak <= 2, "{peak} instances ran at once with --max-instances=2");
+    assert!(peak >= 1);
+    // Idle: back to zero; the next request starts one again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sample_instances(pid) > 0 {
+        assert!(Instant::now() < deadline, "the idle service did not scale to zero");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&base, None).0, 200);
+    assert_eq!(sample_instances(pid), 1);
+}
+
+#[test]
+fn service_to_service_with_unmodified_google_auth() {
+    let p = Platform::start();
+    p.ok(&["iam", "service-accounts", "create", "caller-sa"]);
+    p.ok(&["run", "deploy", "target", HELLO, "--region=us-central1"]);
+    let target = url(&p, "target");
+    let py = python();
+    let src = script("s2s");
+    p.ok(&[
+        "run",
+        "deploy",
+        "caller",
+        &format!("--source={}", src.display()),
+        &format!("--command={}", py.display()),
+        "--args=main.py",
+        &format!("--service-account={CALLER}"),
+        "--allow-unauthenticated",
+        "--region=us-central1",
+    ]);
+    let caller = url(&p, "caller");
+    let call =
+        || -> Value { http().get(format!("{caller}/call")).query(&[("url", &target)]).send().unwrap().json().unwrap() };
+    let v = call();
+    assert_eq!(v["status"], 403, "{v}");
+    p.ok(&[
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        "target",
+        "--region=us-central1",
+        &format!("--member=serviceAccount:{CALLER}"),
+        "--role=roles/run.invoker",
+    ]);
+    let v = call();
+    assert_eq!(v["status"], 200, "{v}");
+}

@@ -1,0 +1,260 @@
+//! Step 3: forwarding an admitted request to an instance over HTTP/1.1, streaming both bodies.
+//!
+//! On the way in: hop-by-hop headers go, the checked token loses its signature where Cloud Run removes it
+//! ([`crate::invoke::Rewrite`]), `X-Forwarded-For` gains the caller's address, `X-Forwarded-Proto` is `http`, `Host`
+//! stays the caller's. On the way out: hop-by-hop headers go, and a response that sets a cookie is made
+//! `Cache-Control: private` (PROTOCOL §10.1). The instance slot ([`crate::Upstream::guard`]) lives in the response
+//! [`Body`] until the last byte is sent, or the exchange fails.
+//!
+//! Connections to instances: each caller connection keeps the instance connection it used last ([`Affinity`]) and
+//! reuses it for its next request to the same instance. HTTP/1.1 carries one request at a time, so this needs no
+//! shared pool, no lock contention and no background task per request (hyper-util's pooled client spent about a
+//! quarter of the gateway's time on exactly that).
+
+use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::invoke::Rewrite;
+
+/// The instance connection a caller connection used last, kept for its next request.
+pub type Affinity = Mutex<Option<(SocketAddr, SendRequest<Incoming>)>>;
+
+/// How long connecting to an instance may take before the request fails with 503.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Sends `req` to the instance at `addr`. Err is the status of the page to answer with: 503 when the instance could
+/// not be reached, 502 when it broke the exchange.
+pub async fn forward(
+    affinity: &Affinity,
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    caller: IpAddr,
+    rewrite: Option<Rewrite>,
+) -> Result<Response<Incoming>, StatusCode> {
+    // Origin-form request target; an absolute-form one (`GET http://host/path`) is rewritten.
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if let Some(Rewrite { header, value }) = rewrite {
+        headers.insert(header, value);
+    }
+    append_forwarded_for(headers, caller);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if !headers.contains_key(header::HOST) {
+        // HTTP/1.0 callers may omit it; HTTP/1.1 requires one.
+        if let Ok(v) = HeaderValue::try_from(addr.to_string()) {
+            headers.insert(header::HOST, v);
+        }
+    }
+
+    let reused = affinity.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((prev, mut sender)) = reused.filter(|(a, s)| *a == addr && !s.is_closed()) {
+        if sender.ready().await.is_ok() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(finish(affinity, prev, sender, resp)),
+                // The instance closed the idle connection before the request was written: try a fresh one.
+                Err(mut e) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(failed(addr, &e.into_error())),
+                },
+            }
+        }
+    }
+    let mut sender = connect(addr).await?;
+    match sender.send_request(req).await {
+        Ok(resp) => Ok(finish(affinity, addr, sender, resp)),
+        Err(e) => Err(failed(addr, &e)),
+    }
+}
+
+fn failed(addr: SocketAddr, e: &hyper::Error) -> StatusCode {
+    tracing::debug!(%addr, error = %e, "instance request failed");
+    StatusCode::BAD_GATEWAY
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, StatusCode> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "instance refused the connection");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(_) => return Err(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
+        tracing::debug!(%addr, error = %e, "instance handshake failed");
+        StatusCode::SERVICE_UNAVAILABLE
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%addr, error = %e, "instance connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// Keeps the connection for the caller's next request and cleans the response head.
+fn finish(
+    affinity: &Affinity,
+    addr: SocketAddr,
+    sender: SendRequest<Incoming>,
+    mut resp: Response<Incoming>,
+) -> Response<Incoming> {
+    *affinity.lock().unwrap_or_else(|e| e.into_inner()) = Some((addr, sender));
+    let headers = resp.headers_mut();
+    strip_hop_by_hop(headers);
+    if headers.contains_key(header::SET_COOKIE) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
+    resp
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, caller: IpAddr) {
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {caller}"),
+        _ => caller.to_string(),
+    };
+    // INVARIANT: visible ASCII plus an IP address.
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+}
+
+/// Removes the headers that belong to one connection (RFC 9110 §7.6.1), including those `Connection` names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for n in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(n);
+    }
+}
+
+/// Every response body the gateway sends: a page, or an instance's body streamed through with the slot it holds.
+pub struct Body(Kind);
+
+enum Kind {
+    Page(Option<Bytes>),
+    Proxied { inner: Incoming, guard: Option<Box<dyn Any + Send>> },
+}
+
+impl Body {
+    pub fn page(bytes: impl Into<Bytes>) -> Body {
+        Body(Kind::Page(Some(bytes.into())))
+    }
+
+    /// `inner`, holding `guard` until it ends or fails.
+    pub fn proxied(inner: Incoming, guard: Box<dyn Any + Send>) -> Body {
+        let ended = hyper::body::Body::is_end_stream(&inner);
+        Body(Kind::Proxied { inner, guard: (!ended).then_some(guard) })
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.get_mut().0 {
+            Kind::Page(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Proxied { inner, guard } => {
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None | Some(Err(_))) => *guard = None,
+                    Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => *guard = None,
+                    _ => {}
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Page(bytes) => bytes.is_none(),
+            Kind::Proxied { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Page(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Proxied { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// A page response with the gateway's content type.
+pub fn page(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Body::page(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::pages::HTML));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, x-secret-hop".parse().unwrap());
+        h.insert("x-secret-hop", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn appends_forwarded_for() {
+        let mut h = HeaderMap::new();
+        append_forwarded_for(&mut h, "10.0.0.1".parse().unwrap());
+        append_forwarded_for(&mut h, "::1".parse().unwrap());
+        assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, ::1");
+    }
+}

@@ -1,0 +1,68 @@
+//! Step 1: which service does this request name? By the listener's port (each service has its own loopback URL) or,
+//! on the main gateway port, by the `Host` header (lowercase, port removed). No match is Google's 404 page.
+
+use std::sync::Arc;
+
+use http::{header, HeaderMap, Uri};
+
+use crate::{Route, RouteBy, Routes};
+
+/// The route for a request, if any. Allocates only when the host has upper-case letters.
+pub fn find(routes: &Routes, by: RouteBy, headers: &HeaderMap, uri: &Uri) -> Option<Arc<Route>> {
+    match by {
+        RouteBy::Port(port) => routes.by_port.get(&port).cloned(),
+        RouteBy::Host => {
+            let host = match headers.get(header::HOST) {
+                Some(v) => v.to_str().ok()?,
+                None => uri.host()?,
+            };
+            let host = strip_port(host);
+            if host.bytes().any(|b| b.is_ascii_uppercase()) {
+                routes.by_host.get(&host.to_ascii_lowercase()).cloned()
+            } else {
+                routes.by_host.get(host).cloned()
+            }
+        }
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`; a trailing dot (`a.run.app.`) is dropped too.
+pub fn strip_port(host: &str) -> &str {
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports() {
+        assert_eq!(strip_port("a.run.app:8080"), "a.run.app");
+        assert_eq!(strip_port("a.run.app"), "a.run.app");
+        assert_eq!(strip_port("a.run.app."), "a.run.app");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+
+    #[test]
+    fn host_routing_ignores_case_and_port() {
+        let route = Arc::new(Route {
+            service: "api".into(),
+            resource: "r".into(),
+            audiences: vec![],
+            invoker_iam_disabled: false,
+        });
+        let mut routes = Routes::default();
+        routes.by_host.insert("api.run.app".into(), route);
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "API.Run.App:9000".parse().unwrap());
+        assert!(find(&routes, RouteBy::Host, &h, &Uri::from_static("/")).is_some());
+        h.insert(header::HOST, "other.run.app".parse().unwrap());
+        assert!(find(&routes, RouteBy::Host, &h, &Uri::from_static("/")).is_none());
+        assert!(find(&routes, RouteBy::Port(1), &h, &Uri::from_static("/")).is_none());
+    }
+}

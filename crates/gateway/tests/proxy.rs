@@ -1,0 +1,388 @@
+//! The gateway end to end on loopback: a real upstream (an axum app that echoes the headers it received), `serve`
+//! with a test `Plane`, and reqwest as the caller.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::HeaderMap as AxumHeaders;
+use axum::response::IntoResponse;
+use axum::Json;
+use common::*;
+use gateway::{Denial, Plane, RequestRecord, Route, RouteBy, Routes, Unavailable, Upstream, NOT_FOUND_PAGE};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokens::CachingVerifier;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Notify};
+
+/// Counts live instance slots: +1 on acquire, -1 when the gateway drops the guard.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct TestPlane {
+    routes: Arc<Routes>,
+    iam: Arc<iam::Snapshot>,
+    verifier: Arc<CachingVerifier>,
+    /// service → instance address.
+    instances: HashMap<String, SocketAddr>,
+    live: Arc<AtomicUsize>,
+    acquired: AtomicUsize,
+    denials: Mutex<Vec<Denial>>,
+    records: Mutex<Vec<RequestRecord>>,
+}
+
+impl Plane for TestPlane {
+    fn routes(&self) -> Arc<Routes> {
+        Arc::clone(&self.routes)
+    }
+    fn iam(&self) -> Arc<iam::Snapshot> {
+        Arc::clone(&self.iam)
+    }
+    fn verifier(&self) -> Arc<CachingVerifier> {
+        Arc::clone(&self.verifier)
+    }
+    fn principal_for_subject(&self, sub: &str) -> Option<iam::Principal> {
+        resolve(sub)
+    }
+    fn acquire(&self, service: &str) -> impl Future<Output = Result<Upstream, Unavailable>> + Send {
+        let result = match service {
+            "busy" => Err(Unavailable::Timeout),
+            "norev" => Err(Unavailable::NoRevision),
+            "broken" => Err(Unavailable::Failed("container exited with status 1 <oops>".into())),
+            s => {
+                self.acquired.fetch_add(1, Ordering::SeqCst);
+                self.live.fetch_add(1, Ordering::SeqCst);
+                Ok(Upstream {
+                    addr: self.instances[s],
+                    revision: format!("{s}-00001-abc"),
+                    guard: Box::new(Slot(Arc::clone(&self.live))),
+                })
+            }
+        };
+        async move { result }
+    }
+    fn denied(&self, denial: Denial) {
+        self.denials.lock().unwrap().push(denial);
+    }
+    fn served(&self, record: RequestRecord) {
+        self.records.lock().unwrap().push(record);
+    }
+}
+
+/// The echo instance: answers every request with the headers it received, as JSON, plus a cookie and a header the
+/// gateway must drop (named in `Connection`).
+async fn echo_instance() -> (SocketAddr, Arc<AtomicUsize>) {
+    async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: AxumHeaders) -> impl IntoResponse {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let map: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").into())).collect();
+        ([("set-cookie", "session=1"), ("connection", "x-hop"), ("x-hop", "secret")], Json(map))
+    }
+    let hits = Arc::new(AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(echo).with_state(Arc::clone(&hits));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, hits)
+}
+
+/// An instance that sends its response head and half the body, then waits for `go` before the rest.
+async fn slow_instance(go: Arc<Notify>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let go = Arc::clone(&go);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n12345").await.unwrap();
+                go.notified().await;
+                s.write_all(b"67890").await.unwrap();
+            });
+        }
+    });
+    addr
+}
+
+struct Harness {
+    gw: SocketAddr,
+    plane: Arc<TestPlane>,
+    keys: Keys,
+    upstream_hits: Arc<AtomicUsize>,
+    go: Arc<Notify>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn svc(name: &str, disabled: bool) -> Arc<Route> {
+    let mut r = route(disabled);
+    r.service = name.into();
+    if name != "api" {
+        r.resource = SVC.replace("/services/api", &format!("/services/{name}"));
+    }
+    Arc::new(r)
+}
+
+async fn start(by_host: bool) -> Harness {
+    let keys = Keys::new();
+    let (echo, upstream_hits) = echo_instance().await;
+    let go = Arc::new(Notify::new());
+    let slow = slow_instance(Arc::clone(&go)).await;
+    // A port nothing listens on.
+    let down = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = listener.local_addr().unwrap();
+    let mut routes = Routes::default();
+    routes.by_port.insert(gw.port(), svc("api", false));
+    for (name, disabled) in [
+        ("api", false),
+        ("public", true),
+        ("busy", true),
+        ("norev", true),
+        ("broken", true),
+        ("slow", true),
+        ("down", true),
+    ] {
+        routes.by_host.insert(format!("{name}.run.app"), svc(name, disabled));
+    }
+    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let plane = Arc::new(TestPlane {
+        routes: Arc::new(routes),
+        iam: Arc::new(snapshot(World::Private)),
+        verifier: Arc::new(CachingVerifier::new(keys.ring.verifier(ISSUER), 100)),
+        instances,
+        live: Arc::new(AtomicUsize::new(0)),
+        acquired: AtomicUsize::new(0),
+        denials: Mutex::default(),
+        records: Mutex::default(),
+    });
+    let (stop, stopped) = oneshot::channel::<()>();
+    let by = if by_host { RouteBy::Host } else { RouteBy::Port(gw.port()) };
+    let task = tokio::spawn(gateway::serve(listener, Arc::clone(&plane), by, async move {
+        let _ = stopped.await;
+    }));
+    Harness { gw, plane, keys, upstream_hits, go, stop: Some(stop), task }
+}
+
+impl Harness {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gw)
+    }
+    fn hits(&self) -> usize {
+        self.upstream_hits.load(Ordering::SeqCst)
+    }
+    fn live(&self) -> usize {
+        self.plane.live.load(Ordering::SeqCst)
+    }
+    async fn wait_for_no_live_slot(&self) {
+        for _ in 0..200 {
+            if self.live() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the instance slot was never released");
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn admitted_requests_reach_the_instance_with_google_s_rewrites() {
+    let h = start(false).await;
+    let token = h.keys.live_token("alice@example.com", URL);
+    let resp = client()
+        .get(h.url("/hello?x=1"))
+        .header("x-serverless-authorization", format!("Bearer {token}"))
+        .header("authorization", "Basic YXBwOmNyZWRz")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "private", "a response that sets a cookie is private");
+    assert!(resp.headers().get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
+    let seen: serde_json::Value = resp.json().await.unwrap();
+    let sig = token.rsplit('.').next().unwrap();
+    let xsa = seen["x-serverless-authorization"].as_str().unwrap();
+    assert!(xsa.ends_with(".SIGNATURE_REMOVED_BY_GOOGLE"), "{xsa}");
+    assert!(!xsa.contains(sig));
+    assert_eq!(xsa, format!("Bearer {}.SIGNATURE_REMOVED_BY_GOOGLE", &token[..token.rfind('.').unwrap()]));
+    assert_eq!(seen["authorization"], "Basic YXBwOmNyZWRz", "Authorization passes untouched");
+    assert_eq!(seen["host"], h.gw.to_string(), "Host is the caller's");
+    assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert!(seen.get("x-drop-me").is_none(), "{seen}");
+    assert_eq!(h.hits(), 1);
+    h.wait_for_no_live_slot().await;
+
+    // A service-account token in Authorization arrives with its signature.
+    let sa = h.keys.live_token(CALLER_SA, URL);
+    let seen: serde_json::Value = client().get(h.url("/")).bearer_auth(&sa).send().await.unwrap().json().await.unwrap();
+    assert_eq!(seen["authorization"], format!("Bearer {sa}"));
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+
+    let records = h.plane.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].status, 200);
+    assert_eq!(records[0].service, "api");
+    assert_eq!(records[0].revision.as_deref(), Some("api-00001-abc"));
+    assert_eq!(records[0].principal.as_deref(), Some("alice@example.com"));
+    assert_eq!(records[0].path, "/hello");
+    assert_eq!(records[0].method, "GET");
+    assert_eq!(records[1].principal.as_deref(), Some(CALLER_SA));
+    assert!(h.plane.denials.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn denied_requests_never_reach_the_instance() {
+    let h = start(false).await;
+    let c = client();
+
+    let r = c.get(h.url("/private")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<title>403 Forbidden</title>"), "{body}");
+    assert!(body.contains("<h2>The request was not authenticated. Either allow public access or set the proper Authorization header</h2>"), "{body}");
+
+    let r = c.get(h.url("/a/<b>")).bearer_auth("garbage").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<title>401 Unauthorized</title>"), "{body}");
+    assert!(
+        body.contains("<h2>Your client does not have permission to the requested URL <code>/a/%3Cb%3E</code>.</h2>"),
+        "{body}"
+    );
+
+    let mallory = h.keys.live_token("mallory@example.com", URL);
+    let r = c.post(h.url("/orders")).bearer_auth(&mallory).body("secret order").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<h1>Error: Forbidden</h1>"), "{body}");
+    assert!(
+        body.contains(
+            "<h2>Your client does not have permission to get URL <code>/orders</code> from this server.</h2>"
+        ),
+        "{body}"
+    );
+
+    assert_eq!(h.hits(), 0, "no refused request reaches the instance");
+    assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 0, "no instance slot is taken for a refused request");
+    let denials = h.plane.denials.lock().unwrap().clone();
+    assert_eq!(denials.len(), 3);
+    assert_eq!((denials[0].status, denials[0].reason.as_str()), (403, "no token"));
+    assert!(denials[0].explanation.is_none());
+    assert_eq!(denials[1].status, 401);
+    assert!(denials[1].reason.contains("malformed token"), "{}", denials[1].reason);
+    assert_eq!(denials[2].status, 403);
+    assert_eq!(denials[2].principal.as_deref(), Some("mallory@example.com"));
+    assert_eq!(denials[2].method, "POST");
+    assert_eq!(denials[2].path, "/orders");
+    assert_eq!(denials[2].caller_ip, "127.0.0.1");
+    assert_eq!(denials[2].resource, SVC);
+    let explanation = denials[2].explanation.as_ref().expect("IAM denials carry the explanation");
+    assert_eq!(explanation["access"], "NOT_GRANTED");
+    let records = h.plane.records.lock().unwrap().clone();
+    assert_eq!(records.iter().map(|r| r.status).collect::<Vec<_>>(), [403, 401, 403]);
+}
+
+#[tokio::test]
+async fn host_routing_and_unknown_hosts() {
+    let h = start(true).await;
+    let c = client();
+    for host in ["public.run.app", "PUBLIC.Run.App:443"] {
+        let r = c.get(h.url("/x")).header("host", host).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        let seen: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(seen["host"], host);
+    }
+    // The private service by host: the check runs.
+    let r = c.get(h.url("/")).header("host", "api.run.app").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let token = h.keys.live_token("alice@example.com", URL);
+    let r = c.get(h.url("/")).header("host", "api.run.app").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let r = c.get(h.url("/")).header("host", "nope.run.app").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.text().await.unwrap(), NOT_FOUND_PAGE);
+    // The listener's port is not a route when routing by host.
+    let r = c.get(h.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(h.hits(), 3);
+}
+
+#[tokio::test]
+async fn no_instance_means_cloud_run_s_answers() {
+    let h = start(true).await;
+    let c = client();
+    let get = |host: &'static str| c.get(h.url("/")).header("host", host).send();
+    let r = get("busy.run.app").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.text().await.unwrap(), "Rate exceeded.");
+    let r = get("norev.run.app").await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "Service Unavailable");
+    let r = get("broken.run.app").await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.text().await.unwrap(), "Service Unavailable: container exited with status 1 &lt;oops&gt;");
+    let r = get("down.run.app").await.unwrap();
+    assert_eq!(r.status(), 503, "connection refused by the instance");
+    h.wait_for_no_live_slot().await;
+    let statuses: Vec<u16> = h.plane.records.lock().unwrap().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 503, 503, 503]);
+}
+
+#[tokio::test]
+async fn the_instance_slot_is_held_until_the_body_is_done() {
+    let h = start(true).await;
+    let mut r = client().get(h.url("/")).header("host", "slow.run.app").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"12345");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.live(), 1, "the slot is held while the body streams");
+    h.go.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"67890");
+    h.wait_for_no_live_slot().await;
+    assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_listener() {
+    let mut h = start(false).await;
+    h.stop.take().unwrap().send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), &mut h.task).await.unwrap().unwrap().unwrap();
+    assert!(client().get(h.url("/")).send().await.is_err());
+}
