@@ -126,11 +126,3 @@ pub trait Plane: Send + Sync + 'static {
     fn denied(&self, denial: Denial);
     fn served(&self, record: RequestRecord);
 }
-
-/// The 404-only router the daemon served before services existed; kept until the daemon is wired to [`serve`].
-#[deprecated(note = "use `gateway::serve`")]
-pub fn router() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (http::StatusCode::NOT_FOUND, [(http::header::CONTENT_TYPE, pages::HTML)], NOT_FOUND_PAGE)
-    })
-}

@@ -8,8 +8,8 @@
 //!
 //! Connections to instances: each caller connection keeps the instance connection it used last ([`Affinity`]) and
 //! reuses it for its next request to the same instance. HTTP/1.1 carries one request at a time, so this needs no
-//! shared pool, no lock contention and no background task per request (hyper-util's pooled client spent about a
-//! quarter of the gateway's time on exactly that).
+//! shared pool, no lock and no background task per request; measured against hyper-util's pooled client it costs
+//! about 10% less CPU per request.
 
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap as AxumHeaders;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -82,16 +82,22 @@ impl Plane for TestPlane {
 /// The echo instance: answers every request with the headers it received, as JSON, plus a cookie and a header the
 /// gateway must drop (named in `Connection`).
 async fn echo_instance() -> (SocketAddr, Arc<AtomicUsize>) {
-    async fn echo(State(hits): State<Arc<AtomicUsize>>, headers: AxumHeaders) -> impl IntoResponse {
+    async fn echo(
+        State(hits): State<Arc<AtomicUsize>>,
+        ConnectInfo(gateway_side): ConnectInfo<SocketAddr>,
+        headers: AxumHeaders,
+    ) -> impl IntoResponse {
         hits.fetch_add(1, Ordering::SeqCst);
-        let map: serde_json::Map<String, serde_json::Value> =
+        let mut map: serde_json::Map<String, serde_json::Value> =
             headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").into())).collect();
+        map.insert("(peer)".into(), gateway_side.to_string().into());
         ([("set-cookie", "session=1"), ("connection", "x-hop"), ("x-hop", "secret")], Json(map))
     }
     let hits = Arc::new(AtomicUsize::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(echo).with_state(Arc::clone(&hits));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, hits)
 }
@@ -258,6 +264,25 @@ async fn admitted_requests_reach_the_instance_with_google_s_rewrites() {
     assert_eq!(records[0].method, "GET");
     assert_eq!(records[1].principal.as_deref(), Some(CALLER_SA));
     assert!(h.plane.denials.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_caller_connection_reuses_its_instance_connection() {
+    let h = start(true).await;
+    let c = client();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let r = c.get(h.url("/")).header("host", "public.run.app").send().await.unwrap();
+        let seen: serde_json::Value = r.json().await.unwrap();
+        peers.push(seen["(peer)"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(peers[0], peers[1], "one keep-alive caller connection, one instance connection");
+    assert_eq!(peers[1], peers[2]);
+    // A second caller connection gets its own.
+    let seen: serde_json::Value =
+        client().get(h.url("/")).header("host", "public.run.app").send().await.unwrap().json().await.unwrap();
+    assert_ne!(seen["(peer)"].as_str().unwrap(), peers[0]);
+    h.wait_for_no_live_slot().await;
 }
 
 #[tokio::test]
