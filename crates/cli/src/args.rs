@@ -111,6 +111,7 @@ impl RunCmd {
                 RunServicesCmd::GetIamPolicy { .. } => "run.services.get-iam-policy",
                 RunServicesCmd::SetIamPolicy { .. } => "run.services.set-iam-policy",
                 RunServicesCmd::Logs(_) => "run.services.logs.read",
+                RunServicesCmd::Proxy { .. } => "run.services.proxy",
             },
             RunCmd::Revisions(RunRevisionsCmd::List { .. }) => "run.revisions.list",
             RunCmd::Revisions(RunRevisionsCmd::Describe { .. }) => "run.revisions.describe",
@@ -236,6 +237,15 @@ pub enum RunServicesCmd {
     },
     #[command(subcommand)]
     Logs(LogsCmd),
+    /// Serve the private service on localhost, adding the active account's ID token to every request.
+    Proxy {
+        service: String,
+        #[arg(long)]
+        region: Option<String>,
+        /// Local port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -274,3 +274,28 @@ fn service_to_service_with_unmodified_google_auth() {
     let v = call();
     assert_eq!(v["status"], 200, "{v}");
 }
+
+#[test]
+fn services_proxy_adds_the_callers_token() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "private", HELLO, "--region=us-central1"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = p
+        .cmd(&["run", "services", "proxy", "private", "--region=us-central1", &format!("--port={port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        if let Ok(r) = http().get(format!("http://127.0.0.1:{port}/whoami")).send() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the proxy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.status(), 200);
+    let who: Value = answer.json().unwrap();
+    assert_eq!(who["authorization"]["email"], "owner@localhost", "{who}");
+}

@@ -14,7 +14,9 @@ use crate::logs::LogRing;
 use crate::spawn::{self, Launch, Output, Proc};
 use crate::{RevisionSpec, RuntimeConfig, Workload};
 
-/// How often readiness is polled.
+/// How often readiness is polled: every millisecond at first (a cold start's first byte waits on this), backing
+/// off to 20 ms for slow starters.
+const POLL_FIRST: Duration = Duration::from_millis(1);
 const POLL: Duration = Duration::from_millis(20);
 /// Lines of the instance's output quoted in a failure.
 pub(crate) const FAILURE_LOG_LINES: usize = 20;
@@ -130,7 +132,8 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     }
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + config.startup_timeout;
+    let started = Instant::now();
+    let deadline = started + config.startup_timeout;
     loop {
         if let Some(status) = proc.exit_status() {
             proc.drained(DRAIN_WAIT).await;
@@ -154,7 +157,8 @@ pub(crate) async fn start<S: metadata::TokenSource>(
             );
             return Err(not_ready(reason, &ctx.ring, &ctx.instance_id));
         }
-        tokio::time::sleep(POLL).await;
+        let poll = if started.elapsed() < Duration::from_millis(200) { POLL_FIRST } else { POLL };
+        tokio::time::sleep(poll).await;
     }
 }
 

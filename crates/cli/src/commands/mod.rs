@@ -8,6 +8,7 @@ mod identity;
 mod logging;
 mod policy;
 mod projects;
+mod proxy;
 mod run;
 mod troubleshoot;
 

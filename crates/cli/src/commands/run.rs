@@ -309,6 +309,12 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
             eprintln!("Updated IAM policy for service [{service}].");
             format::print(&p, g, Default::Yaml)?;
         }
+        RunServicesCmd::Proxy { service, region: r, port } => {
+            let region = region(client, &r);
+            let v = client.get(&service_path(client, g, &region, &service))?;
+            let url = v["uri"].as_str().ok_or_else(|| anyhow!("service [{service}] has no URL yet"))?.to_owned();
+            return super::proxy::run(client, &service, &url, port);
+        }
         RunServicesCmd::Logs(LogsCmd::Read { service, region: r, limit }) => {
             let path = service_path(client, g, &region(client, &r), &service);
             let v = client.get(&format!("{path}:logs?limit={limit}"))?;
