@@ -112,6 +112,7 @@ impl RunCmd {
                 RunServicesCmd::SetIamPolicy { .. } => "run.services.set-iam-policy",
                 RunServicesCmd::Logs(_) => "run.services.logs.read",
                 RunServicesCmd::Proxy { .. } => "run.services.proxy",
+                RunServicesCmd::Replace { .. } => "run.services.replace",
             },
             RunCmd::Revisions(RunRevisionsCmd::List { .. }) => "run.revisions.list",
             RunCmd::Revisions(RunRevisionsCmd::Describe { .. }) => "run.revisions.describe",
@@ -237,6 +238,12 @@ pub enum RunServicesCmd {
     },
     #[command(subcommand)]
     Logs(LogsCmd),
+    /// Create or replace a service from a Knative `serving.knative.dev/v1` YAML (as `describe --format=export` prints).
+    Replace {
+        file: PathBuf,
+        #[arg(long)]
+        region: Option<String>,
+    },
     /// Serve the private service on localhost, adding the active account's ID token to every request.
     Proxy {
         service: String,

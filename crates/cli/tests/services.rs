@@ -299,3 +299,31 @@ fn services_proxy_adds_the_callers_token() {
     let who: Value = answer.json().unwrap();
     assert_eq!(who["authorization"]["email"], "owner@localhost", "{who}");
 }
+
+#[test]
+fn export_then_replace_round_trips_and_describe_shows_plain_env() {
+    let p = Platform::start();
+    p.ok(&[
+        "run",
+        "deploy",
+        "svc",
+        HELLO,
+        "--region=us-central1",
+        "--set-env-vars=DB_PASSWORD=hunter2,MODE=prod",
+        "--max-instances=3",
+    ]);
+    let described = p.ok(&["run", "services", "describe", "svc", "--region=us-central1"]);
+    assert!(described.contains("hunter2"), "describe must show plain env values in full, as Google's console does");
+    let export = p.ok(&["run", "services", "describe", "svc", "--region=us-central1", "--format=export"]);
+    assert!(!export.contains("status:") && export.contains("serving.knative.dev/v1"), "{export}");
+    let file = p.home.path().join("svc.yaml");
+    std::fs::write(&file, export.replace("MODE\n", "MODE\n").replace("value: prod", "value: staging")).unwrap();
+    p.ok(&["run", "services", "replace", file.to_str().unwrap(), "--region=us-central1"]);
+    let svc = p.json(&["run", "services", "describe", "svc", "--region=us-central1"]);
+    let env = &svc["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "MODE" && e["value"] == "staging"), "{env}");
+    assert_eq!(svc["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/maxScale"], "3");
+    assert!(svc["spec"]["template"]["metadata"]["name"].as_str().unwrap().starts_with("svc-00002-"), "{svc}");
+    let revisions = p.json(&["run", "revisions", "list", "--service=svc", "--region=us-central1"]);
+    assert_eq!(revisions.as_array().unwrap().len(), 2);
+}

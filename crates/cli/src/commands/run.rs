@@ -309,6 +309,23 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
             eprintln!("Updated IAM policy for service [{service}].");
             format::print(&p, g, Default::Yaml)?;
         }
+        RunServicesCmd::Replace { file, region: r } => {
+            let doc = crate::home::read_structured(&file)?;
+            let (name, label_region, service) = from_knative(&doc)?;
+            let region = r.or(label_region).unwrap_or_else(|| region(client, &None));
+            let path = service_path(client, g, &region, &name);
+            let op = client.call(Method::PATCH, &format!("{path}?allowMissing=true"), Some(&service))?;
+            if let Some(err) = op.get("error") {
+                bail!("{}", err["message"].as_str().unwrap_or("the deployment failed"));
+            }
+            let s = &op["response"];
+            eprintln!(
+                "Applying new configuration to Cloud Run service [{name}] in project [{}] region [{region}]\n\
+                 New configuration has been applied to service [{name}].\nURL: {}",
+                client.project(g),
+                s["uri"].as_str().unwrap_or_default()
+            );
+        }
         RunServicesCmd::Proxy { service, region: r, port } => {
             let region = region(client, &r);
             let v = client.get(&service_path(client, g, &region, &service))?;
@@ -368,6 +385,81 @@ fn revisions(client: &Client, g: &Global, cmd: RunRevisionsCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// A v2 Service from the v1 Knative form (`services replace`): the service name, the region its location label
+/// names, and the body.
+fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value)> {
+    if doc["apiVersion"] != "serving.knative.dev/v1" || doc["kind"] != "Service" {
+        bail!("the file is not a Knative service: it needs `apiVersion: serving.knative.dev/v1` and `kind: Service`");
+    }
+    let meta = &doc["metadata"];
+    let name = meta["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| anyhow!("`metadata.name` is required"))?;
+    let annotations = &meta["annotations"];
+    let mut labels = meta["labels"].as_object().cloned().unwrap_or_default();
+    let region = labels.remove("cloud.googleapis.com/location").and_then(|v| v.as_str().map(str::to_owned));
+    let spec = &doc["spec"]["template"]["spec"];
+    let tmeta = &doc["spec"]["template"]["metadata"]["annotations"];
+    let containers = spec["containers"].as_array().cloned().unwrap_or_default();
+    let [c] = containers.as_slice() else {
+        bail!("`spec.template.spec.containers` must hold exactly one container, it holds {}", containers.len());
+    };
+    let env: Vec<Value> = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| match e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
+            Some(r) => json!({ "name": e["name"], "valueSource": { "secretKeyRef": { "secret": r["name"], "version": r["key"] } } }),
+            None => json!({ "name": e["name"], "value": e["value"].as_str().unwrap_or_default() }),
+        })
+        .collect();
+    let mut container = json!({ "image": c["image"], "env": env });
+    for key in ["command", "args", "workingDir", "ports"] {
+        if !c[key].is_null() {
+            container[key] = c[key].clone();
+        }
+    }
+    let scale = |key: &str| tmeta[key].as_str().and_then(|v| v.parse::<u32>().ok());
+    let mut template = json!({ "containers": [container] });
+    let mut scaling = json!({});
+    if let Some(n) = scale("autoscaling.knative.dev/minScale") {
+        scaling["minInstanceCount"] = json!(n);
+    }
+    if let Some(n) = scale("autoscaling.knative.dev/maxScale") {
+        scaling["maxInstanceCount"] = json!(n);
+    }
+    template["scaling"] = scaling;
+    if let Some(n) = spec["containerConcurrency"].as_u64().filter(|n| *n > 0) {
+        template["maxInstanceRequestConcurrency"] = json!(n);
+    }
+    if let Some(n) = spec["timeoutSeconds"].as_u64() {
+        template["timeout"] = json!(format!("{n}s"));
+    }
+    if let Some(sa) = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
+        template["serviceAccount"] = json!(sa);
+    }
+    let ingress = match annotations["run.googleapis.com/ingress"].as_str().unwrap_or("all") {
+        "all" => "INGRESS_TRAFFIC_ALL",
+        "internal" => "INGRESS_TRAFFIC_INTERNAL_ONLY",
+        "internal-and-cloud-load-balancing" => "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+        other => bail!("invalid `run.googleapis.com/ingress` annotation `{other}`"),
+    };
+    let audiences: Vec<String> = match annotations["run.googleapis.com/custom-audiences"].as_str() {
+        Some(s) => {
+            serde_json::from_str(s).context("`run.googleapis.com/custom-audiences` must be a JSON array of strings")?
+        }
+        None => Vec::new(),
+    };
+    let disabled =
+        annotations["run.googleapis.com/invoker-iam-disabled"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let service = json!({
+        "labels": labels,
+        "ingress": ingress,
+        "customAudiences": audiences,
+        "invokerIamDisabled": disabled,
+        "template": template,
+    });
+    Ok((name.to_owned(), region, service))
 }
 
 /// The v1 Knative form gcloud shows (`describe`, `--format=export`) of a v2 Service.
