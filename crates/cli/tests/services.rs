@@ -317,7 +317,7 @@ fn export_then_replace_round_trips_and_describe_shows_plain_env() {
     let export = p.ok(&["run", "services", "describe", "svc", "--region=us-central1", "--format=export"]);
     assert!(!export.contains("status:") && export.contains("serving.knative.dev/v1"), "{export}");
     let file = p.home.path().join("svc.yaml");
-    std::fs::write(&file, export.replace("MODE\n", "MODE\n").replace("value: prod", "value: staging")).unwrap();
+    std::fs::write(&file, export.replace("value: prod", "value: staging")).unwrap();
     p.ok(&["run", "services", "replace", file.to_str().unwrap(), "--region=us-central1"]);
     let svc = p.json(&["run", "services", "describe", "svc", "--region=us-central1"]);
     let env = &svc["spec"]["template"]["spec"]["containers"][0]["env"];
