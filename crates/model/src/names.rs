@@ -20,14 +20,19 @@ pub fn default_compute_email(project_number: &str) -> String {
     format!("{project_number}-compute@developer.gserviceaccount.com")
 }
 
+/// Google's id shape shared by projects, service accounts and Cloud Run services: lowercase letters, digits and
+/// hyphens, starting with a letter, not ending with a hyphen, `min..=max` characters.
+pub fn is_lowercase_id(id: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// Checks a service-account id against Google's rules: 6–30 characters, lowercase letters, digits and hyphens,
 /// starting with a letter and not ending with a hyphen.
 pub fn validate_account_id(id: &str) -> Result<(), String> {
-    let ok = (6..=30).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if is_lowercase_id(id, 6, 30) {
         Ok(())
     } else {
         Err(format!(
@@ -38,11 +43,7 @@ pub fn validate_account_id(id: &str) -> Result<(), String> {
 
 /// Checks a project id: 6–30 characters, lowercase letters, digits and hyphens, starting with a letter.
 pub fn validate_project_id(id: &str) -> Result<(), String> {
-    let ok = (6..=30).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if is_lowercase_id(id, 6, 30) {
         Ok(())
     } else {
         Err(format!(

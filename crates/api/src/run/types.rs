@@ -240,12 +240,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 /// Checks a service id: lowercase letters, digits and hyphens, starting with a letter, at most 49 characters.
 pub fn validate_service_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 49
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if model::names::is_lowercase_id(id, 1, 49) {
         Ok(())
     } else {
         Err(bad(format!(
