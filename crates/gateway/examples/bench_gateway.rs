@@ -1,6 +1,17 @@
-//! A gateway for load tests (see `bench/README.md`): `bench_gateway UPSTREAM_ADDR PORT` serves
-//! `http://127.0.0.1:PORT` in front of `UPSTREAM_ADDR` as a private service whose invoker is `alice@example.com`,
-//! and prints a valid ID token for her on stdout.
+//! A gateway for load tests (see `bench/README.md`), in front of one upstream as a private service: every request
+//! runs the full invocation check (token verified through the cache, then `iam::decide` on a policy of 101
+//! bindings) and is proxied.
+//!
+//! Two ways to run it:
+//!
+//! - `bench_gateway UPSTREAM_ADDR PORT`: serves `http://127.0.0.1:PORT` with its own key ring; the invoker is
+//!   `user:alice@example.com`, and a valid ID token for her is printed on stdout.
+//! - `bench_gateway --listen 127.0.0.1:28087 --upstream 127.0.0.1:28080 --jwks PATH --audience URL --invoker MEMBER
+//!   [--issuer URL] [--cache N] [--threads N]`: the server under test of the peers harness (`bench/gateway.sh`),
+//!   trusting the keys of the JWKS at PATH for tokens of `--issuer` (default `https://accounts.google.com`) with
+//!   `aud` = `--audience`; IAM grants `roles/run.invoker` to MEMBER (e.g. `serviceAccount:x@p.iam.gserviceaccount.com`).
+//!
+//! `GW_THREADS` (or `--threads`) sets the tokio worker threads, default 2.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,9 +21,12 @@ use std::time::{Duration, SystemTime};
 use gateway::{Denial, Plane, RequestRecord, Route, RouteBy, Routes, Unavailable, Upstream};
 use iam::{Catalogue, Principal, ProjectRef, Snapshot};
 use model::{Binding, Policy};
-use tokens::{CachingVerifier, IdClaims, KeyRing};
+use tokens::{CachingVerifier, IdClaims, KeyRing, Verifier};
 
 const SVC: &str = "//run.googleapis.com/projects/local-project/locations/us-central1/services/api";
+const GOOGLE: &str = "https://accounts.google.com";
+/// As the daemon's (`api::issuer`).
+const CACHE: usize = 16_384;
 
 struct BenchPlane {
     routes: Arc<Routes>,
@@ -42,18 +56,93 @@ impl Plane for BenchPlane {
     fn served(&self, _: RequestRecord) {}
 }
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let upstream: SocketAddr = args.next().expect("UPSTREAM_ADDR").parse().unwrap();
-    let port: u16 = args.next().expect("PORT").parse().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let now = SystemTime::now();
-    let ring = KeyRing::generate(now).unwrap();
-    let token = ring
-        .sign(&IdClaims::for_account("https://accounts.google.com", &url, "1", Some("alice@example.com"), now))
-        .unwrap();
-    println!("{token}");
+struct Config {
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    audience: String,
+    invoker: String,
+    verifier: Verifier,
+    cache: usize,
+    threads: usize,
+}
 
+fn usage() -> ! {
+    eprintln!(
+        "usage: bench_gateway UPSTREAM_ADDR PORT\n   or: bench_gateway --listen ADDR --upstream ADDR --jwks PATH \
+         --audience URL --invoker MEMBER [--issuer URL] [--cache N] [--threads N]"
+    );
+    std::process::exit(2)
+}
+
+fn parse<T: std::str::FromStr>(what: &str, v: Option<String>) -> T {
+    let v = v.unwrap_or_else(|| usage());
+    v.parse().unwrap_or_else(|_| {
+        eprintln!("bench_gateway: bad {what} `{v}`");
+        std::process::exit(2)
+    })
+}
+
+fn config() -> Config {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let threads = std::env::var("GW_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    if args.first().is_some_and(|a| !a.starts_with("--")) {
+        // Legacy form: own key ring, a token for alice on stdout.
+        let mut args = args.into_iter();
+        let upstream = parse("UPSTREAM_ADDR", args.next());
+        let port: u16 = parse("PORT", args.next());
+        let audience = format!("http://127.0.0.1:{port}");
+        let now = SystemTime::now();
+        let ring = KeyRing::generate(now).expect("key generation");
+        let claims = IdClaims::for_account(GOOGLE, &audience, "1", Some("alice@example.com"), now);
+        println!("{}", ring.sign(&claims).expect("signing"));
+        return Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            upstream,
+            audience,
+            invoker: "user:alice@example.com".into(),
+            verifier: ring.verifier(GOOGLE),
+            cache: CACHE,
+            threads,
+        };
+    }
+    let (mut listen, mut upstream, mut jwks, mut audience, mut invoker) = (None, None, None, None, None);
+    let (mut issuer, mut cache, mut threads) = (GOOGLE.to_owned(), CACHE, threads);
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--listen" => listen = Some(parse::<SocketAddr>("--listen", args.next())),
+            "--upstream" => upstream = Some(parse::<SocketAddr>("--upstream", args.next())),
+            "--jwks" => jwks = Some(args.next().unwrap_or_else(|| usage())),
+            "--audience" => audience = Some(args.next().unwrap_or_else(|| usage())),
+            "--invoker" => invoker = Some(args.next().unwrap_or_else(|| usage())),
+            "--issuer" => issuer = args.next().unwrap_or_else(|| usage()),
+            "--cache" => cache = parse("--cache", args.next()),
+            "--threads" => threads = parse("--threads", args.next()),
+            _ => usage(),
+        }
+    }
+    let (Some(listen), Some(upstream), Some(jwks), Some(audience), Some(invoker)) =
+        (listen, upstream, jwks, audience, invoker)
+    else {
+        usage()
+    };
+    let doc = std::fs::read(&jwks).unwrap_or_else(|e| {
+        eprintln!("bench_gateway: cannot read {jwks}: {e}");
+        std::process::exit(1)
+    });
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap_or_else(|e| {
+        eprintln!("bench_gateway: {jwks} is not JSON: {e}");
+        std::process::exit(1)
+    });
+    let verifier = Verifier::from_jwks(&issuer, &doc).unwrap_or_else(|e| {
+        eprintln!("bench_gateway: {jwks}: {e}");
+        std::process::exit(1)
+    });
+    Config { listen, upstream, audience, invoker, verifier, cache, threads }
+}
+
+fn main() {
+    let cfg = config();
     let mut iam =
         Snapshot::new(Catalogue::predefined(), vec![ProjectRef { id: "local-project".into(), number: "1".into() }]);
     let mut policy = Policy::default();
@@ -64,32 +153,34 @@ fn main() {
             condition: None,
         });
     }
-    policy.bindings.push(Binding {
-        role: "roles/run.invoker".into(),
-        members: vec!["user:alice@example.com".into()],
-        condition: None,
-    });
-    iam.set_policy(SVC, &policy).unwrap();
-    let route = Arc::new(Route {
-        service: "api".into(),
-        resource: SVC.into(),
-        audiences: vec![url.clone(), format!("{url}/")],
-        invoker_iam_disabled: false,
-    });
+    policy.bindings.push(Binding { role: "roles/run.invoker".into(), members: vec![cfg.invoker], condition: None });
+    iam.set_policy(SVC, &policy).expect("policy");
+    let audiences = match cfg.audience.strip_suffix('/') {
+        Some(bare) => vec![bare.to_owned(), cfg.audience.clone()],
+        None => vec![cfg.audience.clone(), format!("{}/", cfg.audience)],
+    };
+    let route = Arc::new(Route { service: "api".into(), resource: SVC.into(), audiences, invoker_iam_disabled: false });
+    let port = cfg.listen.port();
     let mut routes = Routes::default();
     routes.by_port.insert(port, route);
     let plane = Arc::new(BenchPlane {
         routes: Arc::new(routes),
         iam: Arc::new(iam),
-        verifier: Arc::new(CachingVerifier::new(ring.verifier("https://accounts.google.com"), 10_000)),
-        upstream,
+        verifier: Arc::new(CachingVerifier::new(cfg.verifier, cfg.cache)),
+        upstream: cfg.upstream,
     });
-    let threads = std::env::var("GW_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cfg.threads).enable_all().build().unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        gateway::serve(listener, plane, RouteBy::Port(port), tokio::time::sleep(Duration::from_secs(3600)))
-            .await
-            .unwrap();
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.expect("bind");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let stop = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        };
+        gateway::serve(listener, plane, RouteBy::Port(port), stop).await.unwrap();
     });
 }

@@ -48,8 +48,12 @@ pub async fn serve<P: Plane>(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = Arc::clone(&shared);
-                    let affinity = Arc::new(proxy::Affinity::default());
-                    let svc = service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&affinity), peer, req));
+                    let caller = Arc::new(Caller {
+                        peer,
+                        ip: peer.ip().to_string(),
+                        affinity: Arc::new(proxy::Affinity::default()),
+                    });
+                    let svc = service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&caller), req));
                     let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -73,10 +77,16 @@ pub async fn serve<P: Plane>(
     Ok(())
 }
 
+/// One caller connection: its address (formatted once, not per request) and the instance connection it used last.
+struct Caller {
+    peer: SocketAddr,
+    ip: String,
+    affinity: Arc<proxy::Affinity>,
+}
+
 async fn handle<P: Plane>(
     shared: Arc<Shared<P>>,
-    affinity: Arc<proxy::Affinity>,
-    peer: SocketAddr,
+    caller: Arc<Caller>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
@@ -92,7 +102,7 @@ async fn handle<P: Plane>(
         principal,
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
-        caller_ip: peer.ip().to_string(),
+        caller_ip: caller.ip.clone(),
     };
 
     let checked = {
@@ -141,10 +151,10 @@ async fn handle<P: Plane>(
     };
 
     let rec = record(StatusCode::OK, Some(revision), email);
-    match proxy::forward(&affinity, req, addr, peer.ip(), admitted.rewrite).await {
-        Ok(resp) => {
+    match proxy::forward(&caller.affinity, req, addr, caller.peer.ip(), admitted.rewrite).await {
+        Ok((resp, link)) => {
             plane.served(RequestRecord { status: resp.status().as_u16(), latency: start.elapsed(), ..rec });
-            Ok(resp.map(|body| Body::proxied(body, guard)))
+            Ok(resp.map(|body| Body::proxied(body, guard, link, Arc::clone(&caller.affinity))))
         }
         Err(status) => {
             drop(guard);

@@ -9,12 +9,13 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::ParsedPublicKey;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::keyring::{CLOCK_SKEW, ID_TOKEN_LIFETIME};
+use crate::keys::KeyError;
 use crate::unix_secs;
 
 /// Longest token the verifier looks at. Google's ID tokens are about 1 KiB; this bounds the work an attacker can ask
@@ -147,6 +148,48 @@ struct RawClaims {
 impl Verifier {
     pub(crate) fn new(issuer: &str, keys: Vec<(String, ParsedPublicKey)>) -> Verifier {
         Verifier { issuer: issuer.to_owned(), keys }
+    }
+
+    /// A verifier for tokens of `issuer` from a published JWKS document (`{"keys":[{"kty":"RSA","kid":…,"n":…,
+    /// "e":…}, …]}`, e.g. [`crate::KeyRing::jwks`] or Google's `certs` endpoint). Keys that are not RSA, or are
+    /// marked for another use than `sig` or another algorithm than `RS256`, are skipped; an RSA signing key that
+    /// cannot be used (no `kid`, bad base64, a modulus under 2048 bits) is an error, and so is a document with no
+    /// usable key at all.
+    pub fn from_jwks(issuer: &str, jwks: &serde_json::Value) -> Result<Verifier, KeyError> {
+        let bad = |what: String| KeyError::Corrupt(format!("jwks: {}", truncate(&what, MAX_QUOTE)));
+        let keys =
+            jwks.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| bad("no `keys` array".into()))?;
+        let mut parsed: Vec<(String, ParsedPublicKey)> = Vec::with_capacity(keys.len());
+        for (i, jwk) in keys.iter().enumerate() {
+            let field = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+            if field("kty") != Some("RSA")
+                || field("use").is_some_and(|u| u != "sig")
+                || field("alg").is_some_and(|a| a != "RS256")
+            {
+                continue;
+            }
+            let kid = field("kid").ok_or_else(|| bad(format!("key #{i} has no `kid`")))?;
+            let int = |name: &str| {
+                let b64 = field(name).ok_or_else(|| bad(format!("key `{kid}` has no `{name}`")))?;
+                URL_SAFE_NO_PAD.decode(b64).map_err(|_| bad(format!("key `{kid}`: `{name}` is not base64url")))
+            };
+            let n = int("n")?;
+            let bits = n.iter().skip_while(|&&b| b == 0).count() * 8;
+            if !(2048..=8192).contains(&bits) {
+                return Err(bad(format!("key `{kid}`: the modulus is not 2048 to 8192 bits")));
+            }
+            let der = rsa_public_key_der(&n, &int("e")?);
+            let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der)
+                .map_err(|e| bad(format!("key `{kid}` is not a usable RSA public key: {e}")))?;
+            if parsed.iter().any(|(k, _)| k == kid) {
+                return Err(bad(format!("key `{kid}` appears twice")));
+            }
+            parsed.push((kid.to_owned(), key));
+        }
+        if parsed.is_empty() {
+            return Err(bad("no RSA signing key".into()));
+        }
+        Ok(Verifier::new(issuer, parsed))
     }
 
     /// The `iss` this verifier requires.
@@ -283,6 +326,37 @@ fn decode_segment(segment: &str, name: &str) -> Result<Vec<u8>, Rejection> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed(&format!("{name} is not base64url")))
 }
 
+/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` in DER, from big-endian magnitudes.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn push_len(out: &mut Vec<u8>, len: usize) {
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+    }
+    fn integer(magnitude: &[u8]) -> Vec<u8> {
+        let magnitude = &magnitude[magnitude.iter().take_while(|&&b| b == 0).count()..];
+        let pad = magnitude.first().is_none_or(|&b| b & 0x80 != 0);
+        let mut out = vec![0x02];
+        push_len(&mut out, magnitude.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(magnitude);
+        out
+    }
+    let (n, e) = (integer(n), integer(e));
+    let mut out = vec![0x30];
+    push_len(&mut out, n.len() + e.len());
+    out.extend_from_slice(&n);
+    out.extend_from_slice(&e);
+    out
+}
+
 /// At most `max` bytes of `s`, cut on a character boundary, with `…` when cut.
 pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     if s.len() <= max {
@@ -293,4 +367,69 @@ pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
         end -= 1;
     }
     Cow::Owned(format!("{}…", &s[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KeyRing;
+    use std::time::Duration;
+
+    const ISS: &str = "https://accounts.google.com";
+    const AUD: &str = "http://127.0.0.1:28087";
+
+    #[test]
+    fn from_jwks_verifies_what_the_ring_signs() {
+        let now = SystemTime::now();
+        let mut ring = KeyRing::generate(now).unwrap();
+        ring.rotate(now).unwrap();
+        let mut jwks = ring.jwks();
+        // Keys of other types and uses are skipped, not errors.
+        jwks["keys"].as_array_mut().unwrap().push(serde_json::json!({"kty": "EC", "kid": "ec", "crv": "P-256"}));
+        jwks["keys"].as_array_mut().unwrap().push(serde_json::json!({"kty": "RSA", "use": "enc", "kid": "x"}));
+        let verifier = Verifier::from_jwks(ISS, &jwks).unwrap();
+        assert_eq!(verifier.kids().count(), 2);
+        assert_eq!(verifier.issuer(), ISS);
+        let token = ring.sign(&IdClaims::for_account(ISS, AUD, "1", Some("a@p.iam.gserviceaccount.com"), now)).unwrap();
+        let claims = verifier.verify(&token, |a| a == AUD, now + Duration::from_secs(1)).unwrap();
+        assert_eq!(claims.email.as_deref(), Some("a@p.iam.gserviceaccount.com"));
+        // A token of another ring does not verify.
+        let other = KeyRing::generate(now).unwrap();
+        let forged = other.sign(&IdClaims::for_account(ISS, AUD, "1", None, now)).unwrap();
+        assert!(matches!(verifier.verify(&forged, |_| true, now), Err(Rejection::UnknownKid(_))));
+    }
+
+    #[test]
+    fn from_jwks_rejects_bad_documents() {
+        let ring = KeyRing::generate(SystemTime::now()).unwrap();
+        let good = ring.jwks()["keys"][0].clone();
+        let with = |key: &str, value: serde_json::Value| {
+            let mut jwk = good.clone();
+            jwk[key] = value;
+            serde_json::json!({ "keys": [jwk] })
+        };
+        let short = URL_SAFE_NO_PAD.encode([0xc5u8; 64]); // a 512-bit modulus
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"keys": "no"}),
+            serde_json::json!({"keys": []}),
+            serde_json::json!({"keys": [{"kty": "EC", "kid": "ec"}]}),
+            with("n", "not base64!".into()),
+            with("n", short.into()),
+            with("kid", serde_json::Value::Null),
+            with("e", serde_json::Value::Null),
+            serde_json::json!({ "keys": [good.clone(), good.clone()] }),
+        ] {
+            assert!(matches!(Verifier::from_jwks(ISS, &bad), Err(KeyError::Corrupt(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn der_integers_are_minimal_and_positive() {
+        assert_eq!(
+            rsa_public_key_der(&[0x80], &[1, 0, 1]),
+            vec![0x30, 0x09, 0x02, 0x02, 0x00, 0x80, 0x02, 0x03, 1, 0, 1]
+        );
+        assert_eq!(rsa_public_key_der(&[0, 0x7f], &[3]), vec![0x30, 0x06, 0x02, 0x01, 0x7f, 0x02, 0x01, 3]);
+    }
 }
