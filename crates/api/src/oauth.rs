@@ -44,12 +44,7 @@ fn params(req: &Req) -> HashMap<String, String> {
 }
 
 /// Mints an access token for `principal` and stores its hash; returns the token text.
-pub(crate) fn mint_access_token(
-    app: &App,
-    tx: &store::Tx,
-    principal: &str,
-) -> std::result::Result<String, store::StoreError> {
-    let _ = app;
+pub(crate) fn mint_access_token(tx: &store::Tx, principal: &str) -> std::result::Result<String, store::StoreError> {
     let minted = tokens::mint(TokenKind::Access);
     let expires_at = unix_now() + tokens::ACCESS_TOKEN_LIFETIME.as_secs() as i64;
     tx.put_token(
@@ -97,7 +92,7 @@ pub(crate) fn token(app: &App, req: &Req) -> Result<Reply> {
         }
         let Some(Principal::User(email)) = parse_principal(&row.principal) else { return Ok(None) };
         let Some(user) = tx.get::<User>(kind::USER, &email)? else { return Ok(None) };
-        Ok(Some((mint_access_token(app, tx, &row.principal)?, user)))
+        Ok(Some((mint_access_token(tx, &row.principal)?, user)))
     })?;
     Ok(match issued {
         Some((access, user)) => {

@@ -136,7 +136,7 @@ fn names(app: &App, project: &str, location: &str, service: &str, permission: &s
     Ok(Names { project_id: p.project_id.clone(), location: location.to_owned(), service: service.to_owned() })
 }
 
-fn lro(app: &App, n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
+fn lro(n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
     let mut body = serde_json::to_value(service).unwrap_or_default();
     body["@type"] = json!(SERVICE_TYPE);
     let mut op = json!({
@@ -148,7 +148,6 @@ fn lro(app: &App, n: &Names, service: &Service, error: Option<&ApiError>) -> Val
         Some(e) => op["error"] = json!({ "code": e.code.rpc_code(), "message": e.message }),
         None => op["response"] = body,
     }
-    let _ = app;
     op
 }
 
@@ -455,7 +454,7 @@ fn deploy(
     })?;
     app.rebuild_routes()?;
     let Some(revision) = revision else {
-        return Ok(Reply::Json(lro(app, n, &stored.service, None)));
+        return Ok(Reply::Json(lro(n, &stored.service, None)));
     };
     let outcome = deployer.deploy(DeploySpec { service: n.service.clone(), revision: revision.name.clone(), workload });
     let failure = outcome.err().map(|f| {
@@ -484,7 +483,7 @@ fn deploy(
         Ok(s.service)
     })?;
     let error = failure.map(ApiError::failed_precondition);
-    Ok(Reply::Json(lro(app, n, &service, error.as_ref())))
+    Ok(Reply::Json(lro(n, &service, error.as_ref())))
 }
 
 fn uid() -> String {
@@ -537,7 +536,7 @@ fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
     if let Some(d) = app.deployer.get() {
         d.remove(id);
     }
-    Ok(Reply::Json(lro(app, &n, &s.service, None)))
+    Ok(Reply::Json(lro(&n, &s.service, None)))
 }
 
 fn iam(app: &App, req: &Req, project: &str, location: &str, id: &str, verb: &str) -> Result<Reply> {
