@@ -327,3 +327,32 @@ fn export_then_replace_round_trips_and_describe_shows_plain_env() {
     let revisions = p.json(&["run", "revisions", "list", "--service=svc", "--region=us-central1"]);
     assert_eq!(revisions.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn stopping_up_stops_every_instance() {
+    let mut p = Platform::start();
+    p.ok(&["run", "deploy", "warm", HELLO, "--region=us-central1", "--allow-unauthenticated", "--min-instances=2"]);
+    let pid = p.daemon_json()["pid"].as_u64().unwrap() as u32;
+    assert_eq!(get(&url(&p, "warm"), None).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sample_instances(pid) < 2 {
+        assert!(Instant::now() < deadline, "--min-instances=2 did not keep two instances warm");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let children: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        .filter(|n| {
+            let cmd = std::fs::read_to_string(format!("/proc/{n}/cmdline")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{n}/status")).unwrap_or_default();
+            cmd.contains("sample-hello") && status.contains(&format!("PPid:\t{pid}\n"))
+        })
+        .collect();
+    assert!(p.stop().success());
+    for c in children {
+        let state = std::fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+        assert!(state.is_empty() || state.contains("State:\tZ"), "instance {c} outlived `up`");
+    }
+}
