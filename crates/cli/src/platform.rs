@@ -149,6 +149,7 @@ impl GatewayPlane {
                 resource: s.resource.clone(),
                 audiences: s.audiences.clone(),
                 invoker_iam_disabled: s.invoker_iam_disabled,
+                timeout: Some(Duration::from_secs(s.timeout_secs)),
             });
             routes.by_port.insert(s.port, route.clone());
             for h in &s.hosts {

@@ -356,3 +356,15 @@ fn stopping_up_stops_every_instance() {
         assert!(state.is_empty() || state.contains("State:\tZ"), "instance {c} outlived `up`");
     }
 }
+
+#[test]
+fn requests_longer_than_the_timeout_get_504() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "quick", HELLO, "--region=us-central1", "--allow-unauthenticated", "--timeout=1"]);
+    let base = url(&p, "quick");
+    let started = Instant::now();
+    let (status, body) = get(&format!("{base}/sleep?ms=5000"), None);
+    assert_eq!(status, 504, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4), "the timeout was not enforced");
+    assert_eq!(get(&format!("{base}/sleep?ms=10"), None).0, 200);
+}

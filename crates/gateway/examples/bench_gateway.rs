@@ -159,7 +159,13 @@ fn main() {
         Some(bare) => vec![bare.to_owned(), cfg.audience.clone()],
         None => vec![cfg.audience.clone(), format!("{}/", cfg.audience)],
     };
-    let route = Arc::new(Route { service: "api".into(), resource: SVC.into(), audiences, invoker_iam_disabled: false });
+    let route = Arc::new(Route {
+        service: "api".into(),
+        resource: SVC.into(),
+        audiences,
+        invoker_iam_disabled: false,
+        timeout: None,
+    });
     let port = cfg.listen.port();
     let mut routes = Routes::default();
     routes.by_port.insert(port, route);

@@ -44,6 +44,8 @@ pub struct Route {
     pub audiences: Vec<String>,
     /// `invokerIamDisabled`: no `run.routes.invoke` check at all.
     pub invoker_iam_disabled: bool,
+    /// The revision's request timeout: no response head within it → 504 `upstream request timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// Every route, by the service's own loopback port and by host name (lowercase, without port).

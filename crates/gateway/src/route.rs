@@ -55,6 +55,7 @@ mod tests {
             resource: "r".into(),
             audiences: vec![],
             invoker_iam_disabled: false,
+            timeout: None,
         });
         let mut routes = Routes::default();
         routes.by_host.insert("api.run.app".into(), route);

@@ -151,7 +151,12 @@ async fn handle<P: Plane>(
     };
 
     let rec = record(StatusCode::OK, Some(revision), email);
-    match proxy::forward(&caller.affinity, req, addr, caller.peer.ip(), admitted.rewrite).await {
+    let forwarded = proxy::forward(&caller.affinity, req, addr, caller.peer.ip(), admitted.rewrite);
+    let outcome = match route.timeout {
+        Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
+        None => forwarded.await,
+    };
+    match outcome {
         Ok((resp, link)) => {
             plane.served(RequestRecord { status: resp.status().as_u16(), latency: start.elapsed(), ..rec });
             Ok(resp.map(|body| Body::proxied(body, guard, link, Arc::clone(&caller.affinity))))

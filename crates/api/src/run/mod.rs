@@ -60,6 +60,8 @@ pub struct ServiceRoute {
     pub audiences: Vec<String>,
     pub invoker_iam_disabled: bool,
     pub ingress: Ingress,
+    /// The serving template's request timeout.
+    pub timeout_secs: u64,
 }
 
 /// A service as stored: Google's shape plus the platform's own bookkeeping.
@@ -251,6 +253,14 @@ impl App {
                     audiences,
                     invoker_iam_disabled: s.service.invoker_iam_disabled,
                     ingress: s.service.ingress,
+                    timeout_secs: s
+                        .service
+                        .template
+                        .timeout
+                        .trim_end_matches('s')
+                        .parse::<f64>()
+                        .map(|t| t.ceil() as u64)
+                        .unwrap_or(300),
                 }
             })
             .collect();

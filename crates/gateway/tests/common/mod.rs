@@ -70,6 +70,7 @@ pub fn route(invoker_iam_disabled: bool) -> Route {
         resource: SVC.into(),
         audiences: vec![URL.into(), format!("{URL}/"), URL2.into(), CUSTOM.into()],
         invoker_iam_disabled,
+        timeout: None,
     }
 }
 
