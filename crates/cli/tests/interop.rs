@@ -23,3 +23,23 @@ fn google_auth_refreshes_and_calls_the_api() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("interop ok"));
 }
+
+#[test]
+fn google_cloud_run_client_manages_services_over_rest() {
+    let p = Platform::start();
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.home.path().join("credentials.json")).unwrap()).unwrap();
+    let refresh = creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned();
+    let out = std::process::Command::new(python())
+        .arg(script("run_interop.py"))
+        .args([&p.api, &refresh, "local-project", "us-central1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run interop failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run interop ok"));
+}
