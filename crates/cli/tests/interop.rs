@@ -7,9 +7,7 @@ use common::{python, script, Platform};
 #[test]
 fn google_auth_refreshes_and_calls_the_api() {
     let p = Platform::start();
-    let creds: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.home.path().join("credentials.json")).unwrap()).unwrap();
-    let refresh = creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned();
+    let refresh = p.owner_refresh_token();
     let out = std::process::Command::new(python())
         .arg(script("iam_interop.py"))
         .args([&p.api, &refresh, "local-project"])
@@ -27,9 +25,7 @@ fn google_auth_refreshes_and_calls_the_api() {
 #[test]
 fn google_cloud_run_client_manages_services_over_rest() {
     let p = Platform::start();
-    let creds: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.home.path().join("credentials.json")).unwrap()).unwrap();
-    let refresh = creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned();
+    let refresh = p.owner_refresh_token();
     let out = std::process::Command::new(python())
         .arg(script("run_interop.py"))
         .args([&p.api, &refresh, "local-project", "us-central1"])

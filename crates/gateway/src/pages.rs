@@ -1,8 +1,6 @@
 //! Google Front End's error pages, byte for byte as captured (PROTOCOL §3.2), and Cloud Run's terse answers for
 //! upstream trouble. The request path is HTML-escaped before it is quoted.
 
-use std::fmt::Write;
-
 /// Content type of every page.
 pub const HTML: &str = "text/html; charset=utf-8";
 
@@ -37,7 +35,7 @@ fn gfe(title: &str, h1: &str, h2: &str) -> String {
 /// 401: the token was refused.
 pub fn unauthorized(path: &str) -> String {
     let mut h2 = String::from("Your client does not have permission to the requested URL <code>");
-    escape_into(&mut h2, path);
+    model::html::escape_into(&mut h2, path);
     h2.push_str("</code>.");
     gfe("401 Unauthorized", "Unauthorized", &h2)
 }
@@ -45,7 +43,7 @@ pub fn unauthorized(path: &str) -> String {
 /// 403: the principal lacks `run.routes.invoke`.
 pub fn forbidden(path: &str) -> String {
     let mut h2 = String::from("Your client does not have permission to get URL <code>");
-    escape_into(&mut h2, path);
+    model::html::escape_into(&mut h2, path);
     h2.push_str("</code> from this server.");
     gfe("403 Forbidden", "Forbidden", &h2)
 }
@@ -60,25 +58,9 @@ pub fn unavailable(reason: Option<&str>) -> String {
     let mut s = String::from(SERVICE_UNAVAILABLE);
     if let Some(r) = reason {
         s.push_str(": ");
-        escape_into(&mut s, r);
+        model::html::escape_into(&mut s, r);
     }
     s
-}
-
-/// Appends `s` with `&`, `<`, `>`, `"` and `'` escaped.
-pub fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => {
-                let _ = out.write_char(c);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

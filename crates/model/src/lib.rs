@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod html;
 pub mod member;
 pub mod names;
 pub mod policy;

@@ -80,8 +80,8 @@ struct Sample {
 }
 
 async fn hello(State(sample): State<Arc<Sample>>) -> Html<String> {
-    let service = escape(&sample.env.service);
-    let revision = escape(&sample.env.revision);
+    let service = model::html::escape(&sample.env.service);
+    let revision = model::html::escape(&sample.env.revision);
     Html(format!(
         "<!doctype html>\n<html>\n<head><meta charset=\"utf-8\"><title>Congratulations | Cloud Run</title></head>\n\
          <body>\n<h1>It's running!</h1>\n\
@@ -168,21 +168,6 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,10 +192,5 @@ mod tests {
         assert_eq!(bearer_claims(&headers, "authorization"), (Value::Null, false));
         headers.insert("authorization", HeaderValue::from_static("Bearer a.!!!.c"));
         assert_eq!(bearer_claims(&headers, "authorization"), (Value::Null, false));
-    }
-
-    #[test]
-    fn escape_html() {
-        assert_eq!(escape("<a&'\">"), "&lt;a&amp;&#39;&quot;&gt;");
     }
 }

@@ -148,6 +148,13 @@ impl Platform {
         self.ok(&["auth", "print-access-token"]).trim().to_owned()
     }
 
+    /// The operator's refresh credential, as `up` stored it for the CLI.
+    pub fn owner_refresh_token(&self) -> String {
+        let text = std::fs::read_to_string(self.home.path().join("credentials.json")).expect("credentials.json");
+        let creds: Value = serde_json::from_str(&text).expect("credentials.json is JSON");
+        creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned()
+    }
+
     pub fn compute_sa(&self) -> String {
         format!("{}-compute@developer.gserviceaccount.com", self.project_number)
     }
