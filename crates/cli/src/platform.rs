@@ -194,11 +194,11 @@ impl gateway::Plane for GatewayPlane {
         let _ = self.denials.send(denial);
     }
 
-    fn served(&self, r: gateway::RequestRecord) {
-        let who = r.principal.as_deref().unwrap_or("allUsers");
+    fn served(&self, r: gateway::RequestRecord<'_>) {
+        let who = r.principal.unwrap_or("allUsers");
         let text = format!("{} {} {} {}ms {who} {}", r.method, r.path, r.status, r.latency.as_millis(), r.caller_ip);
         let revision = r.revision.unwrap_or_default();
-        self.runtime.record(&r.service, runtime::LogLine::now(&revision, "", runtime::Stream::Request, text));
+        self.runtime.record(r.service, runtime::LogLine::now(revision, "", runtime::Stream::Request, text));
     }
 }
 

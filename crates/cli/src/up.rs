@@ -62,7 +62,12 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async move {
+    // Caller connections run on threads of their own, one per core (gateway::Workers); the runtime above runs the
+    // API, instances, metadata servers and the accept loops.
+    let workers = Arc::new(gateway::Workers::per_core().context("cannot start the gateway's threads")?);
+    let gw_workers = workers.clone();
+    let outcome = runtime.block_on(async move {
+        let workers = gw_workers;
         let (api_port, gw_port) = match args.port_base {
             0 => (0, 0),
             b => (b, b.checked_add(1).context("--port-base is too high")?),
@@ -112,9 +117,15 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        let gw_task =
-            tokio::spawn(gateway::serve(gw_listener, plane.clone(), gateway::RouteBy::Host, stopped(&stop_rx)));
-        let listeners_task = tokio::spawn(serve_service_ports(plane.clone(), args.host.clone(), stop_rx.clone()));
+        let gw_task = tokio::spawn(gateway::serve_on(
+            workers.clone(),
+            gw_listener,
+            plane.clone(),
+            gateway::RouteBy::Host,
+            stopped(&stop_rx),
+        ));
+        let listeners_task =
+            tokio::spawn(serve_service_ports(plane.clone(), workers, args.host.clone(), stop_rx.clone()));
         crate::platform::start_services(app.clone(), rt.clone());
         let info = DaemonInfo {
             api: format!("http://{api_addr}"),
@@ -171,7 +182,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         }
         println!("Gatehouse stopped.");
         Ok(())
-    })
+    });
+    drop(workers);
+    outcome
 }
 
 /// Rotates the signing key when it is due and drops keys whose tokens have all expired; checks every minute, or
@@ -203,6 +216,7 @@ fn humanize(d: std::time::Duration) -> String {
 /// control plane's routes, until stopped.
 async fn serve_service_ports(
     plane: Arc<crate::platform::GatewayPlane>,
+    workers: Arc<gateway::Workers>,
     host: String,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -227,8 +241,8 @@ async fn serve_service_ports(
                     let shutdown = async move {
                         let _ = rx.wait_for(|s| *s).await;
                     };
-                    let task =
-                        tokio::spawn(gateway::serve(listener, plane.clone(), gateway::RouteBy::Port(port), shutdown));
+                    let by = gateway::RouteBy::Port(port);
+                    let task = tokio::spawn(gateway::serve_on(workers.clone(), listener, plane.clone(), by, shutdown));
                     listeners.insert(port, task);
                 }
                 Err(e) => {

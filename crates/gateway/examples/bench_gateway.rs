@@ -11,7 +11,7 @@
 //!   trusting the keys of the JWKS at PATH for tokens of `--issuer` (default `https://accounts.google.com`) with
 //!   `aud` = `--audience`; IAM grants `roles/run.invoker` to MEMBER (e.g. `serviceAccount:x@p.iam.gserviceaccount.com`).
 //!
-//! `GW_THREADS` (or `--threads`) sets the tokio worker threads, default 2.
+//! `GW_THREADS` (or `--threads`) sets the gateway worker threads (one current-thread runtime each), default 2.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,7 +53,7 @@ impl Plane for BenchPlane {
         async move { Ok(up) }
     }
     fn denied(&self, _: Denial) {}
-    fn served(&self, _: RequestRecord) {}
+    fn served(&self, _: RequestRecord<'_>) {}
 }
 
 struct Config {
@@ -175,7 +175,9 @@ fn main() {
         verifier: Arc::new(CachingVerifier::new(cfg.verifier, cfg.cache)),
         upstream: cfg.upstream,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cfg.threads).enable_all().build().unwrap();
+    // The accept loop on a small runtime of its own; connections on `threads` worker threads, as `gatehouse up` does.
+    let workers = Arc::new(gateway::Workers::start(cfg.threads).expect("gateway worker threads"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.expect("bind");
         let shutdown = async {
@@ -187,6 +189,6 @@ fn main() {
                 () = tokio::time::sleep(Duration::from_secs(3600)) => {}
             }
         };
-        gateway::serve(listener, plane, RouteBy::Port(port), stop).await.unwrap();
+        gateway::serve_on(workers, listener, plane, RouteBy::Port(port), stop).await.unwrap();
     });
 }

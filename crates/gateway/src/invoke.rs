@@ -9,13 +9,18 @@
 //! 5. **Principal**: the `email` claim, or the account behind `sub` → else 401.
 //! 6. **IAM**: `run.routes.invoke` on the service → else 403 with the decision's explanation.
 //!
+//! [`Memo`] keeps a connection's last admission so that its next request with the same credentials costs a
+//! comparison instead of steps 1–6, for as long as nothing the admission rests on can have changed (see [`Memo`]).
+//!
 //! Must not: read the clock (time is passed in), touch the network, or sign anything.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::HeaderMap;
 use iam::Principal;
-use std::time::SystemTime;
-use tokens::CachingVerifier;
+use tokens::{CachingVerifier, IdClaims};
 
 use crate::{Route, GCLOUD_CLIENT_ID, INVOKE_PERMISSION};
 
@@ -75,12 +80,117 @@ pub fn check(
     resolve: impl Fn(&str) -> Option<Principal>,
     now: SystemTime,
 ) -> Result<Admitted, Refusal> {
-    // 1. Public services ignore credentials entirely.
-    if route.invoker_iam_disabled
-        || iam::decide(iam, &Principal::Anonymous, INVOKE_PERMISSION, &route.resource, now).granted
-    {
-        return Ok(Admitted { principal: None, rewrite: None });
+    run(route, headers, iam, verifier, resolve, now).map(|(admitted, _)| admitted)
+}
+
+/// The last admission on one caller connection (keep-alive clients send the same token request after request).
+///
+/// [`Memo::check`] answers from it, without steps 1–6, only when all of these hold — each is what the admission
+/// rested on:
+/// - the same route, IAM snapshot and verifier (`Arc::ptr_eq`: the control plane swaps a new one in on every change
+///   of a service, a policy, a group, an account or the signing keys);
+/// - the IAM decisions were [stable](iam::Decision::is_stable): no condition, so the time cannot change them;
+/// - for a private service: the same header carries byte-for-byte the same single value, the token named its
+///   principal by `email` (no lookup), and its times still pass ([`tokens::check_times`] at `now`).
+///
+/// Refusals are never remembered: they are the cold path, and each must be audited.
+#[derive(Default)]
+pub struct Memo(Mutex<Option<Remembered>>);
+
+struct Remembered {
+    route: Arc<Route>,
+    iam: Arc<iam::Snapshot>,
+    verifier: Arc<CachingVerifier>,
+    reuse: Reuse,
+    admitted: Admitted,
+}
+
+/// What a stable admission can be reused for.
+enum Reuse {
+    /// A public service: any request.
+    Public,
+    /// A private service: a request carrying the same credentials.
+    Token { serverless: bool, value: Box<[u8]>, claims: Arc<IdClaims> },
+}
+
+impl Memo {
+    /// As [`check`], answering from the connection's last admission when it still holds.
+    #[allow(clippy::result_large_err)]
+    pub fn check(
+        &self,
+        route: &Arc<Route>,
+        headers: &HeaderMap,
+        iam: &Arc<iam::Snapshot>,
+        verifier: &Arc<CachingVerifier>,
+        resolve: impl Fn(&str) -> Option<Principal>,
+        now: SystemTime,
+    ) -> Result<Admitted, Refusal> {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = last.as_ref() {
+            if Arc::ptr_eq(&r.route, route)
+                && Arc::ptr_eq(&r.iam, iam)
+                && Arc::ptr_eq(&r.verifier, verifier)
+                && r.reuse.covers(headers, now)
+            {
+                return Ok(r.admitted.clone());
+            }
+        }
+        let (admitted, reuse) = run(route, headers, iam, verifier, resolve, now)?;
+        *last = reuse.map(|reuse| Remembered {
+            route: Arc::clone(route),
+            iam: Arc::clone(iam),
+            verifier: Arc::clone(verifier),
+            reuse,
+            admitted: admitted.clone(),
+        });
+        Ok(admitted)
     }
+}
+
+impl Reuse {
+    fn covers(&self, headers: &HeaderMap, now: SystemTime) -> bool {
+        match self {
+            Reuse::Public => true,
+            Reuse::Token { serverless, value, claims } => {
+                let name = if headers.contains_key(&X_SERVERLESS_AUTHORIZATION) {
+                    if !serverless {
+                        return false;
+                    }
+                    X_SERVERLESS_AUTHORIZATION
+                } else if *serverless {
+                    return false;
+                } else {
+                    AUTHORIZATION
+                };
+                let mut values = headers.get_all(name).iter();
+                values.next().is_some_and(|v| v.as_bytes() == &value[..])
+                    && values.next().is_none()
+                    && tokens::check_times(claims, now).is_ok()
+            }
+        }
+    }
+}
+
+/// Steps 1–6; on admission also what the admission may be reused for (`None` when a condition took part, or the
+/// principal came from a lookup).
+#[allow(clippy::result_large_err)]
+fn run(
+    route: &Route,
+    headers: &HeaderMap,
+    iam: &iam::Snapshot,
+    verifier: &CachingVerifier,
+    resolve: impl Fn(&str) -> Option<Principal>,
+    now: SystemTime,
+) -> Result<(Admitted, Option<Reuse>), Refusal> {
+    // 1. Public services ignore credentials entirely.
+    if route.invoker_iam_disabled {
+        return Ok((Admitted { principal: None, rewrite: None }, Some(Reuse::Public)));
+    }
+    let public = iam::decide(iam, &Principal::Anonymous, INVOKE_PERMISSION, &route.resource, now);
+    if public.granted {
+        return Ok((Admitted { principal: None, rewrite: None }, public.is_stable().then_some(Reuse::Public)));
+    }
+    let public_stable = public.is_stable();
 
     // 2. Which header carries the token.
     let (name, serverless) = if headers.contains_key(&X_SERVERLESS_AUTHORIZATION) {
@@ -122,11 +232,13 @@ pub fn check(
             explanation,
         });
     }
+    let reusable = public_stable && decision.is_stable() && claims.email.is_some();
 
     // The token the instance sees: without its signature for X-Serverless-Authorization and gcloud user tokens.
     let rewrite =
         (serverless || claims.aud == GCLOUD_CLIENT_ID).then(|| Rewrite { header: name, value: strip_signature(token) });
-    Ok(Admitted { principal: Some(principal), rewrite })
+    let reuse = reusable.then(|| Reuse::Token { serverless, value: value.as_bytes().into(), claims });
+    Ok((Admitted { principal: Some(principal), rewrite }, reuse))
 }
 
 /// The single token of a `Bearer` value (scheme case-insensitive).

@@ -6,7 +6,7 @@
 //! Architecture Invariant: the hot path does no database query and no signing. It reads in-memory snapshots (routes,
 //! IAM, verifier) once per request and verifies tokens through the verified-token cache.
 //!
-//! API boundary: [`serve`], [`Plane`] and the types it exchanges; [`invoke::check`] is public so the table test (and
+//! API boundary: [`serve`] / [`serve_on`] with [`Workers`], [`Plane`] and the types it exchanges; [`invoke::check`] is public so the table test (and
 //! the troubleshooter) can drive the check without sockets.
 
 #![forbid(unsafe_code)]
@@ -16,6 +16,7 @@ pub mod pages;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use pages::NOT_FOUND_PAGE;
-pub use server::serve;
+pub use server::{serve, serve_on};
+pub use workers::Workers;
 
 /// The OAuth client id of gcloud: `gcloud auth print-identity-token` for a user yields ID tokens with this `aud`, and
 /// Cloud Run accepts them on every service (PROTOCOL §2.1). Their signature is removed before forwarding (§3.4 b).
@@ -100,18 +102,19 @@ pub struct Denial {
     pub path: String,
 }
 
-/// One request to a service, admitted or not (`run.googleapis.com/requests`).
-#[derive(Debug, Clone)]
-pub struct RequestRecord {
-    pub service: String,
-    pub revision: Option<String>,
+/// One request to a service, admitted or not (`run.googleapis.com/requests`). Borrowed from the request: building
+/// one costs nothing; [`Plane::served`] copies what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord<'a> {
+    pub service: &'a str,
+    pub revision: Option<&'a str>,
     pub status: u16,
     /// Until the response head was sent.
     pub latency: Duration,
-    pub principal: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub caller_ip: String,
+    pub principal: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub caller_ip: &'a str,
 }
 
 /// What the gateway needs from the control plane. Every method is called on the hot path: snapshot getters are an
@@ -126,5 +129,5 @@ pub trait Plane: Send + Sync + 'static {
     /// An instance slot of `service`.
     fn acquire(&self, service: &str) -> impl Future<Output = Result<Upstream, Unavailable>> + Send;
     fn denied(&self, denial: Denial);
-    fn served(&self, record: RequestRecord);
+    fn served(&self, record: RequestRecord<'_>);
 }

@@ -15,7 +15,7 @@
 
 use std::any::Any;
 use std::future::{poll_fn, Future};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -115,7 +115,7 @@ pub async fn forward(
     affinity: &Affinity,
     mut req: Request<Incoming>,
     addr: SocketAddr,
-    caller: IpAddr,
+    caller: &HeaderValue,
     rewrite: Option<Rewrite>,
 ) -> Result<(Response<Incoming>, Link), StatusCode> {
     // Origin-form request target; an absolute-form one (`GET http://host/path`) is rewritten.
@@ -190,41 +190,52 @@ fn finish(mut resp: Response<Incoming>) -> Response<Incoming> {
     resp
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, caller: IpAddr) {
+/// `caller` (an IP address, formatted once per connection) appended to the caller's own `X-Forwarded-For`, if any.
+fn append_forwarded_for(headers: &mut HeaderMap, caller: &HeaderValue) {
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {caller}"),
-        _ => caller.to_string(),
+        Some(prior) if !prior.trim().is_empty() => {
+            let mut joined = Vec::with_capacity(prior.len() + 2 + caller.len());
+            joined.extend_from_slice(prior.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(caller.as_bytes());
+            // INVARIANT: visible ASCII plus an IP address.
+            match HeaderValue::from_bytes(&joined) {
+                Ok(v) => v,
+                Err(_) => return,
+            }
+        }
+        _ => caller.clone(),
     };
-    // INVARIANT: visible ASCII plus an IP address.
-    if let Ok(v) = HeaderValue::try_from(value) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
+    headers.insert(X_FORWARDED_FOR, value);
 }
 
-/// Removes the headers that belong to one connection (RFC 9110 §7.6.1), including those `Connection` names.
+/// The headers that belong to one connection (RFC 9110 §7.6.1), besides those `Connection` names.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes the headers that belong to one connection, including those `Connection` names. One pass over the
+/// (few) header names finds which are present; usually none, or `Connection: keep-alive` alone.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
+    let present: Vec<HeaderName> = headers.keys().filter(|k| HOP_BY_HOP.contains(k)).cloned().collect();
+    if present.is_empty() {
+        return;
     }
-    for n in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    let mut named: Vec<HeaderName> = Vec::new();
+    for conn in headers.get_all(header::CONNECTION) {
+        named.extend(
+            conn.to_str().unwrap_or("").split(',').filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
+        );
+    }
+    for n in present.into_iter().chain(named) {
         headers.remove(n);
     }
 }
@@ -350,8 +361,8 @@ mod tests {
     #[test]
     fn appends_forwarded_for() {
         let mut h = HeaderMap::new();
-        append_forwarded_for(&mut h, "10.0.0.1".parse().unwrap());
-        append_forwarded_for(&mut h, "::1".parse().unwrap());
+        append_forwarded_for(&mut h, &HeaderValue::from_static("10.0.0.1"));
+        append_forwarded_for(&mut h, &HeaderValue::from_static("::1"));
         assert_eq!(h[X_FORWARDED_FOR], "10.0.0.1, ::1");
     }
 }

@@ -2,16 +2,15 @@
 //! [`invoke`](crate::invoke) → [`Plane::acquire`] → [`proxy`](crate::proxy), with a page for every refusal.
 //!
 //! hyper's HTTP/1.1 server directly (keep-alive, 30 s header-read timeout), no router: one service function per
-//! connection. Every refusal is reported with [`Plane::denied`]; every request that named a service with
+//! connection, run on one of the [`Workers`] (thread per core) from accept to close. Every refusal is reported with [`Plane::denied`]; every request that named a service with
 //! [`Plane::served`] (a URL that names no service is in no service's request log, as on Cloud Run).
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -20,7 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::proxy::{self, page, Body};
-use crate::{invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Unavailable, Upstream};
+use crate::{invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Unavailable, Upstream, Workers};
 
 /// How long open connections get to finish after `shutdown` resolves.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -31,7 +30,19 @@ struct Shared<P> {
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets open requests finish (up to 10 s).
+/// Connections run as tasks of the current runtime; [`serve_on`] runs them on [`Workers`].
 pub async fn serve<P: Plane>(
+    listener: TcpListener,
+    plane: Arc<P>,
+    by: RouteBy,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(Arc::new(Workers::current()), listener, plane, by, shutdown).await
+}
+
+/// As [`serve`], with each accepted connection handed to the next of `workers` for its whole life.
+pub async fn serve_on<P: Plane>(
+    workers: Arc<Workers>,
     listener: TcpListener,
     plane: Arc<P>,
     by: RouteBy,
@@ -48,14 +59,17 @@ pub async fn serve<P: Plane>(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let shared = Arc::clone(&shared);
+                    let ip = peer.ip().to_string();
                     let caller = Arc::new(Caller {
-                        peer,
-                        ip: peer.ip().to_string(),
+                        // INVARIANT: an IP address is a valid header value.
+                        forwarded_for: HeaderValue::try_from(&ip).expect("INVARIANT: an IP address is ASCII"),
+                        ip,
                         affinity: Arc::new(proxy::Affinity::default()),
+                        memo: invoke::Memo::default(),
                     });
                     let svc = service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&caller), req));
                     let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                    tokio::spawn(async move {
+                    workers.spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(%peer, error = %e, "gateway connection ended with an error");
                         }
@@ -77,11 +91,14 @@ pub async fn serve<P: Plane>(
     Ok(())
 }
 
-/// One caller connection: its address (formatted once, not per request) and the instance connection it used last.
+/// One caller connection: its address (formatted once, not per request), the instance connection it used last and
+/// its last admission.
 struct Caller {
-    peer: SocketAddr,
     ip: String,
+    /// `ip` as the `X-Forwarded-For` value the instance gets (when the caller sent none).
+    forwarded_for: HeaderValue,
     affinity: Arc<proxy::Affinity>,
+    memo: invoke::Memo,
 }
 
 async fn handle<P: Plane>(
@@ -94,48 +111,51 @@ async fn handle<P: Plane>(
     let Some(route) = route::find(&plane.routes(), shared.by, req.headers(), req.uri()) else {
         return Ok(page(StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE));
     };
-    let record = |status: StatusCode, revision: Option<String>, principal: Option<String>| RequestRecord {
-        service: route.service.clone(),
-        revision,
-        status: status.as_u16(),
-        latency: start.elapsed(),
-        principal,
-        method: req.method().as_str().to_owned(),
-        path: req.uri().path().to_owned(),
-        caller_ip: caller.ip.clone(),
+    // What the request log needs from the request, owned here because the request itself moves on to the instance.
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let served = |status: StatusCode, revision: Option<&str>, principal: Option<&str>| {
+        plane.served(RequestRecord {
+            service: &route.service,
+            revision,
+            status: status.as_u16(),
+            latency: start.elapsed(),
+            principal,
+            method: method.as_str(),
+            path: &path,
+            caller_ip: &caller.ip,
+        })
     };
 
     let checked = {
         let (iam, verifier) = (plane.iam(), plane.verifier());
-        invoke::check(&route, req.headers(), &iam, &verifier, |sub| plane.principal_for_subject(sub), SystemTime::now())
+        let resolve = |sub: &str| plane.principal_for_subject(sub);
+        caller.memo.check(&route, req.headers(), &iam, &verifier, resolve, SystemTime::now())
     };
     let admitted = match checked {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            let path = req.uri().path();
             let (status, body) = match refusal.status {
-                401 => (StatusCode::UNAUTHORIZED, pages::unauthorized(path)),
+                401 => (StatusCode::UNAUTHORIZED, pages::unauthorized(&path)),
                 _ if refusal.is_unauthenticated() => (StatusCode::FORBIDDEN, pages::not_authenticated()),
-                _ => (StatusCode::FORBIDDEN, pages::forbidden(path)),
+                _ => (StatusCode::FORBIDDEN, pages::forbidden(&path)),
             };
             let email = refusal.principal.as_ref().and_then(|p| p.email()).map(str::to_owned);
-            let rec = record(status, None, email.clone());
+            served(status, None, email.as_deref());
             plane.denied(Denial {
-                service: rec.service.clone(),
+                service: route.service.clone(),
                 resource: route.resource.clone(),
-                status: rec.status,
+                status: status.as_u16(),
                 reason: refusal.reason,
                 principal: email,
                 explanation: refusal.explanation,
-                caller_ip: rec.caller_ip.clone(),
-                method: rec.method.clone(),
-                path: rec.path.clone(),
+                caller_ip: caller.ip.clone(),
+                method: method.as_str().to_owned(),
+                path,
             });
-            plane.served(rec);
             return Ok(page(status, body));
         }
     };
-    let email = admitted.principal.as_ref().and_then(|p| p.email()).map(str::to_owned);
+    let email = admitted.principal.as_ref().and_then(|p| p.email());
 
     let Upstream { addr, revision, guard } = match plane.acquire(&route.service).await {
         Ok(upstream) => upstream,
@@ -145,20 +165,19 @@ async fn handle<P: Plane>(
                 Unavailable::NoRevision => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None)),
                 Unavailable::Failed(reason) => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(Some(&reason))),
             };
-            plane.served(record(status, None, email));
+            served(status, None, email);
             return Ok(page(status, body));
         }
     };
 
-    let rec = record(StatusCode::OK, Some(revision), email);
-    let forwarded = proxy::forward(&caller.affinity, req, addr, caller.peer.ip(), admitted.rewrite);
+    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, admitted.rewrite);
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,
     };
     match outcome {
         Ok((resp, link)) => {
-            plane.served(RequestRecord { status: resp.status().as_u16(), latency: start.elapsed(), ..rec });
+            served(resp.status(), Some(&revision), email);
             Ok(resp.map(|body| Body::proxied(body, guard, link, Arc::clone(&caller.affinity))))
         }
         Err(status) => {
@@ -168,7 +187,7 @@ async fn handle<P: Plane>(
                 StatusCode::GATEWAY_TIMEOUT => pages::UPSTREAM_TIMEOUT.to_owned(),
                 _ => pages::BAD_GATEWAY.to_owned(),
             };
-            plane.served(RequestRecord { status: status.as_u16(), latency: start.elapsed(), ..rec });
+            served(status, Some(&revision), email);
             Ok(page(status, body))
         }
     }

@@ -254,3 +254,70 @@ fn a_cached_token_is_still_checked_for_expiry_and_audience() {
     other.audiences = vec!["https://other.a.run.app".into()];
     assert_eq!(invoke::check(&other, &hm, &iam, &k.verifier, resolve, now()).unwrap_err().status, 401);
 }
+
+/// A connection's [`Memo`] answers exactly as `check` does: it reuses an admission only while everything the
+/// admission rests on still holds. Steps run in order through one memo, as requests on one connection.
+#[test]
+fn the_connection_memo_never_changes_an_answer() {
+    use gateway::invoke::Memo;
+    use std::sync::Arc;
+
+    let k = Keys::new();
+    let verifier = Arc::new(tokens::CachingVerifier::new(k.ring.verifier(ISSUER), 1024));
+    let route = Arc::new(route(false));
+    let private = Arc::new(snapshot(World::Private));
+    let public = Arc::new(snapshot(World::Public));
+    let nobody = {
+        let mut s = snapshot(World::Private);
+        s.set_policy(SVC, &policy(&[])).unwrap();
+        Arc::new(s)
+    };
+    // `soon@` may invoke for the next 30 minutes only: a grant that depends on the time.
+    let soon = {
+        let mut s = snapshot(World::Private);
+        let until = "request.time < timestamp('2025-01-01T00:30:00Z')";
+        s.set_policy(SVC, &policy(&[("roles/run.invoker", &["user:soon@example.com"], Some(until))])).unwrap();
+        Arc::new(s)
+    };
+    let auth = |t: &str| headers(&Form::Auth(t.to_owned()));
+    let alice = k.token("alice@example.com", URL);
+    let mallory = auth(&k.token("mallory@example.com", URL));
+    let sub_only = auth(&k.token_at(None, URL, now()));
+    let soon_token = auth(&k.token("soon@example.com", URL));
+    let min = |m: u64| now() + Duration::from_secs(60 * m);
+    let nobody_resolves = |_: &str| None;
+    let memo = Memo::default();
+    let step = |h: &HeaderMap, iam: &Arc<iam::Snapshot>, at, by_sub: bool| {
+        let r = if by_sub {
+            memo.check(&route, h, iam, &verifier, resolve, at)
+        } else {
+            memo.check(&route, h, iam, &verifier, nobody_resolves, at)
+        };
+        render(&r)
+    };
+    let ok_alice = "200 user:alice@example.com -";
+
+    assert_eq!(step(&auth(&alice), &private, now(), true), ok_alice);
+    assert_eq!(step(&auth(&alice), &private, min(1), true), ok_alice, "the same credentials again");
+    assert!(step(&mallory, &private, now(), true).starts_with("403 "), "another token on the connection");
+    assert_eq!(step(&auth(&alice), &private, now(), true), ok_alice);
+    assert!(step(&auth(&alice), &nobody, now(), true).starts_with("403 "), "the policy changed");
+    assert_eq!(step(&auth(&alice), &private, now(), true), ok_alice);
+    assert!(step(&auth(&alice), &private, min(61), true).starts_with("401 "), "the token expired meanwhile");
+    // The same token in the other header: the instance must see the rewrite that belongs to that header.
+    let xsa = headers(&Form::Xsa(alice.clone()));
+    assert_eq!(step(&xsa, &private, now(), true), "200 user:alice@example.com x-serverless-authorization");
+    assert_eq!(step(&auth(&alice), &private, now(), true), ok_alice);
+    let two = headers(&Form::TwoAuth(alice.clone(), alice.clone()));
+    assert!(step(&two, &private, now(), true).starts_with("401 "), "several headers, even with a known value");
+    // A grant that rests on a condition is never reused: it is decided again at each request's time.
+    assert_eq!(step(&soon_token, &soon, now(), true), "200 user:soon@example.com -");
+    assert!(step(&soon_token, &soon, min(40), true).starts_with("403 "), "the condition expired meanwhile");
+    // A principal found through a lookup (no `email` claim) is looked up again.
+    assert_eq!(step(&sub_only, &private, now(), true), format!("200 serviceAccount:{CALLER_SA} -"));
+    assert!(step(&sub_only, &private, now(), false).starts_with("401 "), "the subject no longer resolves");
+    // A public service admits anyone; once it turns private, credentials count again.
+    assert_eq!(step(&HeaderMap::new(), &public, now(), true), "200 public -");
+    assert_eq!(step(&mallory, &public, now(), true), "200 public -");
+    assert!(step(&HeaderMap::new(), &private, now(), true).starts_with("403 "), "no token on a private service");
+}

@@ -38,7 +38,18 @@ struct TestPlane {
     live: Arc<AtomicUsize>,
     acquired: AtomicUsize,
     denials: Mutex<Vec<Denial>>,
-    records: Mutex<Vec<RequestRecord>>,
+    records: Mutex<Vec<Seen>>,
+}
+
+/// An owned copy of a [`RequestRecord`].
+#[derive(Debug, Clone)]
+struct Seen {
+    service: String,
+    revision: Option<String>,
+    status: u16,
+    principal: Option<String>,
+    method: String,
+    path: String,
 }
 
 impl Plane for TestPlane {
@@ -74,8 +85,15 @@ impl Plane for TestPlane {
     fn denied(&self, denial: Denial) {
         self.denials.lock().unwrap().push(denial);
     }
-    fn served(&self, record: RequestRecord) {
-        self.records.lock().unwrap().push(record);
+    fn served(&self, r: RequestRecord<'_>) {
+        self.records.lock().unwrap().push(Seen {
+            service: r.service.to_owned(),
+            revision: r.revision.map(str::to_owned),
+            status: r.status,
+            principal: r.principal.map(str::to_owned),
+            method: r.method.to_owned(),
+            path: r.path.to_owned(),
+        });
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Decision<'s> {
     pub(crate) now: SystemTime,
     /// (level, binding) of the first binding that granted.
     granting: Option<(usize, usize)>,
+    /// No condition took part: see [`Decision::is_stable`].
+    stable: bool,
 }
 
 /// The inputs of a decision in one allocation: `permission`, `full_resource_name`, principal email.
@@ -133,13 +135,14 @@ pub fn decide<'s>(
     full_resource_name: &str,
     now: SystemTime,
 ) -> Decision<'s> {
-    let granting = find_grant(snapshot, principal, permission, full_resource_name, now);
+    let (granting, stable) = find_grant(snapshot, principal, permission, full_resource_name, now);
     Decision {
         granted: granting.is_some(),
         snapshot,
         query: Query::new(principal, permission, full_resource_name),
         now,
         granting,
+        stable,
     }
 }
 
@@ -149,11 +152,13 @@ fn find_grant(
     permission: &str,
     full_resource_name: &str,
     now: SystemTime,
-) -> Option<(usize, usize)> {
-    let perm = snapshot.catalogue().permission_id(permission)?;
+) -> (Option<(usize, usize)>, bool) {
+    let Some(perm) = snapshot.catalogue().permission_id(permission) else { return (None, true) };
     let target = snapshot.target(full_resource_name);
     let mut who: Option<Who> = None;
     let ctx = ConditionContext { now, resource_name: target.relative, resource_type: target.resource_type };
+    // A condition on a binding that could grant makes the answer depend on the time.
+    let mut stable = true;
     for (li, level) in target.levels[..target.len].iter().enumerate() {
         let Some(policy) = level.policy else { continue };
         for (bi, b) in policy.bindings.iter().enumerate() {
@@ -162,17 +167,33 @@ fn find_grant(
             }
             // Resolve the principal only once a binding could grant the permission.
             let who = who.get_or_insert_with(|| Who::resolve(snapshot, principal));
-            if who.matches(b) && b.condition.as_ref().is_none_or(|c| c.eval(&ctx)) {
-                return Some((li, bi));
+            if !who.matches(b) {
+                continue;
+            }
+            match &b.condition {
+                None => return (Some((li, bi)), true),
+                Some(c) => {
+                    stable = false;
+                    if c.eval(&ctx) {
+                        return (Some((li, bi)), false);
+                    }
+                }
             }
         }
     }
-    None
+    (None, stable)
 }
 
 impl<'s> Decision<'s> {
     pub fn granted(&self) -> bool {
         self.granted
+    }
+
+    /// The same question asked of the same snapshot gets the same answer at any time: no condition (the only input
+    /// that depends on the time) could have changed it. A grant by an unconditional binding is stable; a grant by a
+    /// conditional one is not; a refusal is stable when no conditional binding for the principal was passed over.
+    pub fn is_stable(&self) -> bool {
+        self.stable
     }
 
     /// The role of the first binding that granted access.

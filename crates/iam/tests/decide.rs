@@ -369,3 +369,23 @@ fn set_policy_rejects_unknown_roles_with_suggestions() {
     // A rejected policy leaves the previous one in place.
     assert!(decide(&s, &user("alice@example.com"), "run.routes.invoke", SVC, now()).granted());
 }
+
+#[test]
+fn stability_says_whether_a_condition_took_part() {
+    let s = world();
+    let perm = "run.routes.invoke";
+    let table: &[(Principal, bool, bool)] = &[
+        // (principal, granted, stable)
+        (user("alice@example.com"), true, true),     // unconditional binding
+        (user("future@example.com"), true, false),   // granted by a condition that will expire
+        (user("temp@example.com"), false, false),    // refused by a condition on a binding that names her
+        (user("stranger@example.com"), false, true), // no binding names him, conditional or not
+        (Principal::Anonymous, false, true),
+    ];
+    for (who, granted, stable) in table {
+        let d = decide(&s, who, perm, SVC, now());
+        assert_eq!((d.granted, d.is_stable()), (*granted, *stable), "{who:?}");
+    }
+    // Unknown permissions are never granted, at any time.
+    assert!(decide(&s, &user("alice@example.com"), "run.nothing.here", SVC, now()).is_stable());
+}

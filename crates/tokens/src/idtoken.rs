@@ -283,7 +283,7 @@ impl Verifier {
 }
 
 /// `exp`, `iat` and `nbf` against `now`; shared with the cache, which re-checks them on every hit.
-pub(crate) fn check_times(claims: &IdClaims, now: SystemTime) -> Result<(), Rejection> {
+pub fn check_times(claims: &IdClaims, now: SystemTime) -> Result<(), Rejection> {
     let now = unix_secs(now);
     let latest_start = now.saturating_add(CLOCK_SKEW.as_secs());
     if now >= claims.exp {

@@ -20,7 +20,7 @@ pub mod keyring;
 pub mod keys;
 
 pub use cache::CachingVerifier;
-pub use idtoken::{IdClaims, Rejection, Verifier, MAX_TOKEN_BYTES};
+pub use idtoken::{check_times, IdClaims, Rejection, Verifier, MAX_TOKEN_BYTES};
 pub use keyring::{KeyRing, CLOCK_SKEW, ID_TOKEN_LIFETIME};
 pub use keys::{KeyError, SigningKey};
 
