@@ -45,6 +45,9 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
         crate::issuer::Issuer::open(&opts.keys_path, &opts.issuer, opts.key_rotation, std::time::SystemTime::now())?;
     let store =
         Store::open(&opts.db_path).map_err(|e| format!("cannot open state at `{}`: {e}", opts.db_path.display()))?;
+    // The master key lives next to the state (`$GATEHOUSE_HOME/master.key`) unless GATEHOUSE_MASTER_KEY_FILE names one.
+    let home = opts.db_path.parent().filter(|h| !h.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let master_key = secrets::MasterKey::load_or_create(home).map_err(|e| e.to_string())?;
     let existing: Vec<(String, Project)> = store
         .read(|tx| tx.list(kind::PROJECT, ""))
         .map_err(|e| format!("cannot read state at `{}`: {e}", opts.db_path.display()))?;
@@ -65,7 +68,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
                 ));
             }
         }
-        let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base)
+        let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base, master_key)
             .map_err(|e| e.message)?;
         return Ok(Bootstrap { app: Arc::new(app), created: false, owner_refresh_token: None });
     }
@@ -84,7 +87,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
             .unwrap_or_default(),
         region,
     };
-    let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base)
+    let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base, master_key)
         .map_err(|e| e.message)?;
     let compute = names::default_compute_email(&project.project_number);
     let mut policy = Policy { version: 1, etag: crate::policy::new_etag(), ..Policy::default() };

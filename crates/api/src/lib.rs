@@ -1,5 +1,6 @@
 //! The control plane's Google-shaped REST APIs: Resource Manager, IAM v1, Cloud Identity groups, Policy Troubleshooter,
-//! Cloud Logging (audit entries), and the OAuth token endpoint the CLI and client libraries refresh against.
+//! Cloud Logging (audit entries), Secret Manager v1, and the OAuth token endpoint the CLI and client libraries refresh
+//! against.
 //!
 //! Every handler authenticates its caller ([`auth`]), asks [`iam::decide`] for every permission it needs (through
 //! [`App::authorize`]), and records every mutation and every denial in the audit chain ([`audit_trail`]).
@@ -22,6 +23,7 @@ mod policy;
 mod projects;
 mod roles;
 pub mod run;
+mod secret_manager;
 mod service_accounts;
 mod state;
 mod troubleshoot;

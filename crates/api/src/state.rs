@@ -21,6 +21,8 @@ pub(crate) mod kind {
     pub const MEMBERSHIP: &str = "membership";
     pub const RUN_SERVICE: &str = "runService";
     pub const REVISION: &str = "revision";
+    pub const SECRET: &str = "secret";
+    pub const SECRET_VERSION: &str = "secretVersion";
 }
 
 /// The project this platform serves (`GET /v1/projects/{id}`).
@@ -48,7 +50,7 @@ impl Project {
 }
 
 pub struct App {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) project: Project,
     snapshot: ArcSwap<Snapshot>,
     /// Serialises "commit, then rebuild the snapshot" so a slower rebuild never replaces a newer one.
@@ -63,6 +65,10 @@ pub struct App {
     pub(crate) service_port_base: u16,
     /// Unique id → service account, for ID tokens minted without the email claim.
     subjects: ArcSwap<std::collections::HashMap<String, iam::Principal>>,
+    /// Seals and opens secret versions (`$GATEHOUSE_HOME/master.key`).
+    pub(crate) master_key: secrets::MasterKey,
+    /// Group commit of audit entries written outside a mutation (Data Access reads, denials).
+    pub(crate) audit_queue: crate::audit_trail::AuditQueue,
 }
 
 impl From<StoreError> for ApiErrorBox {
@@ -91,8 +97,12 @@ impl App {
         operator_key_hash: String,
         issuer: crate::issuer::Issuer,
         service_port_base: u16,
+        master_key: secrets::MasterKey,
     ) -> Result<App> {
+        let store = Arc::new(store);
         let app = App {
+            master_key,
+            audit_queue: crate::audit_trail::AuditQueue::start(store.clone()),
             issuer,
             routes: ArcSwap::from_pointee(Vec::new()),
             routes_changed: tokio::sync::watch::channel(0).0,

@@ -79,6 +79,9 @@ pub enum Command {
     /// Cloud Run: deploy services, manage them and their IAM policies.
     #[command(subcommand)]
     Run(Box<RunCmd>),
+    /// Secret Manager: secrets, their versions and IAM policies.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// The built-in sample server (`us-docker.pkg.dev/cloudrun/container/hello`); the runtime starts it.
     #[command(hide = true, name = "sample-hello")]
     SampleHello,
@@ -159,6 +162,19 @@ pub struct DeployArgs {
     pub remove_env_vars: Option<String>,
     #[arg(long)]
     pub clear_env_vars: bool,
+    /// Replace all secrets: `ENV=SECRET:VERSION` (an env var) or `/dir/file=SECRET:VERSION` (a file), comma-separated;
+    /// SECRET may be `projects/P/secrets/S`; VERSION is `latest` or a number.
+    #[arg(long)]
+    pub set_secrets: Option<String>,
+    /// Add or change secrets, in `--set-secrets` form.
+    #[arg(long)]
+    pub update_secrets: Option<String>,
+    /// Remove secrets: `ENV,/dir/file,…`.
+    #[arg(long)]
+    pub remove_secrets: Option<String>,
+    /// Remove every secret env var and secret file.
+    #[arg(long)]
+    pub clear_secrets: bool,
     /// The port the container listens on (`PORT`).
     #[arg(long)]
     pub port: Option<u32>,
@@ -280,6 +296,183 @@ pub enum RunRevisionsCmd {
         #[arg(long)]
         region: Option<String>,
     },
+}
+
+/// `--location` of a regional secret (`projects/P/locations/L/secrets/S`); global secrets have none.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SecretLocation {
+    /// Location of a regional secret.
+    #[arg(long)]
+    pub location: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Create a secret; with `--data-file`, also its first version.
+    Create {
+        secret: String,
+        /// File with the first version's payload, or `-` for standard input.
+        #[arg(long)]
+        data_file: Option<PathBuf>,
+        /// `automatic` (the only policy Gatehouse supports).
+        #[arg(long)]
+        replication_policy: Option<String>,
+        /// Replica locations of a user-managed policy (not supported).
+        #[arg(long)]
+        locations: Option<String>,
+        /// Labels: `KEY=VALUE,…`.
+        #[arg(long)]
+        labels: Option<String>,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    List {
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    Describe {
+        secret: String,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    /// Delete a secret with all its versions and its IAM policy.
+    Delete {
+        secret: String,
+        #[arg(long)]
+        etag: Option<String>,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    /// Change a secret's labels.
+    Update {
+        secret: String,
+        /// Add or change labels: `KEY=VALUE,…`.
+        #[arg(long)]
+        update_labels: Option<String>,
+        /// Remove labels: `KEY,…`.
+        #[arg(long)]
+        remove_labels: Option<String>,
+        #[arg(long)]
+        clear_labels: bool,
+        #[arg(long)]
+        etag: Option<String>,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    #[command(subcommand)]
+    Versions(SecretVersionsCmd),
+    AddIamPolicyBinding {
+        secret: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    RemoveIamPolicyBinding {
+        secret: String,
+        #[command(flatten)]
+        binding: BindingArgs,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    GetIamPolicy {
+        secret: String,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    SetIamPolicy {
+        secret: String,
+        policy_file: PathBuf,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+}
+
+/// A version: a number, `latest` or an alias with `--secret`, or a full `projects/P/secrets/S/versions/V` name.
+#[derive(Args, Debug, Clone)]
+pub struct VersionArg {
+    pub version: String,
+    #[arg(long)]
+    pub secret: Option<String>,
+    #[command(flatten)]
+    pub at: SecretLocation,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretVersionsCmd {
+    /// Add a version from `--data-file` (`-` reads standard input).
+    Add {
+        secret: String,
+        #[arg(long)]
+        data_file: PathBuf,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    /// Print a version's payload, exactly its bytes.
+    Access {
+        #[command(flatten)]
+        version: VersionArg,
+        /// Write the payload to this file instead of standard output.
+        #[arg(long)]
+        out_file: Option<PathBuf>,
+    },
+    List {
+        secret: String,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        at: SecretLocation,
+    },
+    Describe {
+        #[command(flatten)]
+        version: VersionArg,
+    },
+    Disable {
+        #[command(flatten)]
+        version: VersionArg,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    Enable {
+        #[command(flatten)]
+        version: VersionArg,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Destroy a version's payload for good (no prompt; `--quiet` is accepted).
+    Destroy {
+        #[command(flatten)]
+        version: VersionArg,
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+impl SecretsCmd {
+    pub fn path(&self) -> &'static str {
+        match self {
+            SecretsCmd::Create { .. } => "secrets.create",
+            SecretsCmd::List { .. } => "secrets.list",
+            SecretsCmd::Describe { .. } => "secrets.describe",
+            SecretsCmd::Delete { .. } => "secrets.delete",
+            SecretsCmd::Update { .. } => "secrets.update",
+            SecretsCmd::AddIamPolicyBinding { .. } => "secrets.add-iam-policy-binding",
+            SecretsCmd::RemoveIamPolicyBinding { .. } => "secrets.remove-iam-policy-binding",
+            SecretsCmd::GetIamPolicy { .. } => "secrets.get-iam-policy",
+            SecretsCmd::SetIamPolicy { .. } => "secrets.set-iam-policy",
+            SecretsCmd::Versions(v) => match v {
+                SecretVersionsCmd::Add { .. } => "secrets.versions.add",
+                SecretVersionsCmd::Access { .. } => "secrets.versions.access",
+                SecretVersionsCmd::List { .. } => "secrets.versions.list",
+                SecretVersionsCmd::Describe { .. } => "secrets.versions.describe",
+                SecretVersionsCmd::Disable { .. } => "secrets.versions.disable",
+                SecretVersionsCmd::Enable { .. } => "secrets.versions.enable",
+                SecretVersionsCmd::Destroy { .. } => "secrets.versions.destroy",
+            },
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -662,6 +855,7 @@ impl Command {
             Command::Exec(_) => "exec",
             Command::SampleHello => "sample-hello",
             Command::Run(c) => c.path(),
+            Command::Secrets(c) => c.path(),
         }
     }
 }

@@ -18,6 +18,13 @@ use std::process::ExitCode;
 const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    // An instance's init step (`instance-init -- PROGRAM ARGS…`): the workload's own arguments follow, as given.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == runtime::init::SUBCOMMAND) && raw.get(2).is_some_and(|a| a == "--") {
+        let why = runtime::init::instance_init(&raw[3..]);
+        eprintln!("{why}");
+        return ExitCode::from(127);
+    }
     let argv: Vec<String> = std::env::args().collect();
     let program = program_name(&argv);
     if let Err(msg) = args::check_dashes(&argv[1..]) {

@@ -48,6 +48,25 @@ impl runtime::SourceFactory for Factory {
     fn source(&self, email: &str) -> Arc<InstanceTokens> {
         Arc::new(InstanceTokens { app: self.app.clone(), email: email.to_owned() })
     }
+
+    async fn read_secret(&self, account: &str, secret: &str, version: &str) -> Result<runtime::SecretRead, String> {
+        let (app, account, secret, version) =
+            (self.app.clone(), account.to_owned(), secret.to_owned(), version.to_owned());
+        match tokio::task::spawn_blocking(move || app.access_secret_as(&account, &secret, &version)).await {
+            Ok(Ok((version, payload))) => Ok(runtime::SecretRead { version, payload }),
+            Ok(Err(e)) => Err(e.message),
+            Err(e) => Err(format!("the secret read failed: {e}")),
+        }
+    }
+
+    async fn secret_version(&self, account: &str, secret: &str, version: &str) -> Result<String, String> {
+        let (app, account, secret, version) =
+            (self.app.clone(), account.to_owned(), secret.to_owned(), version.to_owned());
+        match tokio::task::spawn_blocking(move || app.secret_version_as(&account, &secret, &version)).await {
+            Ok(result) => result.map_err(|e| e.message),
+            Err(e) => Err(format!("the secret lookup failed: {e}")),
+        }
+    }
 }
 
 pub type Runtime = runtime::Runtime<Factory>;
@@ -78,6 +97,22 @@ impl RuntimeDeployer {
             revision: spec.revision,
             workload,
             env: w.env,
+            secret_env: w
+                .secret_env
+                .into_iter()
+                .map(|e| runtime::SecretEnv { name: e.name, secret: e.secret, version: e.version, field: e.field })
+                .collect(),
+            secret_files: w
+                .secret_files
+                .into_iter()
+                .map(|f| runtime::SecretFile {
+                    path: f.path,
+                    secret: f.secret,
+                    version: f.version,
+                    mode: f.mode,
+                    field: f.field,
+                })
+                .collect(),
             min_instances: w.min_instances,
             max_instances: w.max_instances,
             concurrency: w.concurrency,

@@ -71,6 +71,8 @@ mod tests {
             configuration: "hello".into(),
             workload: Workload::Sample,
             env: vec![("GREETING".into(), "hi".into()), ("PORT".into(), "1".into())],
+            secret_env: vec![],
+            secret_files: vec![],
             min_instances: 0,
             max_instances: 1,
             concurrency: 1,

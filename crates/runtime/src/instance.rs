@@ -56,6 +56,8 @@ pub(crate) struct StartContext<S> {
     pub(crate) on_exit: spawn::OnExit,
     /// Records the process with the runtime; `false` means the runtime is shutting down.
     pub(crate) register: Register,
+    /// The secrets payload for the init step (`crate::init`), when the revision has secrets.
+    pub(crate) secrets: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// See [`StartContext::register`].
@@ -117,7 +119,16 @@ pub(crate) async fn start<S: metadata::TokenSource>(
         on_exit(status);
     });
 
-    let launch = Launch { program: program.clone(), args, cwd, env };
+    // With secrets, the init step runs first (same process: it execs the workload).
+    let (program, args) = match &ctx.secrets {
+        Some(_) => {
+            let mut init = vec![crate::init::SUBCOMMAND.to_string(), "--".to_string(), program.display().to_string()];
+            init.extend(args);
+            (config.sample_program.clone(), init)
+        }
+        None => (program, args),
+    };
+    let launch = Launch { program: program.clone(), args, cwd, env, stdin: ctx.secrets };
     let output = Output {
         ring: ctx.ring.clone(),
         service: spec.service.clone(),

@@ -19,7 +19,8 @@
 //! Modules, in the order an instance meets them: `contract` (its environment), `spawn` (the child process in its
 //! own process group — the one place a later sandbox wraps), `instance` (metadata server, readiness), `scaling`
 //! (pure bookkeeping: which instance takes a request, when to start or idle one), `runtime` (the state machine),
-//! `logs` (the per-service ring of recent lines).
+//! `logs` (the per-service ring of recent lines), `secrets` (env and file secrets read at start, `latest` files kept
+//! current) and `init` (the `gatehouse instance-init` step that mounts file secrets and execs the workload).
 //!
 //! Until the sandbox issue lands, instances share the host network: `PORT` is a free loopback port chosen per
 //! instance, and the metadata server is at `127.0.0.1:MDPORT` instead of `169.254.169.254:80`.
@@ -33,7 +34,9 @@ mod runtime;
 mod scaling;
 mod spawn;
 
+pub mod init;
 pub mod sample;
+pub mod secrets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +45,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use runtime::{Lease, Runtime};
+pub use secrets::{SecretEnv, SecretFile, SecretRead};
 
 /// What an instance runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +65,10 @@ pub struct RevisionSpec {
     pub workload: Workload,
     /// User env vars, already validated by the API (never `PORT` or `K_*`).
     pub env: Vec<(String, String)>,
+    /// Env vars read from Secret Manager when an instance starts.
+    pub secret_env: Vec<SecretEnv>,
+    /// Files from Secret Manager, in the instance's private tmpfs mounts.
+    pub secret_files: Vec<SecretFile>,
     pub min_instances: u32,
     /// At least 1.
     pub max_instances: u32,
@@ -76,6 +84,20 @@ pub struct RevisionSpec {
 pub trait SourceFactory: Send + Sync + 'static {
     type Source: metadata::TokenSource;
     fn source(&self, email: &str) -> Arc<Self::Source>;
+    /// Reads `version` of `secret` as `account` (audited as that account). Err: why not, in Secret Manager's words.
+    fn read_secret(
+        &self,
+        account: &str,
+        secret: &str,
+        version: &str,
+    ) -> impl std::future::Future<Output = Result<SecretRead, String>> + Send;
+    /// The full name `version` of `secret` resolves to now, as `account`, without reading the payload.
+    fn secret_version(
+        &self,
+        account: &str,
+        secret: &str,
+        version: &str,
+    ) -> impl std::future::Future<Output = Result<String, String>> + Send;
 }
 
 /// Runtime-wide settings.

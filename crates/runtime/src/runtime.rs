@@ -75,7 +75,7 @@ struct PlannedStart {
 pub struct Runtime<F: SourceFactory> {
     me: Weak<Runtime<F>>,
     config: RuntimeConfig,
-    factory: F,
+    factory: Arc<F>,
     handle: tokio::runtime::Handle,
     state: Mutex<State>,
     procs: Mutex<Procs>,
@@ -145,7 +145,7 @@ impl<F: SourceFactory> Runtime<F> {
         let runtime = Arc::new_cyclic(|me| Runtime {
             me: me.clone(),
             config,
-            factory,
+            factory: Arc::new(factory),
             handle: handle.clone(),
             state: Mutex::new(State { services: HashMap::new(), closed: false }),
             procs: Mutex::new(Procs { live: HashMap::new(), closed: false }),
@@ -386,14 +386,39 @@ impl<F: SourceFactory> Runtime<F> {
             }
             None => false,
         });
+        let (secrets, followed) = if spec.secret_env.is_empty() && spec.secret_files.is_empty() {
+            (None, Vec::new())
+        } else {
+            match crate::secrets::resolve(&*self.factory, spec).await {
+                Ok((payload, followed)) => (Some(payload), followed),
+                Err(reason) => {
+                    ring.push(LogLine::now(&spec.revision, id, Stream::System, reason.clone()));
+                    return Err(StartFailure::Spawn(reason));
+                }
+            }
+        };
         let ctx = StartContext {
             instance_id: id.to_string(),
             source: self.factory.source(&spec.identity.email),
-            ring,
+            ring: ring.clone(),
             on_exit,
             register,
+            secrets,
         };
-        instance::start(spec, &self.config, ctx).await
+        let started = instance::start(spec, &self.config, ctx).await?;
+        if !followed.is_empty() {
+            let (factory, account, pid) = (self.factory.clone(), spec.identity.email.clone(), started.proc.pid());
+            let proc = started.proc.clone();
+            let (revision, instance) = (spec.revision.clone(), id.to_string());
+            tokio::spawn(async move {
+                let exited = async move {
+                    proc.wait().await;
+                };
+                let log = |text: String| ring.push(LogLine::now(&revision, &instance, Stream::System, text));
+                crate::secrets::follow(factory, account, pid, followed, exited, log).await;
+            });
+        }
+        Ok(started)
     }
 
     /// Launches a planned instance in a task; the receiver learns whether it became ready.

@@ -31,6 +31,8 @@ pub(crate) struct Launch {
     pub(crate) cwd: PathBuf,
     /// The complete environment (see `contract`); nothing is inherited.
     pub(crate) env: Vec<(String, String)>,
+    /// Written to the process's stdin, which is then closed (the init step's secrets); `None`: stdin is /dev/null.
+    pub(crate) stdin: Option<zeroize::Zeroizing<Vec<u8>>>,
 }
 
 /// Where the process's output goes.
@@ -61,7 +63,7 @@ pub(crate) fn spawn(launch: Launch, home: TempDir, output: Output, on_exit: OnEx
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&launch.cwd)
-        .stdin(Stdio::null())
+        .stdin(if launch.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -70,6 +72,15 @@ pub(crate) fn spawn(launch: Launch, home: TempDir, output: Output, on_exit: OnEx
     let pid = child.id().ok_or_else(|| io::Error::other("the process exited before it could be tracked"))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), launch.stdin) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            if let Err(err) = pipe.write_all(&bytes).await {
+                tracing::warn!(pid, %err, "runtime: cannot hand an instance its secrets");
+            }
+            // Dropping the pipe closes it: the init step reads to the end.
+        });
+    }
 
     let (drained_tx, drained) = watch::channel(false);
     let output = Arc::new(output);
@@ -124,6 +135,10 @@ fn signal_group(pid: u32, signal: Signal) {
 }
 
 impl Proc {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit.borrow()
     }

@@ -5,12 +5,16 @@
 //!
 //! Durability: every [`Store::write`] is one `BEGIN IMMEDIATE … COMMIT` transaction, and SQLite in WAL mode with
 //! `synchronous=FULL` fsyncs the log before `COMMIT` returns, so a write the caller acknowledges survives `kill -9`.
+//!
+//! Concurrency: one connection writes; reads of a file-backed store go through a few read-only connections, which in
+//! WAL mode see the last commit without waiting for a write (and its fsync) in progress.
 
 #![forbid(unsafe_code)]
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +66,16 @@ pub struct AuditRow {
 }
 
 pub struct Store {
+    /// The one connection that writes (SQLite allows one writer at a time anyway).
     conn: Mutex<Connection>,
+    /// Read-only connections: in WAL mode readers see the last commit and never wait for the writer's fsync.
+    /// Empty for an in-memory store, which reads through `conn`.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
+
+/// Read connections of a file-backed store: enough for the blocking pool's concurrent readers on a small machine.
+const READERS: usize = 4;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`.
@@ -72,26 +84,75 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted content is overwritten with zeros instead of lingering in free pages (a destroyed secret version's
+        // sealed data, a revoked token's hash).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            r.busy_timeout(std::time::Duration::from_secs(10))?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(Store { conn: Mutex::new(conn), readers, next_reader: AtomicUsize::new(0) })
     }
 
     /// An in-memory store, for tests of the layers above.
     pub fn in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store { conn: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0) })
     }
 
-    /// Runs `f` in a read transaction (a consistent view).
+    /// Runs `f` in a read transaction: a consistent view of the last commit, on a read connection, so it does not
+    /// wait for a write in progress.
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
-        self.run(TransactionBehavior::Deferred, f)
+        if self.readers.is_empty() {
+            return self.run(TransactionBehavior::Deferred, f);
+        }
+        // A free reader if there is one, else wait for one in turn.
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        let conn = (0..n)
+            .find_map(|i| match self.readers[(start + i) % n].try_lock() {
+                Ok(c) => Some(c),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            })
+            .unwrap_or_else(|| self.readers[start % n].lock().unwrap_or_else(|p| p.into_inner()));
+        if !conn.is_autocommit() {
+            // A reader whose user panicked mid-read still holds its snapshot: release it.
+            conn.execute_batch("ROLLBACK").map_err(StoreError::from)?;
+        }
+        conn.prepare_cached("BEGIN").and_then(|mut s| s.execute([])).map_err(StoreError::from)?;
+        let out = f(&Tx { conn: &conn });
+        // Nothing was written: ending the transaction only releases the snapshot.
+        let end = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        let out = out?;
+        end.map_err(StoreError::from)?;
+        Ok(out)
     }
 
     /// Runs `f` in a write transaction. The changes are durable when this returns `Ok`; on `Err` nothing is written.
     pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
         self.run(TransactionBehavior::Immediate, f)
+    }
+
+    /// As [`Store::write`], but the commit is not flushed to the disk before this returns: it is in the WAL, in the
+    /// operating system's hands, so it survives a crash (even `kill -9`) of this process, and the next durable
+    /// [`Store::write`] or checkpoint flushes it. Only a crash of the whole machine can lose it. For records whose
+    /// volume makes an fsync each too dear (Data Access audit entries); never for state.
+    pub fn write_unflushed<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx) -> Result<T, E>) -> Result<T, E> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        // synchronous=NORMAL in WAL mode: commits are written to the WAL without an fsync.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::from)?;
+        let out = Self::transact(&mut conn, TransactionBehavior::Immediate, f);
+        let restored = conn.pragma_update(None, "synchronous", "FULL").map_err(StoreError::from);
+        let out = out?;
+        restored?;
+        Ok(out)
     }
 
     fn run<T, E: From<StoreError>>(
@@ -101,8 +162,16 @@ impl Store {
     ) -> Result<T, E> {
         // A poisoned lock only means another thread panicked mid-call; SQLite rolled its transaction back.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        Self::transact(&mut conn, behavior, f)
+    }
+
+    fn transact<T, E: From<StoreError>>(
+        conn: &mut Connection,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = conn.transaction_with_behavior(behavior).map_err(StoreError::from)?;
-        let out = f(&Tx { tx: &tx })?;
+        let out = f(&Tx { conn: &tx })?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -110,36 +179,42 @@ impl Store {
 
 /// A transaction. Dropped without commit (an `Err` from the closure) it rolls back.
 pub struct Tx<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    conn: &'a Connection,
 }
 
 impl Tx<'_> {
     pub fn get<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>, StoreError> {
         let body: Option<String> = self
-            .tx
-            .query_row("SELECT body FROM documents WHERE kind = ?1 AND name = ?2", params![kind, name], |r| r.get(0))
+            .conn
+            .prepare_cached("SELECT body FROM documents WHERE kind = ?1 AND name = ?2")?
+            .query_row(params![kind, name], |r| r.get(0))
             .optional()?;
         body.map(|b| decode(kind, name, &b)).transpose()
     }
 
     pub fn put<T: Serialize>(&self, kind: &str, name: &str, doc: &T) -> Result<(), StoreError> {
         let body = serde_json::to_string(doc).map_err(StoreError::Encode)?;
-        self.tx.execute(
-            "INSERT INTO documents (kind, name, body) VALUES (?1, ?2, ?3)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (kind, name, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body",
-            params![kind, name, body],
-        )?;
+            )?
+            .execute(params![kind, name, body])?;
         Ok(())
     }
 
     /// Deletes a document; returns whether it existed.
     pub fn delete(&self, kind: &str, name: &str) -> Result<bool, StoreError> {
-        Ok(self.tx.execute("DELETE FROM documents WHERE kind = ?1 AND name = ?2", params![kind, name])? > 0)
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM documents WHERE kind = ?1 AND name = ?2")?
+            .execute(params![kind, name])?
+            > 0)
     }
 
     /// Every document of `kind` whose name starts with `prefix`, ordered by name.
     pub fn list<T: DeserializeOwned>(&self, kind: &str, prefix: &str) -> Result<Vec<(String, T)>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT name, body FROM documents WHERE kind = ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name",
         )?;
         let rows = stmt.query_map(params![kind, prefix], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -153,49 +228,52 @@ impl Tx<'_> {
     }
 
     pub fn put_token(&self, hash: &str, row: &TokenRow) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO tokens (hash, kind, principal, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![hash, row.kind, row.principal, row.expires_at],
-        )?;
+        self.conn
+            .prepare_cached("INSERT INTO tokens (hash, kind, principal, expires_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![hash, row.kind, row.principal, row.expires_at])?;
         Ok(())
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         Ok(self
-            .tx
-            .query_row("SELECT kind, principal, expires_at FROM tokens WHERE hash = ?1", params![hash], |r| {
-                Ok(TokenRow { kind: r.get(0)?, principal: r.get(1)?, expires_at: r.get(2)? })
-            })
+            .conn
+            .prepare_cached("SELECT kind, principal, expires_at FROM tokens WHERE hash = ?1")?
+            .query_row(params![hash], |r| Ok(TokenRow { kind: r.get(0)?, principal: r.get(1)?, expires_at: r.get(2)? }))
             .optional()?)
     }
 
     pub fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
-        Ok(self.tx.execute("DELETE FROM tokens WHERE hash = ?1", params![hash])? > 0)
+        Ok(self.conn.prepare_cached("DELETE FROM tokens WHERE hash = ?1")?.execute(params![hash])? > 0)
     }
 
     /// Deletes every token held by `principal` (all kinds); returns how many.
     pub fn delete_tokens_of(&self, principal: &str) -> Result<usize, StoreError> {
-        Ok(self.tx.execute("DELETE FROM tokens WHERE principal = ?1", params![principal])?)
+        Ok(self.conn.prepare_cached("DELETE FROM tokens WHERE principal = ?1")?.execute(params![principal])?)
     }
 
     /// Drops tokens that expired before `now` (unix seconds).
     pub fn purge_expired_tokens(&self, now: i64) -> Result<usize, StoreError> {
-        Ok(self.tx.execute("DELETE FROM tokens WHERE expires_at < ?1", params![now])?)
+        Ok(self.conn.prepare_cached("DELETE FROM tokens WHERE expires_at < ?1")?.execute(params![now])?)
     }
 
     /// Appends one entry to the audit chain, linking it to the previous entry's hash. Returns its sequence number.
     pub fn append_audit(&self, entry_json: &str) -> Result<i64, StoreError> {
-        let prev: Option<String> =
-            self.tx.query_row("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+        let prev: Option<String> = self
+            .conn
+            .prepare_cached("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         let hash = audit::chain_hash(prev.as_deref().unwrap_or(audit::GENESIS), entry_json.as_bytes());
-        self.tx.execute("INSERT INTO audit (entry, hash) VALUES (?1, ?2)", params![entry_json, hash])?;
-        Ok(self.tx.last_insert_rowid())
+        self.conn
+            .prepare_cached("INSERT INTO audit (entry, hash) VALUES (?1, ?2)")?
+            .execute(params![entry_json, hash])?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Audit rows with `seq > after`, oldest first, at most `limit`.
     pub fn audit_rows(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
         let mut stmt =
-            self.tx.prepare_cached("SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            self.conn.prepare_cached("SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(params![after, limit], |r| Ok(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }))?;
@@ -259,6 +337,32 @@ mod tests {
         let rows = store.read(|tx| tx.audit_rows(0, 10)).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].hash, audit::chain_hash(&rows[0].hash, rows[1].entry.as_bytes()));
+    }
+
+    #[test]
+    fn reads_see_every_acknowledged_write_and_never_an_unfinished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        for i in 0..20 {
+            store.write(|tx| tx.put("k", &format!("n{i}"), &json!(i))).unwrap();
+            // Every read connection sees the commit that just returned.
+            for _ in 0..READERS {
+                assert_eq!(store.read(|tx| tx.get::<Value>("k", &format!("n{i}"))).unwrap(), Some(json!(i)));
+            }
+        }
+        // A write in progress is invisible to readers until it commits.
+        let r: Result<(), StoreError> = store.write(|tx| {
+            tx.put("k", "pending", &json!(1))?;
+            assert_eq!(store.read(|r| r.get::<Value>("k", "pending"))?, None);
+            Ok(())
+        });
+        r.unwrap();
+        assert_eq!(store.read(|tx| tx.get::<Value>("k", "pending")).unwrap(), Some(json!(1)));
+        // A reader whose closure failed is usable again.
+        let failed: Result<(), StoreError> =
+            store.read(|_| Err(StoreError::Encode(serde_json::from_str::<Value>("{").unwrap_err())));
+        assert!(failed.is_err());
+        assert_eq!(store.read(|tx| tx.list::<Value>("k", "")).unwrap().len(), 21);
     }
 
     #[test]

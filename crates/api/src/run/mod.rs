@@ -178,6 +178,32 @@ fn check_act_as(app: &App, caller: &Caller, email: &str, call: &Call) -> Result<
     }
 }
 
+/// Deploy-time check (PROTOCOL §10.2): the revision's service account must be able to read every secret the
+/// revision references, else the deploy fails naming the secret and the account, in Cloud Run's words.
+fn check_secrets(app: &App, w: &types::Workload) -> Result<()> {
+    let refs =
+        w.secret_env.iter().map(|e| (format!("{}.value_from.secret_key_ref.name", e.field), &e.secret, &e.version));
+    let refs = refs.chain(w.secret_files.iter().map(|f| (f.field.clone(), &f.secret, &f.version)));
+    for (field, secret, version) in refs {
+        let Err(e) = app.check_secret_access(&w.service_account, secret) else { continue };
+        let id = secret.rsplit('/').next().unwrap_or(secret);
+        let shown = format!("projects/{}/secrets/{id}/versions/{version}", app.project.project_number);
+        let message = match e.code {
+            Code::PermissionDenied => format!(
+                "{field}: Permission denied on secret: {shown} for Revision service account {}. The service account \
+                 used must be granted the 'Secret Manager Secret Accessor' role (roles/secretmanager.secretAccessor) \
+                 at the secret, project or higher level.",
+                w.service_account
+            ),
+            Code::NotFound => format!("{field}: Secret {shown} was not found"),
+            _ => format!("{field}: {}", e.message),
+        };
+        let code = if e.code == Code::PermissionDenied { Code::PermissionDenied } else { Code::InvalidArgument };
+        return Err(ApiError::new(code, message));
+    }
+    Ok(())
+}
+
 fn revision_name(service: &str, generation: u64) -> String {
     let suffix: String = (0..3).map(|i| char::from(b'a' + ((tokens::random_u64() >> (i * 8)) % 26) as u8)).collect();
     format!("{service}-{generation:05}-{suffix}")
@@ -393,6 +419,7 @@ fn deploy(
     });
     if template_changed {
         check_act_as(app, caller, &workload.service_account, &call)?;
+        check_secrets(app, &workload)?;
     }
     let deployer =
         app.deployer.get().cloned().ok_or_else(|| ApiError::new(Code::Unavailable, "the runtime is not running"))?;

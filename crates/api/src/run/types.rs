@@ -232,6 +232,206 @@ pub struct Workload {
     pub concurrency: u32,
     pub timeout_secs: u64,
     pub service_account: String,
+    /// Env vars whose values are secret versions, read when an instance starts.
+    pub secret_env: Vec<SecretEnvRef>,
+    /// Files whose contents are secret versions, in the instance's private mounts.
+    pub secret_files: Vec<SecretFileRef>,
+}
+
+/// `env[i].valueSource.secretKeyRef`: an env var read from Secret Manager.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretEnvRef {
+    pub name: String,
+    /// A secret id in the platform's project, or `projects/P/secrets/S`.
+    pub secret: String,
+    pub version: String,
+    /// `spec.template.spec.containers[0].env[i]`, for Google's error messages.
+    pub field: String,
+}
+
+/// One item of a secret volume, at its mount path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretFileRef {
+    /// Mount path + item path, e.g. `/secrets/credentials`.
+    pub path: String,
+    pub secret: String,
+    pub version: String,
+    pub mode: u32,
+    pub field: String,
+}
+
+/// `valueSource` of an env var (v2).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EnvVarSource {
+    secret_key_ref: SecretKeySelector,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SecretKeySelector {
+    secret: String,
+    #[serde(default)]
+    version: String,
+}
+
+/// A volume (v2); only secret volumes are supported.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Volume {
+    name: String,
+    #[serde(default)]
+    secret: Option<SecretVolumeSource>,
+    #[serde(default)]
+    cloud_sql_instance: Option<Value>,
+    #[serde(default)]
+    empty_dir: Option<Value>,
+    #[serde(default)]
+    nfs: Option<Value>,
+    #[serde(default)]
+    gcs: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SecretVolumeSource {
+    secret: String,
+    #[serde(default)]
+    items: Vec<VersionToPath>,
+    #[serde(default)]
+    default_mode: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VersionToPath {
+    path: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    mode: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VolumeMount {
+    name: String,
+    mount_path: String,
+    #[serde(default)]
+    sub_path: String,
+}
+
+/// The mode of a secret file: the item's, else the volume's default, else 0444; write bits are always cleared
+/// (Cloud Run applies umask 0222 to non-zero modes).
+fn file_mode(item: i64, default: i64) -> Result<u32, ApiError> {
+    let mode = if item != 0 { item } else { default };
+    if !(0..=0o777).contains(&mode) {
+        return Err(bad(format!("invalid secret file mode {mode}; use a value between 0 and 0777 (511)")));
+    }
+    Ok(if mode == 0 { 0o444 } else { mode as u32 & !0o222 })
+}
+
+/// The secret references of a container: env secrets and secret volumes at their mount paths, checked with gcloud's
+/// rules (a version is required, one secret per mount directory, mount path restrictions; `secrets::spec`).
+fn secret_refs(
+    template: &RevisionTemplate,
+    container: &Container,
+) -> Result<(Vec<SecretEnvRef>, Vec<SecretFileRef>), ApiError> {
+    let mut env = Vec::new();
+    let mut mappings = Vec::new();
+    for (i, e) in container.env.iter().enumerate() {
+        let Some(source) = &e.value_source else { continue };
+        let field = format!("spec.template.spec.containers[0].env[{i}]");
+        if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(bad(format!("{field}: set either `value` or `valueSource`, not both")));
+        }
+        let source: EnvVarSource = serde_json::from_value(source.clone()).map_err(|err| {
+            bad(format!(
+                "{field}.valueSource: {err}; expected {{\"secretKeyRef\": {{\"secret\": NAME, \"version\": VERSION}}}}"
+            ))
+        })?;
+        let SecretKeySelector { secret, version } = source.secret_key_ref;
+        mappings.extend(mapping(&field, &e.name, &secret, &version)?);
+        env.push(SecretEnvRef { name: e.name.clone(), secret, version, field });
+    }
+    let mut volumes = BTreeMap::new();
+    for (i, v) in template.volumes.iter().enumerate() {
+        let field = format!("spec.template.spec.volumes[{i}]");
+        let v: Volume = serde_json::from_value(v.clone()).map_err(|err| bad(format!("{field}: {err}")))?;
+        let Some(source) = v.secret else {
+            let kind = [
+                (v.cloud_sql_instance.is_some(), "cloudSqlInstance"),
+                (v.empty_dir.is_some(), "emptyDir"),
+                (v.nfs.is_some(), "nfs"),
+                (v.gcs.is_some(), "gcs"),
+            ]
+            .into_iter()
+            .find_map(|(set, k)| set.then_some(k))
+            .unwrap_or("a volume without a source");
+            return Err(ApiError::new(
+                model::Code::Unimplemented,
+                format!("{field}: {kind} volumes are not supported by Gatehouse; only secret volumes are"),
+            ));
+        };
+        if volumes.insert(v.name.clone(), (field.clone(), source)).is_some() {
+            return Err(bad(format!("{field}: volume name `{}` is used twice", v.name)));
+        }
+    }
+    let mut files = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for (i, m) in container.volume_mounts.iter().enumerate() {
+        let field = format!("spec.template.spec.containers[0].volumeMounts[{i}]");
+        let m: VolumeMount = serde_json::from_value(m.clone()).map_err(|err| bad(format!("{field}: {err}")))?;
+        if !m.sub_path.is_empty() {
+            return Err(bad(format!("{field}: `subPath` is not supported on secret volume mounts")));
+        }
+        let Some((vfield, source)) = volumes.get(&m.name) else {
+            return Err(bad(format!("{field}: no volume named `{}`", m.name)));
+        };
+        used.insert(m.name.clone());
+        let dir = m.mount_path.trim_end_matches('/');
+        let items = if source.items.is_empty() {
+            // No items: one file named after the secret, at `latest` (the v2 API's rule).
+            let id = source.secret.rsplit('/').next().unwrap_or(&source.secret).to_owned();
+            vec![VersionToPath { path: id, version: "latest".into(), mode: 0 }]
+        } else {
+            source
+                .items
+                .iter()
+                .map(|it| VersionToPath { path: it.path.clone(), version: it.version.clone(), mode: it.mode })
+                .collect()
+        };
+        for (j, item) in items.iter().enumerate() {
+            let ifield = format!("{vfield}.secret.items[{j}]");
+            if item.path.starts_with('/') || item.path.split('/').any(|p| p == "..") {
+                return Err(bad(format!("{ifield}.path: `{}` must be relative and must not contain `..`", item.path)));
+            }
+            let path = format!("{dir}/{}", item.path);
+            mappings.extend(mapping(&ifield, &path, &source.secret, &item.version)?);
+            files.push(SecretFileRef {
+                path,
+                secret: source.secret.clone(),
+                version: item.version.clone(),
+                mode: file_mode(item.mode, source.default_mode)?,
+                field: ifield,
+            });
+        }
+    }
+    if let Some(unused) = volumes.keys().find(|n| !used.contains(*n)) {
+        return Err(bad(format!("volume `{unused}` is not mounted by the container; mount it or remove it")));
+    }
+    secrets::spec::check(&mappings).map_err(|e| bad(e.to_string()))?;
+    Ok((env, files))
+}
+
+/// One reference as a `--set-secrets` mapping, so the API and the CLI check references by the same rules.
+fn mapping(field: &str, key: &str, secret: &str, version: &str) -> Result<Vec<secrets::spec::Mapping>, ApiError> {
+    if version.is_empty() {
+        return Err(bad(format!(
+            "{field}: a secret version is required for `{key}`; use `latest` or a version number"
+        )));
+    }
+    secrets::spec::parse_mappings(field, &format!("{key}={secret}:{version}")).map_err(|e| bad(e.to_string()))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -305,11 +505,13 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         if e.name.is_empty() || e.name.contains('=') || e.name.starts_with("X_GOOGLE_") {
             return Err(bad(format!("invalid environment variable name `{}`", e.name)));
         }
+        if env.iter().any(|(n, _): &(String, String)| *n == e.name)
+            || container.env.iter().filter(|o| o.name == e.name).count() > 1
+        {
+            return Err(bad(format!("environment variable `{}` is set twice", e.name)));
+        }
         if e.value_source.is_some() {
-            return Err(ApiError::new(
-                model::Code::Unimplemented,
-                format!("environment variable `{}` takes its value from a secret, which arrives with Secret Manager support", e.name),
-            ));
+            continue;
         }
         let value = e.value.clone().unwrap_or_default();
         if value.len() > 32 * 1024 {
@@ -320,9 +522,7 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         }
         env.push((e.name.clone(), value));
     }
-    if !template.volumes.is_empty() || !container.volume_mounts.is_empty() {
-        return Err(ApiError::new(model::Code::Unimplemented, "volumes arrive with Secret Manager support"));
-    }
+    let (secret_env, secret_files) = secret_refs(template, container)?;
     let concurrency = match template.max_instance_request_concurrency {
         0 => 80,
         c @ 1..=1000 => c,
@@ -355,6 +555,8 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         concurrency,
         timeout_secs,
         service_account,
+        secret_env,
+        secret_files,
     })
 }
 

@@ -10,6 +10,7 @@ mod policy;
 mod projects;
 mod proxy;
 mod run;
+mod secrets;
 mod troubleshoot;
 
 use crate::args::{Cli, Command};
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Exec(args) => exec::run(g, args),
         Command::Run(c) => run::run(g, *c),
+        Command::Secrets(c) => self::secrets::run(g, c),
         Command::SampleHello => crate::up::sample_hello().map(|()| 0),
     }
 }

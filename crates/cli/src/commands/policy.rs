@@ -151,7 +151,12 @@ pub fn set_from_file(client: &Client, base: &str, file: &std::path::Path) -> Res
     if !policy.is_object() {
         bail!("`{}` does not hold a policy object", file.display());
     }
-    client.post(&format!("{base}:setIamPolicy"), &json!({ "policy": policy }))
+    // As gcloud does: a file that carries `auditConfigs` sets them too (the default mask is `bindings,etag`).
+    let mut body = json!({ "policy": policy });
+    if policy.get("auditConfigs").is_some() {
+        body["updateMask"] = json!("bindings,etag,auditConfigs");
+    }
+    client.post(&format!("{base}:setIamPolicy"), &body)
 }
 
 pub fn get(client: &Client, base: &str) -> Result<Value> {

@@ -7,7 +7,9 @@ use crate::format::{self, Default};
 use anyhow::{anyhow, bail, Context, Result};
 use model::Code;
 use reqwest::Method;
+use secrets::spec::Target;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 const SAMPLE_IMAGE: &str = "us-docker.pkg.dev/cloudrun/container/hello";
 const SOURCE_IMAGE: &str = "gatehouse.local/source";
@@ -73,6 +75,82 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     v[key].as_object_mut().expect("just made an object")
 }
 
+/// The secrets a v2 template references now: env vars with `valueSource.secretKeyRef`, and each item of each secret
+/// volume at its mount path. SECRET:VERSION as the template holds them.
+fn current_secrets(template: &Value) -> BTreeMap<Target, (String, String)> {
+    let mut out = BTreeMap::new();
+    let container = &template["containers"][0];
+    for e in container["env"].as_array().into_iter().flatten() {
+        let r = &e["valueSource"]["secretKeyRef"];
+        if let (Some(name), Some(secret)) = (e["name"].as_str(), r["secret"].as_str()) {
+            let version = r["version"].as_str().unwrap_or("latest");
+            out.insert(Target::Env(name.to_owned()), (secret.to_owned(), version.to_owned()));
+        }
+    }
+    for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        let (Some(name), Some(dir)) = (m["name"].as_str(), m["mountPath"].as_str()) else { continue };
+        let volume = template["volumes"].as_array().into_iter().flatten().find(|v| v["name"].as_str() == Some(name));
+        let Some(source) = volume.map(|v| &v["secret"]).filter(|s| s.is_object()) else { continue };
+        let Some(secret) = source["secret"].as_str() else { continue };
+        let dir = dir.trim_end_matches('/');
+        let items = source["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            let id = secret.rsplit('/').next().unwrap_or(secret);
+            out.insert(Target::File(format!("{dir}/{id}")), (secret.to_owned(), "latest".to_owned()));
+        }
+        for item in items {
+            let (Some(path), version) = (item["path"].as_str(), item["version"].as_str().unwrap_or("latest")) else {
+                continue;
+            };
+            out.insert(Target::File(format!("{dir}/{path}")), (secret.to_owned(), version.to_owned()));
+        }
+    }
+    out
+}
+
+/// Volumes of a template other than secret volumes (kept as they are).
+fn template_volumes_without_secrets(template: &Value) -> Vec<Value> {
+    template["volumes"].as_array().into_iter().flatten().filter(|v| v.get("secret").is_none()).cloned().collect()
+}
+
+/// `--clear-secrets`, `--set-secrets`, `--update-secrets`, `--remove-secrets` in gcloud's order, then gcloud's
+/// whole-set rules (one secret per mount directory, mount path restrictions; `secrets::spec::check`).
+fn apply_secrets(
+    mut current: BTreeMap<Target, (String, String)>,
+    args: &DeployArgs,
+) -> Result<BTreeMap<Target, (String, String)>> {
+    let as_pair = |m: &secrets::spec::Mapping| {
+        let secret = match &m.secret.project {
+            Some(p) => format!("projects/{p}/secrets/{}", m.secret.secret),
+            None => m.secret.secret.clone(),
+        };
+        (m.target.clone(), (secret, m.secret.version.clone()))
+    };
+    if args.clear_secrets {
+        current.clear();
+    }
+    if let Some(s) = &args.set_secrets {
+        current = secrets::spec::parse_mappings("--set-secrets", s)?.iter().map(as_pair).collect();
+    }
+    if let Some(s) = &args.update_secrets {
+        current.extend(secrets::spec::parse_mappings("--update-secrets", s)?.iter().map(as_pair));
+    }
+    if let Some(s) = &args.remove_secrets {
+        for key in secrets::spec::parse_keys("--remove-secrets", s)? {
+            current.remove(&key);
+        }
+    }
+    let mappings = current
+        .iter()
+        .map(|(target, (secret, version))| {
+            let spec = format!("{target}={secret}:{version}");
+            secrets::spec::parse_mappings("--set-secrets", &spec).map(|mut m| m.remove(0))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    secrets::spec::check(&mappings)?;
+    Ok(current)
+}
+
 /// Applies the flags of `args` to a v2 Service.
 fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
     if !service["template"].is_object() {
@@ -109,10 +187,12 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
     if let Some(a) = &args.args {
         container["args"] = json!(split_list(a));
     }
+    // Plain env vars; secret env vars and secret volumes are rebuilt from the secret flags below.
     let mut env: Vec<(String, String)> = container["env"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|e| e.get("valueSource").is_none())
         .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str().unwrap_or_default().to_owned())))
         .collect();
     if args.clear_env_vars {
@@ -133,8 +213,45 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         let remove = split_list(s);
         env.retain(|(k, _)| !remove.contains(k));
     }
-    container["env"] =
-        Value::Array(env.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect());
+    let secrets = apply_secrets(current_secrets(template), args)?;
+    if let Some(clash) = env.iter().find(|(k, _)| secrets.contains_key(&Target::Env(k.clone()))) {
+        bail!("`{}` is set both as a plain environment variable and as a secret; remove one of them", clash.0);
+    }
+    let mut env: Vec<Value> = env.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
+    let mut volumes: Vec<Value> = template_volumes_without_secrets(template);
+    let container = &mut template["containers"][0];
+    let mut mounts: Vec<Value> = Vec::new();
+    let mut by_dir: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
+    for (target, (secret, version)) in &secrets {
+        match target {
+            Target::Env(name) => env.push(json!({
+                "name": name,
+                "valueSource": { "secretKeyRef": { "secret": secret, "version": version } },
+            })),
+            Target::File(_) => {
+                let (dir, file) = (target.mount_dir().unwrap_or("/"), target.file_name().unwrap_or_default());
+                let entry = by_dir.entry(dir.to_owned()).or_insert_with(|| (secret.clone(), Vec::new()));
+                entry.1.push(json!({ "path": file, "version": version }));
+            }
+        }
+    }
+    for (i, (dir, (secret, items))) in by_dir.into_iter().enumerate() {
+        let name = format!("secret-{}", i + 1);
+        volumes.push(json!({ "name": name, "secret": { "secret": secret, "items": items } }));
+        mounts.push(json!({ "name": name, "mountPath": dir }));
+    }
+    container["env"] = Value::Array(env);
+    if mounts.is_empty() {
+        container.as_object_mut().map(|c| c.remove("volumeMounts"));
+    } else {
+        container["volumeMounts"] = Value::Array(mounts);
+    }
+    if volumes.is_empty() {
+        template.as_object_mut().map(|t| t.remove("volumes"));
+    } else {
+        template["volumes"] = Value::Array(volumes);
+    }
+    let container = &mut template["containers"][0];
     if let Some(p) = args.port {
         if !(1..=65535).contains(&p) {
             bail!("--port must be between 1 and 65535");
@@ -414,13 +531,35 @@ fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value)> {
         })
         .collect();
     let mut container = json!({ "image": c["image"], "env": env });
-    for key in ["command", "args", "workingDir", "ports"] {
+    for key in ["command", "args", "workingDir", "ports", "volumeMounts"] {
         if !c[key].is_null() {
             container[key] = c[key].clone();
         }
     }
     let scale = |key: &str| tmeta[key].as_str().and_then(|v| v.parse::<u32>().ok());
     let mut template = json!({ "containers": [container] });
+    let volumes: Vec<Value> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| match v["secret"].as_object() {
+            Some(source) => {
+                let items: Vec<Value> = source
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|i| json!({ "path": i["path"], "version": i["key"], "mode": i["mode"].as_u64().unwrap_or(0) }))
+                    .collect();
+                json!({ "name": v["name"], "secret": { "secret": source.get("secretName"), "items": items } })
+            }
+            // Anything else goes to the API as it is, which says what it does not support.
+            None => v.clone(),
+        })
+        .collect();
+    if !volumes.is_empty() {
+        template["volumes"] = Value::Array(volumes);
+    }
     let mut scaling = json!({});
     if let Some(n) = scale("autoscaling.knative.dev/minScale") {
         scaling["minInstanceCount"] = json!(n);
@@ -495,11 +634,49 @@ fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Va
         tmpl_annotations.insert("autoscaling.knative.dev/maxScale".into(), json!(n.to_string()));
     }
     let mut c = Map::new();
-    for key in ["image", "command", "args", "workingDir", "env", "ports"] {
+    for key in ["image", "command", "args", "workingDir", "ports"] {
         if !container[key].is_null() && container[key] != json!([]) {
             c.insert(key.into(), container[key].clone());
         }
     }
+    // Secret references in v1's words: `valueFrom.secretKeyRef{name, key = version}`, `secret{secretName, items}`.
+    let env: Vec<Value> = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| match e["valueSource"]["secretKeyRef"].as_object() {
+            Some(r) => json!({ "name": e["name"], "valueFrom": { "secretKeyRef": { "name": r["secret"], "key": r["version"] } } }),
+            None => json!({ "name": e["name"], "value": e["value"].as_str().unwrap_or_default() }),
+        })
+        .collect();
+    if !env.is_empty() {
+        c.insert("env".into(), Value::Array(env));
+    }
+    if let Some(mounts) = container["volumeMounts"].as_array().filter(|m| !m.is_empty()) {
+        c.insert("volumeMounts".into(), json!(mounts));
+    }
+    let volumes: Vec<Value> = template["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            let source = v["secret"].as_object()?;
+            let items: Vec<Value> = source
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|i| {
+                    let mut item = json!({ "key": i["version"], "path": i["path"] });
+                    if let Some(m) = i["mode"].as_u64().filter(|m| *m != 0) {
+                        item["mode"] = json!(m);
+                    }
+                    item
+                })
+                .collect();
+            Some(json!({ "name": v["name"], "secret": { "secretName": source.get("secret"), "items": items } }))
+        })
+        .collect();
     let timeout = template["timeout"].as_str().and_then(|t| t.trim_end_matches('s').parse::<u64>().ok()).unwrap_or(300);
     let mut metadata = json!({
         "name": name,
@@ -524,6 +701,9 @@ fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Va
             "traffic": [{ "percent": 100, "latestRevision": true }],
         },
     });
+    if !volumes.is_empty() {
+        doc["spec"]["template"]["spec"]["volumes"] = Value::Array(volumes);
+    }
     if !export {
         metadata["uid"] = s["uid"].clone();
         metadata["generation"] = json!(s["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(1));

@@ -101,11 +101,16 @@ impl Platform {
         child.wait().expect("wait")
     }
 
-    /// SIGKILL: no chance to clean up.
+    /// SIGKILL: no chance to clean up. The instances it ran (children in process groups of their own) are killed
+    /// too, so that a crash test leaves nothing running behind it.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
+        let instances = children_of(child.id());
         child.kill().expect("kill -9");
         let _ = child.wait();
+        for pid in instances {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
@@ -165,12 +170,31 @@ impl Platform {
 }
 
 impl Drop for Platform {
+    /// A clean stop (SIGTERM: `up` stops its instances), SIGKILL after 10 s.
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        let Some(mut c) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        self.child = Some(c);
+        self.kill9();
     }
+}
+
+/// Processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let parent = format!("PPid:\t{pid}");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| s.lines().any(|l| l == parent)))
+        .collect()
 }
 
 /// A blocking HTTP client for REST checks.

@@ -61,6 +61,12 @@ impl SourceFactory for Fixed {
     fn source(&self, _email: &str) -> Arc<FixedSource> {
         Arc::new(FixedSource)
     }
+    async fn read_secret(&self, _: &str, secret: &str, _: &str) -> Result<runtime::SecretRead, String> {
+        Err(format!("no secret `{secret}` in these tests"))
+    }
+    async fn secret_version(&self, _: &str, secret: &str, _: &str) -> Result<String, String> {
+        Err(format!("no secret `{secret}` in these tests"))
+    }
 }
 
 pub fn identity() -> Identity {
@@ -96,6 +102,8 @@ pub fn spec(service: &str, revision: &str, dir: &Path, argv: &[&str]) -> Revisio
         configuration: service.into(),
         workload: Workload::Process { dir: dir.to_path_buf(), argv: argv.iter().map(|s| s.to_string()).collect() },
         env: vec![("GREETING".into(), "hello world".into())],
+        secret_env: vec![],
+        secret_files: vec![],
         min_instances: 0,
         max_instances: 1,
         concurrency: 1,
