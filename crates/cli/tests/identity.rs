@@ -16,16 +16,6 @@ fn setup() -> Platform {
     p
 }
 
-fn grant_token_creator(p: &Platform) {
-    p.ok(&[
-        "iam",
-        "service-accounts",
-        "add-iam-policy-binding",
-        SA,
-        "--member=user:owner@localhost",
-        "--role=roles/iam.serviceAccountTokenCreator",
-    ]);
-}
 
 fn exec_python(p: &Platform, args: &[&str]) -> common::Run {
     let py = python();
@@ -56,7 +46,7 @@ fn impersonation_needs_token_creator_and_names_the_permission() {
     let e = p.fail(&["auth", "print-access-token", &format!("--impersonate-service-account={SA}")]);
     assert!(e.contains("iam.serviceAccounts.getAccessToken"), "{e}");
 
-    grant_token_creator(&p);
+    p.let_owner_impersonate(SA);
     let token = p.ok(&[
         "auth",
         "print-identity-token",
@@ -87,7 +77,7 @@ fn impersonation_needs_token_creator_and_names_the_permission() {
 #[test]
 fn google_auth_runs_as_the_service_account_under_exec() {
     let p = setup();
-    grant_token_creator(&p);
+    p.let_owner_impersonate(SA);
     let info = p.daemon_json();
     let (jwks, certs) = (info["jwks"].as_str().unwrap(), info["certs"].as_str().unwrap());
     let args = |expect: &'static str| {
@@ -128,7 +118,7 @@ fn google_auth_runs_as_the_service_account_under_exec() {
 #[test]
 fn metadata_server_refuses_what_gce_refuses() {
     let p = setup();
-    grant_token_creator(&p);
+    p.let_owner_impersonate(SA);
     let s = script("metadata_contract.py");
     let r = exec_python(&p, &[s.to_str().unwrap()]);
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
@@ -138,7 +128,7 @@ fn metadata_server_refuses_what_gce_refuses() {
 #[test]
 fn rotation_keeps_earlier_tokens_valid_and_publishes_both_keys() {
     let p = setup();
-    grant_token_creator(&p);
+    p.let_owner_impersonate(SA);
     let mint = || {
         p.ok(&[
             "auth",
@@ -191,7 +181,7 @@ fn rotation_keeps_earlier_tokens_valid_and_publishes_both_keys() {
 #[test]
 fn service_account_tokens_are_authorized_through_iam() {
     let p = setup();
-    grant_token_creator(&p);
+    p.let_owner_impersonate(SA);
     let imp = format!("--impersonate-service-account={SA}");
     let e = p.fail(&["projects", "get-iam-policy", "local-project", &imp]);
     assert!(e.contains("resourcemanager.projects.getIamPolicy"), "{e}");

@@ -40,15 +40,7 @@ fn data_file(dir: &tempfile::TempDir, name: &str, data: &[u8]) -> String {
 
 fn sa_setup(p: &Platform) {
     p.ok(&["iam", "service-accounts", "create", "app-sa"]);
-    // The owner may act as the account only with an explicit grant (impersonation is never a basic-role right).
-    p.ok(&[
-        "iam",
-        "service-accounts",
-        "add-iam-policy-binding",
-        SA,
-        "--member=user:owner@localhost",
-        "--role=roles/iam.serviceAccountTokenCreator",
-    ]);
+    p.let_owner_impersonate(SA);
 }
 
 fn as_sa<'a>(args: &[&'a str]) -> Vec<&'a str> {

@@ -160,6 +160,18 @@ impl Platform {
         creds["owner@localhost"]["refresh_token"].as_str().expect("owner credential").to_owned()
     }
 
+    /// Lets the operator impersonate `sa`: Token Creator is never a basic-role right, so it takes an explicit grant.
+    pub fn let_owner_impersonate(&self, sa: &str) {
+        self.ok(&[
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            sa,
+            "--member=user:owner@localhost",
+            "--role=roles/iam.serviceAccountTokenCreator",
+        ]);
+    }
+
     pub fn compute_sa(&self) -> String {
         format!("{}-compute@developer.gserviceaccount.com", self.project_number)
     }
