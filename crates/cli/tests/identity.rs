@@ -16,7 +16,6 @@ fn setup() -> Platform {
     p
 }
 
-
 fn exec_python(p: &Platform, args: &[&str]) -> common::Run {
     let py = python();
     let mut all = vec!["exec", &format!("--impersonate-service-account={SA}"), "--", py.to_str().unwrap()]
