@@ -177,6 +177,8 @@ fn secrets_reach_instances_as_env_vars_and_private_files_never_in_describe() {
     assert!(r.stderr.contains("secret_key_ref"), "{}", r.stderr);
     let logs = p.ok(&["run", "services", "logs", "read", "pinned", "--region=us-central1"]);
     assert!(logs.contains("is in DISABLED state"), "{logs}");
+    let described = p.ok(&["run", "services", "describe", "pinned", "--region=us-central1", "--format=yaml"]);
+    assert!(described.contains("is in DISABLED state"), "describe does not say why:\n{described}");
 }
 
 #[test]
