@@ -41,6 +41,9 @@ pub fn unix_now() -> i64 {
 
 impl App {
     /// Authenticates the `Authorization` header value. Missing, unknown, expired or revoked tokens → 401.
+    /// Authenticates a bearer access token: its row (kind, expiry, principal) and, for a service account, that the
+    /// account exists and is enabled. Answers from [`CallerCache`] while no state write happened since the entry was
+    /// read — a revocation, an account's deletion or disabling are writes — and the token has not expired.
     pub(crate) fn authenticate(&self, authorization: Option<&str>, ip: String, user_agent: String) -> Result<Caller> {
         let header =
             authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or_else(|| ApiError::unauthenticated(MISSING))?;
@@ -53,6 +56,14 @@ impl App {
             return Err(ApiError::unauthenticated(INVALID));
         }
         let hash = tokens::hash(token);
+        // Read the write count before the state: an entry is only as fresh as the state it was read from.
+        let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+        let now = unix_now();
+        if let Some((principal, expires_at, at)) = self.callers.get(&hash) {
+            if at == writes && expires_at > now {
+                return Ok(Caller { principal, ip, user_agent });
+            }
+        }
         let principal = self.read(|tx| {
             let Some(row) = tx.token(&hash)? else { return Ok(None) };
             if row.kind != tokens::TokenKind::Access.as_str() || row.expires_at <= unix_now() {
@@ -66,9 +77,17 @@ impl App {
                     _ => return Ok(None),
                 }
             }
-            Ok(Some(principal))
+            Ok(Some((principal, row.expires_at)))
         })?;
-        let principal = principal.ok_or_else(|| ApiError::unauthenticated(INVALID))?;
+        let (principal, expires_at) = principal.ok_or_else(|| ApiError::unauthenticated(INVALID))?;
+        self.callers.insert(hash, (principal.clone(), expires_at, writes));
         Ok(Caller { principal, ip, user_agent })
     }
 }
+
+/// Access-token hash → (principal, `expires_at`, [`App::writes`] when read). Bounded; an entry from before the last
+/// state write is never used.
+pub(crate) type CallerCache = quick_cache::sync::Cache<String, (Principal, i64, u64)>;
+
+/// Tokens kept authenticated at once.
+pub(crate) const CALLER_CACHE: usize = 4096;

@@ -69,6 +69,10 @@ pub struct App {
     pub(crate) master_key: secrets::MasterKey,
     /// Group commit of audit entries written outside a mutation (Data Access reads, denials).
     pub(crate) audit_queue: crate::audit_trail::AuditQueue,
+    /// Bumped after every state write ([`App::write`]): what was read before it may be stale.
+    pub(crate) writes: std::sync::atomic::AtomicU64,
+    /// Authenticated access tokens (see `auth.rs`), valid only while no state write happened since.
+    pub(crate) callers: crate::auth::CallerCache,
 }
 
 impl From<StoreError> for ApiErrorBox {
@@ -114,6 +118,8 @@ impl App {
             snapshot: ArcSwap::from_pointee(Snapshot::new(Catalogue::predefined(), Vec::new())),
             write_lock: Mutex::new(()),
             operator_key_hash,
+            writes: std::sync::atomic::AtomicU64::new(0),
+            callers: crate::auth::CallerCache::new(crate::auth::CALLER_CACHE),
         };
         app.rebuild_snapshot()?;
         app.rebuild_routes()?;
@@ -158,7 +164,10 @@ impl App {
         f: impl FnOnce(&store::Tx) -> std::result::Result<T, ApiErrorBox>,
     ) -> Result<T> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let out = self.store.write(f).map_err(|e| e.0)?;
+        let out = self.store.write(f).map_err(|e| e.0);
+        // After the commit (or the rollback): a reader that saw the old state carries the old count.
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let out = out?;
         if affects_iam {
             self.rebuild_snapshot()?;
         }
