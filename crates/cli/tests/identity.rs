@@ -194,9 +194,8 @@ fn service_account_tokens_are_authorized_through_iam() {
     p.ok(&["projects", "get-iam-policy", "local-project", &imp]);
     // A disabled account's tokens stop working at once, even one the API has just authenticated (and cached).
     let token = p.ok(&["auth", "print-access-token", &imp]).trim().to_owned();
-    let ask = || {
-        http().post(format!("{}/v1/projects/local-project:getIamPolicy", p.api)).bearer_auth(&token).send().unwrap()
-    };
+    let ask =
+        || http().post(format!("{}/v1/projects/local-project:getIamPolicy", p.api)).bearer_auth(&token).send().unwrap();
     assert_eq!(ask().status(), 200);
     assert_eq!(ask().status(), 200);
     p.ok(&["iam", "service-accounts", "disable", SA]);
