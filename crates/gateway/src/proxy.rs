@@ -223,20 +223,39 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes the headers that belong to one connection, including those `Connection` names. One pass over the
-/// (few) header names finds which are present; usually none, or `Connection: keep-alive` alone.
+/// (few) header names finds which are present (a bit per [`HOP_BY_HOP`] entry: no allocation); usually none, or
+/// `Connection: keep-alive` alone.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let present: Vec<HeaderName> = headers.keys().filter(|k| HOP_BY_HOP.contains(k)).cloned().collect();
-    if present.is_empty() {
+    let mut present = 0u16;
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == k) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let mut named: Vec<HeaderName> = Vec::new();
+    // Names listed in `Connection` (other than the hop-by-hop ones removed below, and `close`) go too.
+    let mut named: Vec<String> = Vec::new();
     for conn in headers.get_all(header::CONNECTION) {
-        named.extend(
-            conn.to_str().unwrap_or("").split(',').filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok()),
-        );
+        for token in conn.to_str().unwrap_or("").split(',').map(str::trim) {
+            let listed = token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h.as_str()));
+            if !listed {
+                named.push(token.to_ascii_lowercase());
+            }
+        }
     }
-    for n in present.into_iter().chain(named) {
-        headers.remove(n);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    for name in named {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
     }
 }
 
