@@ -188,12 +188,7 @@ impl Shared {
                 std::mem::take(&mut q.pending)
             };
             let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                store.write_unflushed(|tx| {
-                    for (entry, _) in &batch {
-                        tx.append_audit(entry)?;
-                    }
-                    Ok::<_, store::StoreError>(())
-                })
+                store.write_unflushed(|tx| tx.append_audit_all(batch.iter().map(|(entry, _)| entry.as_str())))
             }));
             let ok = match written {
                 Ok(Ok(())) => true,

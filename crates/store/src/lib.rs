@@ -270,6 +270,23 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Appends entries in order, each linked to the one before; the chain's last hash is read once.
+    pub fn append_audit_all<'e>(&self, entries: impl IntoIterator<Item = &'e str>) -> Result<(), StoreError> {
+        let mut prev: String = self
+            .conn
+            .prepare_cached("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?
+            .unwrap_or_else(|| audit::GENESIS.to_owned());
+        let mut insert = self.conn.prepare_cached("INSERT INTO audit (entry, hash) VALUES (?1, ?2)")?;
+        for entry in entries {
+            let hash = audit::chain_hash(&prev, entry.as_bytes());
+            insert.execute(params![entry, hash])?;
+            prev = hash;
+        }
+        Ok(())
+    }
+
     /// Audit rows with `seq > after`, oldest first, at most `limit`.
     pub fn audit_rows(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
         let mut stmt =
