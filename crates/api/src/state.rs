@@ -73,6 +73,8 @@ pub struct App {
     pub(crate) writes: std::sync::atomic::AtomicU64,
     /// Authenticated access tokens (see `auth.rs`), valid only while no state write happened since.
     pub(crate) callers: crate::auth::CallerCache,
+    /// Resolved secret versions for `:access` (see `secret_manager`), valid only while no state write happened since.
+    pub(crate) versions: crate::secret_manager::VersionCache,
 }
 
 impl From<StoreError> for ApiErrorBox {
@@ -120,6 +122,7 @@ impl App {
             operator_key_hash,
             writes: std::sync::atomic::AtomicU64::new(0),
             callers: crate::auth::CallerCache::new(crate::auth::CALLER_CACHE),
+            versions: crate::secret_manager::VersionCache::new(crate::secret_manager::VERSION_CACHE),
         };
         app.rebuild_snapshot()?;
         app.rebuild_routes()?;

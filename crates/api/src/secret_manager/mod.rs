@@ -178,6 +178,29 @@ enum Resolved {
     Found(Box<StoredVersion>),
 }
 
+/// Secret version key (`Tx` key + `\n` + the reference as given) → (`App::writes` when read, the version).
+pub(crate) type VersionCache = quick_cache::sync::Cache<String, (u64, std::sync::Arc<StoredVersion>)>;
+
+/// Resolved versions kept at once.
+pub(crate) const VERSION_CACHE: usize = 4096;
+
+/// [`resolve`] for `:access`, answered from [`App::versions`] when the entry was read after the last state write
+/// (every change of a secret or a version — add, disable, enable, destroy, delete — is one).
+fn resolve_cached(app: &App, name: &SecretName, p: &Project, vref: &VersionRef) -> Result<Resolved> {
+    let writes = app.writes.load(std::sync::atomic::Ordering::SeqCst);
+    let key = format!("{}\n{vref}", name.key(p));
+    if let Some((at, v)) = app.versions.get(&key) {
+        if at == writes {
+            return Ok(Resolved::Found(Box::new((*v).clone())));
+        }
+    }
+    let resolved = app.read(|tx| Ok(resolve(tx, name, p, vref)?))?;
+    if let Resolved::Found(v) = &resolved {
+        app.versions.insert(key, (writes, std::sync::Arc::new((**v).clone())));
+    }
+    Ok(resolved)
+}
+
 fn resolve(
     tx: &store::Tx,
     name: &SecretName,
@@ -637,7 +660,7 @@ fn open_version(
         return Err(denied(ACCESS_PERMISSION, shown));
     }
     let p = &app.project;
-    let v = match app.read(|tx| Ok(resolve(tx, name, p, &vref)?))? {
+    let v = match resolve_cached(app, name, p, &vref)? {
         Resolved::Found(v) => v,
         Resolved::NoSecret | Resolved::NoVersions => return Err(no_versions(&name.name(p))),
         Resolved::NoVersion(n) => return Err(version_not_found(&n)),
