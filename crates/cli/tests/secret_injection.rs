@@ -233,8 +233,19 @@ fn secret_flags_follow_gcloud_rules() {
     assert_eq!(refs(&p), ["PLAIN=1", "B=one:1"]);
     let e = p.fail(&["run", "services", "update", "svc", region, "--update-env-vars=B=plain"]);
     assert!(e.contains("both as a plain environment variable and as a secret"), "{e}");
+    // The v1 form carries the references through export and replace (a file secret too).
+    p.ok(&["run", "services", "update", "svc", region, "--update-secrets=/etc/app/token=one:1"]);
+    let export = p.ok(&["run", "services", "describe", "svc", region, "--format=export"]);
+    assert!(export.contains("secretKeyRef") && export.contains("secretName: one"), "{export}");
+    let file = work.path().join("svc.yaml");
+    std::fs::write(&file, export.replace("value: '1'", "value: '2'").replace("value: \"1\"", "value: \"2\"")).unwrap();
+    p.ok(&["run", "services", "replace", file.to_str().unwrap(), region]);
+    assert_eq!(refs(&p), ["PLAIN=2", "B=one:1"]);
+    let svc = p.json(&["run", "services", "describe", "svc", region]);
+    let mounts = &svc["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    assert_eq!(mounts[0]["mountPath"], "/etc/app", "{svc}");
     p.ok(&["run", "services", "update", "svc", region, "--clear-secrets"]);
-    assert_eq!(refs(&p), ["PLAIN=1"]);
+    assert_eq!(refs(&p), ["PLAIN=2"]);
 }
 
 /// Inside an instance, unmodified `google-cloud-secret-manager` (REST, credentials from `google.auth.default()`, so
