@@ -40,8 +40,8 @@ pub fn unix_now() -> i64 {
 }
 
 impl App {
-    /// Authenticates the `Authorization` header value. Missing, unknown, expired or revoked tokens → 401.
-    /// Authenticates a bearer access token: its row (kind, expiry, principal) and, for a service account, that the
+    /// Authenticates the `Authorization` header value; missing, unknown, expired or revoked tokens → 401. A bearer
+    /// access token: its row (kind, expiry, principal) and, for a service account, that the
     /// account exists and is enabled. Answers from [`CallerCache`] while no state write happened since the entry was
     /// read — a revocation, an account's deletion or disabling are writes — and the token has not expired.
     pub(crate) fn authenticate(&self, authorization: Option<&str>, ip: String, user_agent: String) -> Result<Caller> {
@@ -66,7 +66,7 @@ impl App {
         }
         let principal = self.read(|tx| {
             let Some(row) = tx.token(&hash)? else { return Ok(None) };
-            if row.kind != tokens::TokenKind::Access.as_str() || row.expires_at <= unix_now() {
+            if row.kind != tokens::TokenKind::Access.as_str() || row.expires_at <= now {
                 return Ok(None);
             }
             let Some(principal) = parse_principal(&row.principal) else { return Ok(None) };

@@ -19,22 +19,29 @@ fn source_error(e: model::ApiError) -> SourceError {
     SourceError::new(e.http_status(), e.message)
 }
 
+/// Runs `f` on the blocking pool: platform calls read and write SQLite (and may wait for an fsync).
+async fn on_app<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&App) -> Result<T, model::ApiError> + Send + 'static,
+) -> Result<T, model::ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app)).await.unwrap_or_else(|e| {
+        Err(model::ApiError::new(model::Code::Unavailable, format!("the platform call did not finish: {e}")))
+    })
+}
+
 impl TokenSource for InstanceTokens {
     async fn id_token(&self, audience: &str, _format: IdFormat) -> Result<MintedToken, SourceError> {
-        let (app, email, audience) = (self.app.clone(), self.email.clone(), audience.to_owned());
-        let (token, exp) = tokio::task::spawn_blocking(move || app.mint_instance_id_token(&email, &audience))
-            .await
-            .map_err(|e| SourceError::new(503, e.to_string()))?
-            .map_err(source_error)?;
+        let (email, audience) = (self.email.clone(), audience.to_owned());
+        let (token, exp) =
+            on_app(&self.app, move |app| app.mint_instance_id_token(&email, &audience)).await.map_err(source_error)?;
         Ok(MintedToken { token, expires_at: UNIX_EPOCH + Duration::from_secs(exp) })
     }
 
     async fn access_token(&self, _scopes: &[String]) -> Result<MintedToken, SourceError> {
-        let (app, email) = (self.app.clone(), self.email.clone());
-        let (token, exp) = tokio::task::spawn_blocking(move || app.mint_instance_access_token(&email))
-            .await
-            .map_err(|e| SourceError::new(503, e.to_string()))?
-            .map_err(source_error)?;
+        let email = self.email.clone();
+        let (token, exp) =
+            on_app(&self.app, move |app| app.mint_instance_access_token(&email)).await.map_err(source_error)?;
         Ok(MintedToken { token, expires_at: UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64) })
     }
 }
@@ -50,22 +57,14 @@ impl runtime::SourceFactory for Factory {
     }
 
     async fn read_secret(&self, account: &str, secret: &str, version: &str) -> Result<runtime::SecretRead, String> {
-        let (app, account, secret, version) =
-            (self.app.clone(), account.to_owned(), secret.to_owned(), version.to_owned());
-        match tokio::task::spawn_blocking(move || app.access_secret_as(&account, &secret, &version)).await {
-            Ok(Ok((version, payload))) => Ok(runtime::SecretRead { version, payload }),
-            Ok(Err(e)) => Err(e.message),
-            Err(e) => Err(format!("the secret read failed: {e}")),
-        }
+        let (account, secret, version) = (account.to_owned(), secret.to_owned(), version.to_owned());
+        let read = on_app(&self.app, move |app| app.access_secret_as(&account, &secret, &version)).await;
+        read.map(|(version, payload)| runtime::SecretRead { version, payload }).map_err(|e| e.message)
     }
 
     async fn secret_version(&self, account: &str, secret: &str, version: &str) -> Result<String, String> {
-        let (app, account, secret, version) =
-            (self.app.clone(), account.to_owned(), secret.to_owned(), version.to_owned());
-        match tokio::task::spawn_blocking(move || app.secret_version_as(&account, &secret, &version)).await {
-            Ok(result) => result.map_err(|e| e.message),
-            Err(e) => Err(format!("the secret lookup failed: {e}")),
-        }
+        let (account, secret, version) = (account.to_owned(), secret.to_owned(), version.to_owned());
+        on_app(&self.app, move |app| app.secret_version_as(&account, &secret, &version)).await.map_err(|e| e.message)
     }
 }
 

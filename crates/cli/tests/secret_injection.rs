@@ -188,9 +188,9 @@ fn secret_flags_follow_gcloud_rules() {
     let cases: &[(&str, &str)] = &[
         ("--set-secrets=DB_PASSWORD=db-password", "No secret version specified"),
         ("--set-secrets=/secrets/a=one:1,/secrets/b=two:1", "Multiple secrets are specified for directory"),
-        ("--set-secrets=/proc/x=one:1", "/proc"),
-        ("--set-secrets=PORT=one:1", "PORT"),
-        ("--set-secrets=A=bad name:1", "bad name"),
+        ("--set-secrets=/proc/x=one:1", "which Cloud Run reserves"),
+        ("--set-secrets=PORT=one:1", "reserved"),
+        ("--set-secrets=A=bad name:1", "is not a valid secret name"),
     ];
     for (flag, expect) in cases {
         let e = p.fail(&["run", "deploy", "svc", hello, "--region=us-central1", flag]);

@@ -2,8 +2,9 @@
 //! [`invoke`](crate::invoke) → [`Plane::acquire`] → [`proxy`](crate::proxy), with a page for every refusal.
 //!
 //! hyper's HTTP/1.1 server directly (keep-alive, 30 s header-read timeout), no router: one service function per
-//! connection, run on one of the [`Workers`] (thread per core) from accept to close. Every refusal is reported with [`Plane::denied`]; every request that named a service with
-//! [`Plane::served`] (a URL that names no service is in no service's request log, as on Cloud Run).
+//! connection, run on one of the [`Workers`] (thread per core) from accept to close. Every refusal is reported with
+//! [`Plane::denied`]; every request that named a service with [`Plane::served`] (a URL that names no service is in
+//! no service's request log, as on Cloud Run).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -41,7 +41,8 @@ pub fn instance_init(argv: &[OsString]) -> String {
     }
     let payload: InitPayload = match serde_json::from_slice(&raw) {
         Ok(p) => p,
-        Err(e) => return format!("instance-init: the secrets payload is malformed: {e}"),
+        // No detail: a parse error can quote the input, which holds secret values.
+        Err(_) => return "instance-init: the secrets payload is malformed".into(),
     };
     drop(raw);
     if !payload.files.is_empty() {
@@ -57,7 +58,7 @@ pub fn instance_init(argv: &[OsString]) -> String {
             Ok(bytes) => {
                 command.env(name, OsString::from_vec(bytes));
             }
-            Err(e) => return format!("instance-init: the value of `{name}` is malformed: {e}"),
+            Err(_) => return format!("instance-init: the value of `{name}` is malformed"),
         }
     }
     let err = command.exec();
@@ -84,7 +85,7 @@ fn mount_files(payload: &InitPayload) -> Result<(), String> {
                 .map_err(|e| format!("cannot mount a tmpfs on `{}`: {e}", dir.display()))?;
             mounted.push(dir);
         }
-        let data = Zeroizing::new(b64.decode(&f.data).map_err(|e| format!("secret `{}` is malformed: {e}", f.path))?);
+        let data = Zeroizing::new(b64.decode(&f.data).map_err(|_| format!("secret `{}` is malformed", f.path))?);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -200,6 +200,27 @@ impl fmt::Display for SecretRef {
     }
 }
 
+impl SecretRef {
+    /// The secret as a service template names it: `SECRET` or `projects/PROJECT/secrets/SECRET` (no version).
+    pub fn name(&self) -> String {
+        match &self.project {
+            Some(project) => format!("projects/{project}/secrets/{}", self.secret),
+            None => self.secret.clone(),
+        }
+    }
+}
+
+impl Mapping {
+    /// One reference given as its parts — `key` (an env var or an absolute file path), `secret` (an id or
+    /// `projects/PROJECT/secrets/SECRET`) and `version` — checked as [`parse_mappings`] checks an item. For
+    /// references that arrive as separate fields (the Cloud Run API's template, a service being updated).
+    pub fn new(key: &str, secret: &str, version: &str) -> Result<Mapping, SpecError> {
+        let target = Target::parse(key)?;
+        let secret = parse_secret(key, &format!("{secret}:{version}"))?;
+        Ok(Mapping { target, secret })
+    }
+}
+
 /// `KEY=SECRET:VERSION`, which [`parse_mappings`] reads back.
 impl fmt::Display for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -629,6 +650,19 @@ mod tests {
         );
         assert_eq!(err("A,A"), "argument --remove-secrets: `A` is given more than once; give each key once");
         assert_eq!(err("PORT"), "`PORT` is reserved by Cloud Run and cannot be set");
+    }
+
+    #[test]
+    fn mappings_from_parts_are_checked_like_items() {
+        let m = Mapping::new("/secrets/credentials", "projects/123/secrets/cred", "latest").unwrap();
+        assert_eq!(m.target, Target::File("/secrets/credentials".into()));
+        assert_eq!(m.secret.name(), "projects/123/secrets/cred");
+        assert_eq!(Mapping::new("DB", "db-password", "2").unwrap().secret.name(), "db-password");
+        let no_version = Mapping::new("DB", "db-password", "").unwrap_err().to_string();
+        assert!(no_version.starts_with("No secret version specified for DB."), "{no_version}");
+        assert!(Mapping::new("PORT", "x", "1").is_err());
+        assert!(Mapping::new("A", "bad name", "1").is_err());
+        assert!(Mapping::new("A", "x:1", "1").is_err(), "a version smuggled into the name");
     }
 
     #[test]

@@ -351,7 +351,7 @@ fn secret_refs(
             ))
         })?;
         let SecretKeySelector { secret, version } = source.secret_key_ref;
-        mappings.extend(mapping(&field, &e.name, &secret, &version)?);
+        mappings.push(mapping(&field, &e.name, &secret, &version)?);
         env.push(SecretEnvRef { name: e.name.clone(), secret, version, field });
     }
     let mut volumes = BTreeMap::new();
@@ -390,16 +390,14 @@ fn secret_refs(
         };
         used.insert(m.name.clone());
         let dir = m.mount_path.trim_end_matches('/');
+        let whole_secret;
         let items = if source.items.is_empty() {
             // No items: one file named after the secret, at `latest` (the v2 API's rule).
             let id = source.secret.rsplit('/').next().unwrap_or(&source.secret).to_owned();
-            vec![VersionToPath { path: id, version: "latest".into(), mode: 0 }]
+            whole_secret = [VersionToPath { path: id, version: "latest".into(), mode: 0 }];
+            &whole_secret[..]
         } else {
-            source
-                .items
-                .iter()
-                .map(|it| VersionToPath { path: it.path.clone(), version: it.version.clone(), mode: it.mode })
-                .collect()
+            &source.items[..]
         };
         for (j, item) in items.iter().enumerate() {
             let ifield = format!("{vfield}.secret.items[{j}]");
@@ -407,7 +405,7 @@ fn secret_refs(
                 return Err(bad(format!("{ifield}.path: `{}` must be relative and must not contain `..`", item.path)));
             }
             let path = format!("{dir}/{}", item.path);
-            mappings.extend(mapping(&ifield, &path, &source.secret, &item.version)?);
+            mappings.push(mapping(&ifield, &path, &source.secret, &item.version)?);
             files.push(SecretFileRef {
                 path,
                 secret: source.secret.clone(),
@@ -424,14 +422,9 @@ fn secret_refs(
     Ok((env, files))
 }
 
-/// One reference as a `--set-secrets` mapping, so the API and the CLI check references by the same rules.
-fn mapping(field: &str, key: &str, secret: &str, version: &str) -> Result<Vec<secrets::spec::Mapping>, ApiError> {
-    if version.is_empty() {
-        return Err(bad(format!(
-            "{field}: a secret version is required for `{key}`; use `latest` or a version number"
-        )));
-    }
-    secrets::spec::parse_mappings(field, &format!("{key}={secret}:{version}")).map_err(|e| bad(e.to_string()))
+/// One reference, checked by the rules the CLI's `--set-secrets` uses (`secrets::spec`); errors name the field.
+fn mapping(field: &str, key: &str, secret: &str, version: &str) -> Result<secrets::spec::Mapping, ApiError> {
+    secrets::spec::Mapping::new(key, secret, version).map_err(|e| bad(format!("{field}: {e}")))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -501,13 +494,13 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         return Err(bad("at most 1000 environment variables are allowed per container"));
     }
     let mut env = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for e in &container.env {
         if e.name.is_empty() || e.name.contains('=') || e.name.starts_with("X_GOOGLE_") {
             return Err(bad(format!("invalid environment variable name `{}`", e.name)));
         }
-        if env.iter().any(|(n, _): &(String, String)| *n == e.name)
-            || container.env.iter().filter(|o| o.name == e.name).count() > 1
-        {
+        // Plain and secret variables share one namespace.
+        if !names.insert(e.name.as_str()) {
             return Err(bad(format!("environment variable `{}` is set twice", e.name)));
         }
         if e.value_source.is_some() {
@@ -516,9 +509,6 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         let value = e.value.clone().unwrap_or_default();
         if value.len() > 32 * 1024 {
             return Err(bad(format!("the value of `{}` is longer than 32 KiB", e.name)));
-        }
-        if env.iter().any(|(n, _): &(String, String)| *n == e.name) {
-            return Err(bad(format!("environment variable `{}` is set twice", e.name)));
         }
         env.push((e.name.clone(), value));
     }

@@ -7,7 +7,7 @@ use crate::format::{self, Default};
 use anyhow::{anyhow, bail, Context, Result};
 use model::Code;
 use reqwest::Method;
-use secrets::spec::Target;
+use secrets::spec::{Mapping, SecretRef, Target};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -76,36 +76,39 @@ fn obj<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
 }
 
 /// The secrets a v2 template references now: env vars with `valueSource.secretKeyRef`, and each item of each secret
-/// volume at its mount path. SECRET:VERSION as the template holds them.
-fn current_secrets(template: &Value) -> BTreeMap<Target, (String, String)> {
-    let mut out = BTreeMap::new();
+/// volume at its mount path.
+fn current_secrets(template: &Value) -> Result<BTreeMap<Target, SecretRef>> {
+    let mut refs = Vec::new();
     let container = &template["containers"][0];
     for e in container["env"].as_array().into_iter().flatten() {
         let r = &e["valueSource"]["secretKeyRef"];
         if let (Some(name), Some(secret)) = (e["name"].as_str(), r["secret"].as_str()) {
-            let version = r["version"].as_str().unwrap_or("latest");
-            out.insert(Target::Env(name.to_owned()), (secret.to_owned(), version.to_owned()));
+            refs.push((name.to_owned(), secret, r["version"].as_str().unwrap_or("latest")));
         }
     }
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
         let (Some(name), Some(dir)) = (m["name"].as_str(), m["mountPath"].as_str()) else { continue };
         let volume = template["volumes"].as_array().into_iter().flatten().find(|v| v["name"].as_str() == Some(name));
-        let Some(source) = volume.map(|v| &v["secret"]).filter(|s| s.is_object()) else { continue };
-        let Some(secret) = source["secret"].as_str() else { continue };
+        let Some(secret) = volume.and_then(|v| v["secret"]["secret"].as_str()) else { continue };
         let dir = dir.trim_end_matches('/');
-        let items = source["items"].as_array().cloned().unwrap_or_default();
-        if items.is_empty() {
-            let id = secret.rsplit('/').next().unwrap_or(secret);
-            out.insert(Target::File(format!("{dir}/{id}")), (secret.to_owned(), "latest".to_owned()));
-        }
-        for item in items {
-            let (Some(path), version) = (item["path"].as_str(), item["version"].as_str().unwrap_or("latest")) else {
-                continue;
-            };
-            out.insert(Target::File(format!("{dir}/{path}")), (secret.to_owned(), version.to_owned()));
+        let items = volume.and_then(|v| v["secret"]["items"].as_array()).filter(|items| !items.is_empty());
+        match items {
+            // No items: one file named after the secret, at `latest` (the v2 API's rule).
+            None => refs.push((format!("{dir}/{}", secret.rsplit('/').next().unwrap_or(secret)), secret, "latest")),
+            Some(items) => {
+                for item in items {
+                    let Some(path) = item["path"].as_str() else { continue };
+                    refs.push((format!("{dir}/{path}"), secret, item["version"].as_str().unwrap_or("latest")));
+                }
+            }
         }
     }
-    out
+    refs.into_iter()
+        .map(|(key, secret, version)| {
+            let m = secrets::spec::Mapping::new(&key, secret, version)?;
+            Ok((m.target, m.secret))
+        })
+        .collect()
 }
 
 /// Volumes of a template other than secret volumes (kept as they are).
@@ -115,40 +118,64 @@ fn template_volumes_without_secrets(template: &Value) -> Vec<Value> {
 
 /// `--clear-secrets`, `--set-secrets`, `--update-secrets`, `--remove-secrets` in gcloud's order, then gcloud's
 /// whole-set rules (one secret per mount directory, mount path restrictions; `secrets::spec::check`).
-fn apply_secrets(
-    mut current: BTreeMap<Target, (String, String)>,
-    args: &DeployArgs,
-) -> Result<BTreeMap<Target, (String, String)>> {
-    let as_pair = |m: &secrets::spec::Mapping| {
-        let secret = match &m.secret.project {
-            Some(p) => format!("projects/{p}/secrets/{}", m.secret.secret),
-            None => m.secret.secret.clone(),
-        };
-        (m.target.clone(), (secret, m.secret.version.clone()))
-    };
+fn apply_secrets(mut current: BTreeMap<Target, SecretRef>, args: &DeployArgs) -> Result<BTreeMap<Target, SecretRef>> {
+    let pairs = |ms: Vec<Mapping>| ms.into_iter().map(|m| (m.target, m.secret));
     if args.clear_secrets {
         current.clear();
     }
     if let Some(s) = &args.set_secrets {
-        current = secrets::spec::parse_mappings("--set-secrets", s)?.iter().map(as_pair).collect();
+        current = pairs(secrets::spec::parse_mappings("--set-secrets", s)?).collect();
     }
     if let Some(s) = &args.update_secrets {
-        current.extend(secrets::spec::parse_mappings("--update-secrets", s)?.iter().map(as_pair));
+        current.extend(pairs(secrets::spec::parse_mappings("--update-secrets", s)?));
     }
     if let Some(s) = &args.remove_secrets {
         for key in secrets::spec::parse_keys("--remove-secrets", s)? {
             current.remove(&key);
         }
     }
-    let mappings = current
-        .iter()
-        .map(|(target, (secret, version))| {
-            let spec = format!("{target}={secret}:{version}");
-            secrets::spec::parse_mappings("--set-secrets", &spec).map(|mut m| m.remove(0))
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mappings: Vec<Mapping> =
+        current.iter().map(|(target, secret)| Mapping { target: target.clone(), secret: secret.clone() }).collect();
     secrets::spec::check(&mappings)?;
     Ok(current)
+}
+
+/// Writes `secrets` into a v2 template: env secrets after the plain `env`, one secret volume per mount directory.
+fn write_secrets(template: &mut Value, mut env: Vec<Value>, secrets: &BTreeMap<Target, SecretRef>) {
+    let mut volumes = template_volumes_without_secrets(template);
+    let mut mounts = Vec::new();
+    // Mount directory → (secret name, items).
+    let mut by_dir: BTreeMap<&str, (String, Vec<Value>)> = BTreeMap::new();
+    for (target, secret) in secrets {
+        match target {
+            Target::Env(name) => env.push(json!({
+                "name": name,
+                "valueSource": { "secretKeyRef": { "secret": secret.name(), "version": secret.version } },
+            })),
+            Target::File(_) => {
+                let (dir, file) = (target.mount_dir().unwrap_or("/"), target.file_name().unwrap_or_default());
+                let entry = by_dir.entry(dir).or_insert_with(|| (secret.name(), Vec::new()));
+                entry.1.push(json!({ "path": file, "version": secret.version }));
+            }
+        }
+    }
+    for (i, (dir, (secret, items))) in by_dir.into_iter().enumerate() {
+        let name = format!("secret-{}", i + 1);
+        volumes.push(json!({ "name": name, "secret": { "secret": secret, "items": items } }));
+        mounts.push(json!({ "name": name, "mountPath": dir }));
+    }
+    let container = &mut template["containers"][0];
+    container["env"] = Value::Array(env);
+    if mounts.is_empty() {
+        container.as_object_mut().map(|c| c.remove("volumeMounts"));
+    } else {
+        container["volumeMounts"] = Value::Array(mounts);
+    }
+    if volumes.is_empty() {
+        template.as_object_mut().map(|t| t.remove("volumes"));
+    } else {
+        template["volumes"] = Value::Array(volumes);
+    }
 }
 
 /// Applies the flags of `args` to a v2 Service.
@@ -213,44 +240,12 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         let remove = split_list(s);
         env.retain(|(k, _)| !remove.contains(k));
     }
-    let secrets = apply_secrets(current_secrets(template), args)?;
+    let secrets = apply_secrets(current_secrets(template)?, args)?;
     if let Some(clash) = env.iter().find(|(k, _)| secrets.contains_key(&Target::Env(k.clone()))) {
         bail!("`{}` is set both as a plain environment variable and as a secret; remove one of them", clash.0);
     }
-    let mut env: Vec<Value> = env.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
-    let mut volumes: Vec<Value> = template_volumes_without_secrets(template);
-    let container = &mut template["containers"][0];
-    let mut mounts: Vec<Value> = Vec::new();
-    let mut by_dir: BTreeMap<String, (String, Vec<Value>)> = BTreeMap::new();
-    for (target, (secret, version)) in &secrets {
-        match target {
-            Target::Env(name) => env.push(json!({
-                "name": name,
-                "valueSource": { "secretKeyRef": { "secret": secret, "version": version } },
-            })),
-            Target::File(_) => {
-                let (dir, file) = (target.mount_dir().unwrap_or("/"), target.file_name().unwrap_or_default());
-                let entry = by_dir.entry(dir.to_owned()).or_insert_with(|| (secret.clone(), Vec::new()));
-                entry.1.push(json!({ "path": file, "version": version }));
-            }
-        }
-    }
-    for (i, (dir, (secret, items))) in by_dir.into_iter().enumerate() {
-        let name = format!("secret-{}", i + 1);
-        volumes.push(json!({ "name": name, "secret": { "secret": secret, "items": items } }));
-        mounts.push(json!({ "name": name, "mountPath": dir }));
-    }
-    container["env"] = Value::Array(env);
-    if mounts.is_empty() {
-        container.as_object_mut().map(|c| c.remove("volumeMounts"));
-    } else {
-        container["volumeMounts"] = Value::Array(mounts);
-    }
-    if volumes.is_empty() {
-        template.as_object_mut().map(|t| t.remove("volumes"));
-    } else {
-        template["volumes"] = Value::Array(volumes);
-    }
+    let env = env.into_iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
+    write_secrets(template, env, &secrets);
     let container = &mut template["containers"][0];
     if let Some(p) = args.port {
         if !(1..=65535).contains(&p) {
