@@ -6,15 +6,15 @@
 # The standalone gateway (crates/gateway/examples/bench_gateway.rs, legacy form: its own key ring, a token for the
 # invoker printed on stdout, 1 worker thread) runs under valgrind in front of the built-in sample server
 # (`gatehouse sample-hello`). wrk sends the same valid token on 8 connections, once for SHORT seconds and once for
-# LONG seconds, each against a fresh gateway; instructions per request = (Ir_long - Ir_short) / (n_long - n_short),
-# so start-up and shutdown cancel out.
+# LONG seconds, each against a fresh gateway, counting only from when it is ready (callgrind_control -i on); instructions
+# per request = (Ir_long - Ir_short) / (n_long - n_short), so what is left of shutdown cancels out.
 # Knobs: SHORT (1), LONG (5). Needs valgrind and wrk (apt-get install valgrind wrk).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by -d and `timeout`; everything started is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHORT=${SHORT:-1}
 LONG=${LONG:-5}
-for b in valgrind callgrind_annotate wrk curl; do
+for b in valgrind callgrind_annotate callgrind_control wrk curl; do
   command -v "$b" >/dev/null || { echo "$b is needed (apt-get install valgrind wrk curl)" >&2; exit 1; }
 done
 cargo build --release --locked --quiet -p cli -p gateway --example bench_gateway
@@ -24,7 +24,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -46,7 +46,7 @@ one() {
   local seconds=$1 port out gw token
   port=$(free_port)
   out=$work/cg.$seconds
-  GW_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$out" "$GW" "127.0.0.1:$backend" "$port" \
+  GW_THREADS=1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$GW" "127.0.0.1:$backend" "$port" \
     >"$work/token.$seconds" 2>"$work/valgrind.$seconds" &
   gw=$!
   for _ in $(seq 300); do [ -s "$work/token.$seconds" ] && break; sleep 0.1; done
@@ -55,6 +55,8 @@ one() {
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Authorization: Bearer $token" "http://127.0.0.1:$port/")" = 200 ] && break
     sleep 0.2
   done
+  # Count from here on: start-up (key generation, whose cost varies run to run) stays out.
+  callgrind_control -i on "$gw" >/dev/null
   timeout $((seconds + 60)) wrk -t1 -c8 -d"${seconds}s" -H "Authorization: Bearer $token" "http://127.0.0.1:$port/" \
     >"$work/wrk.$seconds"
   kill -INT "$gw"; wait "$gw" || true

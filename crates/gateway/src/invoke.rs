@@ -69,12 +69,33 @@ impl Refusal {
     }
 }
 
+/// Where the check reads credentials from: a request's headers, parsed by hyper ([`HeaderMap`]) or raw from the
+/// gateway's HTTP/1.1 fast path (httparse's headers). Names compare case-insensitively.
+pub trait Credentials {
+    /// The first value of the header `name`, and whether there is another one.
+    fn first(&self, name: &HeaderName) -> Option<(&[u8], bool)>;
+}
+
+impl Credentials for HeaderMap {
+    fn first(&self, name: &HeaderName) -> Option<(&[u8], bool)> {
+        let mut values = self.get_all(name).iter();
+        values.next().map(|v| (v.as_bytes(), values.next().is_some()))
+    }
+}
+
+impl Credentials for [httparse::Header<'_>] {
+    fn first(&self, name: &HeaderName) -> Option<(&[u8], bool)> {
+        let mut values = self.iter().filter(|h| h.name.eq_ignore_ascii_case(name.as_str())).map(|h| h.value);
+        values.next().map(|v| (v, values.next().is_some()))
+    }
+}
+
 /// Runs the invocation check for `route` on a request's headers.
 // A refusal is the cold path and its fields are the troubleshooter's; boxing it would only cost the callers.
 #[allow(clippy::result_large_err)]
-pub fn check(
+pub fn check<H: Credentials + ?Sized>(
     route: &Route,
-    headers: &HeaderMap,
+    headers: &H,
     iam: &iam::Snapshot,
     verifier: &CachingVerifier,
     resolve: impl Fn(&str) -> Option<Principal>,
@@ -116,10 +137,10 @@ enum Reuse {
 impl Memo {
     /// As [`check`], answering from the connection's last admission when it still holds.
     #[allow(clippy::result_large_err)]
-    pub fn check(
+    pub fn check<H: Credentials + ?Sized>(
         &self,
         route: &Arc<Route>,
-        headers: &HeaderMap,
+        headers: &H,
         iam: &Arc<iam::Snapshot>,
         verifier: &Arc<CachingVerifier>,
         resolve: impl Fn(&str) -> Option<Principal>,
@@ -148,23 +169,13 @@ impl Memo {
 }
 
 impl Reuse {
-    fn covers(&self, headers: &HeaderMap, now: SystemTime) -> bool {
+    fn covers<H: Credentials + ?Sized>(&self, headers: &H, now: SystemTime) -> bool {
         match self {
             Reuse::Public => true,
             Reuse::Token { serverless, value, claims } => {
-                let name = if headers.contains_key(&X_SERVERLESS_AUTHORIZATION) {
-                    if !serverless {
-                        return false;
-                    }
-                    X_SERVERLESS_AUTHORIZATION
-                } else if *serverless {
-                    return false;
-                } else {
-                    AUTHORIZATION
-                };
-                let mut values = headers.get_all(name).iter();
-                values.next().is_some_and(|v| v.as_bytes() == &value[..])
-                    && values.next().is_none()
+                let (first, _) = token_header(headers);
+                first == *serverless
+                    && headers.first(token_name(first)).is_some_and(|(v, more)| v == &value[..] && !more)
                     && tokens::check_times(claims, now).is_ok()
             }
         }
@@ -174,9 +185,9 @@ impl Reuse {
 /// Steps 1–6; on admission also what the admission may be reused for (`None` when a condition took part, or the
 /// principal came from a lookup).
 #[allow(clippy::result_large_err)]
-fn run(
+fn run<H: Credentials + ?Sized>(
     route: &Route,
-    headers: &HeaderMap,
+    headers: &H,
     iam: &iam::Snapshot,
     verifier: &CachingVerifier,
     resolve: impl Fn(&str) -> Option<Principal>,
@@ -193,17 +204,13 @@ fn run(
     let public_stable = public.is_stable();
 
     // 2. Which header carries the token.
-    let (name, serverless) = if headers.contains_key(&X_SERVERLESS_AUTHORIZATION) {
-        (X_SERVERLESS_AUTHORIZATION, true)
-    } else {
-        (AUTHORIZATION, false)
-    };
-    let mut values = headers.get_all(&name).iter();
-    let Some(value) = values.next() else {
+    let (serverless, found) = token_header(headers);
+    let name = token_name(serverless);
+    let Some((value, more)) = found else {
         // 3. No token at all.
         return Err(Refusal { status: 403, reason: "no token".into(), principal: None, explanation: None });
     };
-    if values.next().is_some() {
+    if more {
         return Err(Refusal::unauthorized(format!("several `{name}` headers")));
     }
     let token = bearer(value).map_err(|why| Refusal::unauthorized(format!("`{name}` header: {why}")))?;
@@ -235,15 +242,38 @@ fn run(
     let reusable = public_stable && decision.is_stable() && claims.email.is_some();
 
     // The token the instance sees: without its signature for X-Serverless-Authorization and gcloud user tokens.
-    let rewrite =
-        (serverless || claims.aud == GCLOUD_CLIENT_ID).then(|| Rewrite { header: name, value: strip_signature(token) });
-    let reuse = reusable.then(|| Reuse::Token { serverless, value: value.as_bytes().into(), claims });
+    let rewrite = (serverless || claims.aud == GCLOUD_CLIENT_ID)
+        .then(|| Rewrite { header: name.clone(), value: strip_signature(token) });
+    let reuse = reusable.then(|| Reuse::Token { serverless, value: value.into(), claims });
     Ok((Admitted { principal: Some(principal), rewrite }, reuse))
 }
 
+/// Which header carries the token (`true`: `X-Serverless-Authorization`, present), and its first value with whether
+/// there is another.
+fn token_header<H: Credentials + ?Sized>(headers: &H) -> (bool, Option<(&[u8], bool)>) {
+    match headers.first(&X_SERVERLESS_AUTHORIZATION) {
+        Some(found) => (true, Some(found)),
+        None => (false, headers.first(&AUTHORIZATION)),
+    }
+}
+
+fn token_name(serverless: bool) -> &'static HeaderName {
+    static SERVERLESS: HeaderName = X_SERVERLESS_AUTHORIZATION;
+    static PLAIN: HeaderName = AUTHORIZATION;
+    if serverless {
+        &SERVERLESS
+    } else {
+        &PLAIN
+    }
+}
+
 /// The single token of a `Bearer` value (scheme case-insensitive).
-fn bearer(value: &HeaderValue) -> Result<&str, &'static str> {
-    let value = value.to_str().map_err(|_| "not visible ASCII")?.trim();
+fn bearer(value: &[u8]) -> Result<&str, &'static str> {
+    // Visible ASCII, spaces and tabs: what `HeaderValue::to_str` accepts.
+    if !value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return Err("not visible ASCII");
+    }
+    let value = std::str::from_utf8(value).map_err(|_| "not visible ASCII")?.trim();
     let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err("the scheme is not `Bearer`");
@@ -276,7 +306,7 @@ mod tests {
 
     #[test]
     fn bearer_values() {
-        let ok = |s: &str| bearer(&HeaderValue::from_str(s).unwrap()).map(str::to_owned);
+        let ok = |s: &str| bearer(s.as_bytes()).map(str::to_owned);
         assert_eq!(ok("Bearer a.b.c"), Ok("a.b.c".to_owned()));
         assert_eq!(ok("bearer   a.b.c "), Ok("a.b.c".to_owned()));
         assert_eq!(ok("BEARER a.b.c"), Ok("a.b.c".to_owned()));
@@ -285,6 +315,7 @@ mod tests {
         assert!(ok("Bearer").is_err());
         assert!(ok("Basic dXNlcjpwYXNz").is_err());
         assert!(ok("a.b.c").is_err());
+        assert_eq!(bearer("Bearer a.\u{e9}.c".as_bytes()), Err("not visible ASCII"));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 #![forbid(unsafe_code)]
 
+mod chunked;
+mod h1;
 pub mod invoke;
 pub mod pages;
 pub mod proxy;

@@ -9,14 +9,19 @@ use crate::{Route, RouteBy, Routes};
 
 /// The route for a request, if any. Allocates only when the host has upper-case letters.
 pub fn find(routes: &Routes, by: RouteBy, headers: &HeaderMap, uri: &Uri) -> Option<Arc<Route>> {
+    let host = match headers.get(header::HOST) {
+        Some(v) => v.to_str().ok(),
+        None => uri.host(),
+    };
+    find_host(routes, by, host)
+}
+
+/// As [`find`], given the request's host (its `Host` header, or the authority of an absolute-form target).
+pub fn find_host(routes: &Routes, by: RouteBy, host: Option<&str>) -> Option<Arc<Route>> {
     match by {
         RouteBy::Port(port) => routes.by_port.get(&port).cloned(),
         RouteBy::Host => {
-            let host = match headers.get(header::HOST) {
-                Some(v) => v.to_str().ok()?,
-                None => uri.host()?,
-            };
-            let host = strip_port(host);
+            let host = strip_port(host?);
             if host.bytes().any(|b| b.is_ascii_uppercase()) {
                 routes.by_host.get(&host.to_ascii_lowercase()).cloned()
             } else {

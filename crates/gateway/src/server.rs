@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,18 +17,23 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use crate::proxy::{self, page, Body};
-use crate::{invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Unavailable, Upstream, Workers};
+use crate::{h1, invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Unavailable, Upstream, Workers};
 
 /// How long open connections get to finish after `shutdown` resolves.
 const DRAIN: Duration = Duration::from_secs(10);
 
-struct Shared<P> {
-    plane: Arc<P>,
-    by: RouteBy,
+/// How long a caller connection may take to send a request head, counted from when the gateway starts waiting for
+/// one (so an idle keep-alive connection is closed after it too). As hyper's `header_read_timeout`.
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Shared<P> {
+    pub(crate) plane: Arc<P>,
+    pub(crate) by: RouteBy,
+    hyper: http1::Builder,
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves, then lets open requests finish (up to 10 s).
@@ -49,10 +55,11 @@ pub async fn serve_on<P: Plane>(
     by: RouteBy,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { plane, by });
-    let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true).header_read_timeout(Duration::from_secs(30));
-    let graceful = GracefulShutdown::new();
+    let mut hyper = http1::Builder::new();
+    hyper.timer(TokioTimer::new()).keep_alive(true).header_read_timeout(HEAD_TIMEOUT);
+    let shared = Arc::new(Shared { plane, by, hyper });
+    // Every connection holds a receiver: `send` tells them to stop, `closed` says they all have.
+    let (stop, stopping) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -68,13 +75,8 @@ pub async fn serve_on<P: Plane>(
                         affinity: Arc::new(proxy::Affinity::default()),
                         memo: invoke::Memo::default(),
                     });
-                    let svc = service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&caller), req));
-                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                    workers.spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "gateway connection ended with an error");
-                        }
-                    });
+                    let stopping = stopping.clone();
+                    workers.spawn(connection(stream, peer, shared, caller, stopping));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -86,62 +88,118 @@ pub async fn serve_on<P: Plane>(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    drop(stopping);
+    let _ = stop.send(());
+    if tokio::time::timeout(DRAIN, stop.closed()).await.is_err() {
         tracing::warn!("gateway connections still open after {DRAIN:?}; dropping them");
     }
     Ok(())
 }
 
-/// One caller connection: its address (formatted once, not per request), the instance connection it used last and
-/// its last admission.
-struct Caller {
-    ip: String,
-    /// `ip` as the `X-Forwarded-For` value the instance gets (when the caller sent none).
-    forwarded_for: HeaderValue,
-    affinity: Arc<proxy::Affinity>,
-    memo: invoke::Memo,
-}
-
-async fn handle<P: Plane>(
+/// One caller connection from accept to close: the HTTP/1.1 fast path ([`h1`]) while its requests are plain, then
+/// hyper's server for the rest of the connection's life when one is not (see [`h1`] for which).
+async fn connection<P: Plane>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared<P>>,
     caller: Arc<Caller>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
-    let plane = &*shared.plane;
-    let Some(route) = route::find(&plane.routes(), shared.by, req.headers(), req.uri()) else {
-        return Ok(page(StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE));
+    mut stopping: watch::Receiver<()>,
+) {
+    let Some(buffered) = h1::serve(&mut stream, &shared, &caller, &mut stopping).await else {
+        return;
     };
-    // What the request log needs from the request, owned here because the request itself moves on to the instance.
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let served = |status: StatusCode, revision: Option<&str>, principal: Option<&str>| {
-        plane.served(RequestRecord {
-            service: &route.service,
+    let svc = {
+        let shared = Arc::clone(&shared);
+        service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&caller), req))
+    };
+    let conn = shared.hyper.serve_connection(TokioIo::new(h1::Prefixed::new(buffered, stream)), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "gateway connection ended with an error");
+    }
+}
+
+/// One caller connection: its address (formatted once, not per request), the instance connection it used last and
+/// its last admission.
+pub(crate) struct Caller {
+    pub(crate) ip: String,
+    /// `ip` as the `X-Forwarded-For` value the instance gets (when the caller sent none).
+    pub(crate) forwarded_for: HeaderValue,
+    affinity: Arc<proxy::Affinity>,
+    pub(crate) memo: invoke::Memo,
+}
+
+/// What the request log needs from a request, kept from its start.
+pub(crate) struct Served<'a, P> {
+    pub(crate) plane: &'a P,
+    pub(crate) service: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) caller_ip: &'a str,
+    pub(crate) start: Instant,
+}
+
+impl<P: Plane> Served<'_, P> {
+    pub(crate) fn record(&self, status: StatusCode, revision: Option<&str>, principal: Option<&str>) {
+        self.plane.served(RequestRecord {
+            service: self.service,
             revision,
             status: status.as_u16(),
-            latency: start.elapsed(),
+            latency: self.start.elapsed(),
             principal,
-            method: method.as_str(),
-            path: &path,
-            caller_ip: &caller.ip,
+            method: self.method,
+            path: self.path,
+            caller_ip: self.caller_ip,
         })
-    };
+    }
+}
 
+/// A request that may go to an instance: steps 1–3 passed.
+pub(crate) struct Admission {
+    pub(crate) route: Arc<crate::Route>,
+    pub(crate) admitted: invoke::Admitted,
+    pub(crate) upstream: Upstream,
+}
+
+/// Steps 1–3 for one request, on either connection path: find the route, run the invocation check, get an
+/// instance slot. A refusal is recorded here (request log, and the denial for the troubleshooter) and comes back
+/// as the status and page to answer with.
+pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
+    shared: &Shared<P>,
+    caller: &Caller,
+    host: Option<&str>,
+    headers: &H,
+    method: &str,
+    path: &str,
+    start: Instant,
+) -> Result<Admission, (StatusCode, String)> {
+    let plane = &*shared.plane;
+    let Some(route) = route::find_host(&plane.routes(), shared.by, host) else {
+        return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
+    };
+    let served = Served { plane, service: &route.service, method, path, caller_ip: &caller.ip, start };
     let checked = {
         let (iam, verifier) = (plane.iam(), plane.verifier());
         let resolve = |sub: &str| plane.principal_for_subject(sub);
-        caller.memo.check(&route, req.headers(), &iam, &verifier, resolve, SystemTime::now())
+        caller.memo.check(&route, headers, &iam, &verifier, resolve, SystemTime::now())
     };
     let admitted = match checked {
         Ok(admitted) => admitted,
         Err(refusal) => {
             let (status, body) = match refusal.status {
-                401 => (StatusCode::UNAUTHORIZED, pages::unauthorized(&path)),
+                401 => (StatusCode::UNAUTHORIZED, pages::unauthorized(path)),
                 _ if refusal.is_unauthenticated() => (StatusCode::FORBIDDEN, pages::not_authenticated()),
-                _ => (StatusCode::FORBIDDEN, pages::forbidden(&path)),
+                _ => (StatusCode::FORBIDDEN, pages::forbidden(path)),
             };
             let email = refusal.principal.as_ref().and_then(|p| p.email()).map(str::to_owned);
-            served(status, None, email.as_deref());
+            served.record(status, None, email.as_deref());
             plane.denied(Denial {
                 service: route.service.clone(),
                 resource: route.resource.clone(),
@@ -150,46 +208,77 @@ async fn handle<P: Plane>(
                 principal: email,
                 explanation: refusal.explanation,
                 caller_ip: caller.ip.clone(),
-                method: method.as_str().to_owned(),
-                path,
+                method: method.to_owned(),
+                path: path.to_owned(),
             });
-            return Ok(page(status, body));
+            return Err((status, body));
         }
     };
-    let email = admitted.principal.as_ref().and_then(|p| p.email());
-
-    let Upstream { addr, revision, guard } = match plane.acquire(&route.service).await {
-        Ok(upstream) => upstream,
+    match plane.acquire(&route.service).await {
+        Ok(upstream) => Ok(Admission { route, admitted, upstream }),
         Err(why) => {
             let (status, body) = match why {
                 Unavailable::Timeout => (StatusCode::TOO_MANY_REQUESTS, pages::RATE_EXCEEDED.to_owned()),
                 Unavailable::NoRevision => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None)),
                 Unavailable::Failed(reason) => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(Some(&reason))),
             };
-            served(status, None, email);
-            return Ok(page(status, body));
+            served.record(status, None, admitted.principal.as_ref().and_then(|p| p.email()));
+            Err((status, body))
         }
-    };
+    }
+}
 
-    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, admitted.rewrite);
+/// The page for a failed exchange with an instance (`status` from the forwarding step).
+pub(crate) fn exchange_failed_page(status: StatusCode) -> String {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => pages::unavailable(None),
+        StatusCode::GATEWAY_TIMEOUT => pages::UPSTREAM_TIMEOUT.to_owned(),
+        _ => pages::BAD_GATEWAY.to_owned(),
+    }
+}
+
+/// A request on hyper's path (see [`connection`]).
+async fn handle<P: Plane>(
+    shared: Arc<Shared<P>>,
+    caller: Arc<Caller>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let host = match req.headers().get(http::header::HOST) {
+        Some(v) => v.to_str().ok(),
+        None => req.uri().host(),
+    };
+    // What the request log needs from the request, owned here because the request itself moves on to the instance.
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let Admission { route, admitted, upstream } =
+        match admit(&shared, &caller, host, req.headers(), method.as_str(), &path, start).await {
+            Ok(admission) => admission,
+            Err((status, body)) => return Ok(page(status, body)),
+        };
+    let served = Served {
+        plane: &*shared.plane,
+        service: &route.service,
+        method: method.as_str(),
+        path: &path,
+        caller_ip: &caller.ip,
+        start,
+    };
+    let email = admitted.principal.as_ref().and_then(|p| p.email());
+    let Upstream { addr, revision, guard } = upstream;
+    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, admitted.rewrite.clone());
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,
     };
     match outcome {
         Ok((resp, link)) => {
-            served(resp.status(), Some(&revision), email);
+            served.record(resp.status(), Some(&revision), email);
             Ok(resp.map(|body| Body::proxied(body, guard, link, Arc::clone(&caller.affinity))))
         }
         Err(status) => {
             drop(guard);
-            let body = match status {
-                StatusCode::SERVICE_UNAVAILABLE => pages::unavailable(None),
-                StatusCode::GATEWAY_TIMEOUT => pages::UPSTREAM_TIMEOUT.to_owned(),
-                _ => pages::BAD_GATEWAY.to_owned(),
-            };
-            served(status, Some(&revision), email);
-            Ok(page(status, body))
+            served.record(status, Some(&revision), email);
+            Ok(page(status, exchange_failed_page(status)))
         }
     }
 }
