@@ -42,7 +42,7 @@ struct TestPlane {
 }
 
 /// An owned copy of a [`RequestRecord`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Seen {
     service: String,
     revision: Option<String>,
@@ -146,6 +146,88 @@ async fn slow_instance(go: Arc<Notify>) -> SocketAddr {
     addr
 }
 
+/// An instance scripted at the byte level, by request path:
+/// - `/chunked`: a chunked body with a trailer; `/close`: a body delimited by closing the connection;
+/// - `/hints`: `103 Early Hints` before the response; `/garbage`: not HTTP; `/bye`: a response, then the
+///   connection closes without `Connection: close`;
+/// - anything else: `200` whose body is the request exactly as the instance received it, with `x-conn` numbering
+///   the instance connection.
+async fn raw_instance() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut conns = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            conns += 1;
+            let conn = conns;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(req) = read_request(&mut s, &mut buf).await {
+                    let head = String::from_utf8_lossy(&req).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let reply: Vec<u8> = match path.as_str() {
+                        "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n".to_vec(),
+                        "/close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end".to_vec(),
+                        "/hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+                        "/garbage" => b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
+                        "/bye" => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye".to_vec(),
+                        _ if head.starts_with("HEAD ") => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".to_vec(),
+                        _ => {
+                            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nx-conn: {conn}\r\n\r\n", req.len()).into_bytes();
+                            r.extend_from_slice(&req);
+                            r
+                        }
+                    };
+                    if s.write_all(&reply).await.is_err() || matches!(path.as_str(), "/close" | "/garbage" | "/bye") {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request (head and body, by `Content-Length` or chunked) from `s`, exactly as sent; `None` at end of stream.
+async fn read_request(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(s, buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let end = if head.contains("transfer-encoding: chunked") {
+        loop {
+            if let Some(i) = buf[head_end..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                break head_end + i + 5;
+            }
+            read_more(s, buf).await?;
+        }
+    } else {
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        while buf.len() < head_end + len {
+            read_more(s, buf).await?;
+        }
+        head_end + len
+    };
+    Some(buf.drain(..end).collect())
+}
+
+async fn read_more(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    match s.read(&mut chunk).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
 struct Harness {
     gw: SocketAddr,
     plane: Arc<TestPlane>,
@@ -170,6 +252,7 @@ async fn start(by_host: bool) -> Harness {
     let (echo, upstream_hits) = echo_instance().await;
     let go = Arc::new(Notify::new());
     let slow = slow_instance(Arc::clone(&go)).await;
+    let raw = raw_instance().await;
     // A port nothing listens on.
     let down = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
 
@@ -185,10 +268,11 @@ async fn start(by_host: bool) -> Harness {
         ("broken", true),
         ("slow", true),
         ("down", true),
+        ("raw", true),
     ] {
         routes.by_host.insert(format!("{name}.run.app"), svc(name, disabled));
     }
-    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down)]
+    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down), ("raw", raw)]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
@@ -239,31 +323,40 @@ fn client() -> reqwest::Client {
 async fn admitted_requests_reach_the_instance_with_google_s_rewrites() {
     let h = start(false).await;
     let token = h.keys.live_token("alice@example.com", URL);
-    let resp = client()
-        .get(h.url("/hello?x=1"))
-        .header("x-serverless-authorization", format!("Bearer {token}"))
-        .header("authorization", "Basic YXBwOmNyZWRz")
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("connection", "x-drop-me")
-        .header("x-drop-me", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["cache-control"], "private", "a response that sets a cookie is private");
-    assert!(resp.headers().get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
-    let seen: serde_json::Value = resp.json().await.unwrap();
-    let sig = token.rsplit('.').next().unwrap();
-    let xsa = seen["x-serverless-authorization"].as_str().unwrap();
-    assert!(xsa.ends_with(".SIGNATURE_REMOVED_BY_GOOGLE"), "{xsa}");
-    assert!(!xsa.contains(sig));
-    assert_eq!(xsa, format!("Bearer {}.SIGNATURE_REMOVED_BY_GOOGLE", &token[..token.rfind('.').unwrap()]));
-    assert_eq!(seen["authorization"], "Basic YXBwOmNyZWRz", "Authorization passes untouched");
-    assert_eq!(seen["host"], h.gw.to_string(), "Host is the caller's");
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
-    assert_eq!(seen["x-forwarded-proto"], "http");
-    assert!(seen.get("x-drop-me").is_none(), "{seen}");
-    assert_eq!(h.hits(), 1);
+    // A `Connection` option other than keep-alive/close sends the connection down hyper's path; without one the
+    // request takes the fast path. Both must make the same edits.
+    for via_hyper in [false, true] {
+        let mut req = client()
+            .get(h.url("/hello?x=1"))
+            .header("x-serverless-authorization", format!("Bearer {token}"))
+            .header("authorization", "Basic YXBwOmNyZWRz")
+            .header("x-forwarded-for", "203.0.113.7")
+            .header("x-forwarded-proto", "https")
+            .header("proxy-authorization", "Basic cHJveHk6cHc=")
+            .header("te", "trailers");
+        if via_hyper {
+            req = req.header("connection", "x-drop-me").header("x-drop-me", "1");
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["cache-control"], "private", "a response that sets a cookie is private");
+        assert!(resp.headers().get("x-hop").is_none(), "headers named in Connection are hop-by-hop");
+        assert!(resp.headers().get("date").is_some(), "responses carry a Date");
+        let seen: serde_json::Value = resp.json().await.unwrap();
+        let sig = token.rsplit('.').next().unwrap();
+        let xsa = seen["x-serverless-authorization"].as_str().unwrap();
+        assert!(xsa.ends_with(".SIGNATURE_REMOVED_BY_GOOGLE"), "{xsa}");
+        assert!(!xsa.contains(sig));
+        assert_eq!(xsa, format!("Bearer {}.SIGNATURE_REMOVED_BY_GOOGLE", &token[..token.rfind('.').unwrap()]));
+        assert_eq!(seen["authorization"], "Basic YXBwOmNyZWRz", "Authorization passes untouched");
+        assert_eq!(seen["host"], h.gw.to_string(), "Host is the caller's");
+        assert_eq!(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+        assert_eq!(seen["x-forwarded-proto"], "http");
+        for hop in ["x-drop-me", "proxy-authorization", "te", "connection"] {
+            assert!(seen.get(hop).is_none(), "{hop} is not forwarded (via hyper: {via_hyper}): {seen}");
+        }
+    }
+    assert_eq!(h.hits(), 2);
     h.wait_for_no_live_slot().await;
 
     // A service-account token in Authorization arrives with its signature.
@@ -273,14 +366,15 @@ async fn admitted_requests_reach_the_instance_with_google_s_rewrites() {
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
 
     let records = h.plane.records.lock().unwrap().clone();
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 3);
     assert_eq!(records[0].status, 200);
     assert_eq!(records[0].service, "api");
     assert_eq!(records[0].revision.as_deref(), Some("api-00001-abc"));
     assert_eq!(records[0].principal.as_deref(), Some("alice@example.com"));
     assert_eq!(records[0].path, "/hello");
     assert_eq!(records[0].method, "GET");
-    assert_eq!(records[1].principal.as_deref(), Some(CALLER_SA));
+    assert_eq!(records[1], records[0].clone(), "both paths record the same");
+    assert_eq!(records[2].principal.as_deref(), Some(CALLER_SA));
     assert!(h.plane.denials.lock().unwrap().is_empty());
 }
 
@@ -428,4 +522,252 @@ async fn shutdown_stops_the_listener() {
     h.stop.take().unwrap().send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), &mut h.task).await.unwrap().unwrap().unwrap();
     assert!(client().get(h.url("/")).send().await.is_err());
+}
+
+/// A caller at the byte level: writes what it is given, reads responses one at a time.
+struct Raw {
+    s: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A response as the caller received it: the head (lowercase) and the body, de-chunked.
+#[derive(Debug)]
+struct Got {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn status(&self) -> u16 {
+        self.head[9..12].parse().unwrap()
+    }
+    fn body(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Raw {
+    async fn connect(h: &Harness) -> Raw {
+        Raw { s: tokio::net::TcpStream::connect(h.gw).await.unwrap(), buf: Vec::new() }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    async fn more(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_secs(5), read_more(&mut self.s, &mut self.buf)).await.unwrap().is_some()
+    }
+
+    /// The next response (to a request that was not HEAD).
+    async fn response(&mut self) -> Got {
+        self.next(false).await
+    }
+
+    async fn next(&mut self, head_only: bool) -> Got {
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(self.more().await, "the connection closed before a response head: {:?}", self.buf);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_ascii_lowercase();
+        self.buf.drain(..head_end);
+        let mut body = Vec::new();
+        if head_only {
+        } else if head.contains("\r\ntransfer-encoding: chunked\r\n") {
+            loop {
+                let line_end = loop {
+                    if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        break i;
+                    }
+                    assert!(self.more().await);
+                };
+                let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                let size = usize::from_str_radix(line.split(';').next().unwrap(), 16).unwrap();
+                self.buf.drain(..line_end + 2);
+                if size == 0 {
+                    // Trailers, up to the empty line.
+                    while !self.buf.windows(2).any(|w| w == b"\r\n") || !self.trailers_done() {
+                        assert!(self.more().await);
+                    }
+                    break;
+                }
+                while self.buf.len() < size + 2 {
+                    assert!(self.more().await);
+                }
+                body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+            }
+        } else if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length: ")) {
+            let len: usize = len.trim().parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.more().await);
+            }
+            body.extend(self.buf.drain(..len));
+        } else {
+            while self.more().await {}
+            body = std::mem::take(&mut self.buf);
+        }
+        Got { head, body }
+    }
+
+    /// Consumes the trailer section if it is complete.
+    fn trailers_done(&mut self) -> bool {
+        if self.buf.starts_with(b"\r\n") {
+            self.buf.drain(..2);
+            return true;
+        }
+        match self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(i) => {
+                self.buf.drain(..i + 4);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The caller's connection has been closed by the gateway.
+    async fn closed(&mut self) -> bool {
+        !self.more().await && self.buf.is_empty()
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: raw.run.app\r\n\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_on_one_instance_connection() {
+    let h = start(true).await;
+    let mut c = Raw::connect(&h).await;
+    let mut two = get("/one");
+    two.extend_from_slice(&get("/two?q=1"));
+    c.send(&two).await;
+    let (one, two) = (c.response().await, c.response().await);
+    assert_eq!((one.status(), two.status()), (200, 200));
+    assert!(one.body().starts_with("GET /one HTTP/1.1\r\n"), "{}", one.body());
+    assert!(two.body().starts_with("GET /two?q=1 HTTP/1.1\r\n"), "{}", two.body());
+    assert!(one.body().contains("\r\nx-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\n"), "{}", one.body());
+    let conn = |g: &Got| g.head.lines().find_map(|l| l.strip_prefix("x-conn: ").map(str::to_owned));
+    assert_eq!(conn(&one), conn(&two), "one instance connection for the caller connection");
+    assert!(one.head.contains("\r\ndate: "), "{}", one.head);
+    h.wait_for_no_live_slot().await;
+}
+
+#[tokio::test]
+async fn response_framings_pass_through() {
+    let h = start(true).await;
+    let mut c = Raw::connect(&h).await;
+
+    // Chunked (with an extension and a trailer): passed through, and the connection carries on after it.
+    c.send(&get("/chunked")).await;
+    let r = c.response().await;
+    assert_eq!((r.status(), r.body().as_str()), (200, "hello world"), "{}", r.head);
+    // Interim responses are not passed on.
+    c.send(&get("/hints")).await;
+    let r = c.response().await;
+    assert_eq!((r.status(), r.body().as_str()), (200, "ok"), "{}", r.head);
+    // HEAD: a length, no body; the connection carries on.
+    c.send(b"HEAD /x HTTP/1.1\r\nHost: raw.run.app\r\n\r\n").await;
+    let r = c.next(true).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.head.contains("content-length: 5"), "{}", r.head);
+    // The instance closes its connection after a response without saying so: the next request gets a new one.
+    c.send(&get("/bye")).await;
+    assert_eq!(c.response().await.body(), "bye");
+    c.send(&get("/after-bye")).await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().starts_with("GET /after-bye "), "{}", r.body());
+    // Not HTTP from the instance: 502, and the caller connection is still usable.
+    c.send(&get("/garbage")).await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 502);
+    c.send(&get("/ok")).await;
+    assert_eq!(c.response().await.status(), 200);
+    // A body that ends when the instance closes: the caller's connection ends with it.
+    c.send(&get("/close")).await;
+    let r = c.response().await;
+    assert_eq!((r.status(), r.body().as_str()), (200, "until the end"), "{}", r.head);
+    assert!(r.head.contains("connection: close"), "{}", r.head);
+    h.wait_for_no_live_slot().await;
+    let statuses: Vec<u16> = h.plane.records.lock().unwrap().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 502, 200, 200]);
+}
+
+#[tokio::test]
+async fn request_bodies_arrive_whole_on_either_path() {
+    let h = start(true).await;
+    let mut c = Raw::connect(&h).await;
+    // A Content-Length body in pieces, the head with the first piece.
+    c.send(b"POST /upload HTTP/1.1\r\nHost: raw.run.app\r\nContent-Length: 11\r\n\r\nhello").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    c.send(b" world").await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.body().ends_with(
+            "\r\nContent-Length: 11\r\nx-forwarded-for: 127.0.0.1\r\nx-forwarded-proto: http\r\n\r\nhello world"
+        ),
+        "{}",
+        r.body()
+    );
+    // A chunked body: hyper's path takes the connection from here on, and it stays usable.
+    c.send(
+        b"POST /chunked-in HTTP/1.1\r\nHost: raw.run.app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().contains("hello"), "{}", r.body());
+    c.send(&get("/then")).await;
+    let r = c.response().await;
+    assert!(r.body().starts_with("GET /then HTTP/1.1\r\n"), "{}", r.body());
+
+    // Expect: 100-continue and HTTP/1.0 go to hyper too.
+    let mut c = Raw::connect(&h).await;
+    c.send(b"PUT /e HTTP/1.1\r\nHost: raw.run.app\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n").await;
+    let interim = c.next(true).await;
+    assert_eq!(interim.status(), 100, "{}", interim.head);
+    c.send(b"ok").await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().ends_with("\r\n\r\nok"), "{}", r.body());
+    let mut c = Raw::connect(&h).await;
+    c.send(b"GET /old HTTP/1.0\r\nHost: raw.run.app\r\n\r\n").await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 200);
+    assert!(r.body().starts_with("GET /old HTTP/1.1\r\n"), "{}", r.body());
+    h.wait_for_no_live_slot().await;
+}
+
+#[tokio::test]
+async fn malformed_and_refused_requests() {
+    let h = start(true).await;
+    // A head hyper refuses: 400 from hyper's path.
+    let mut c = Raw::connect(&h).await;
+    c.send(b"GET / HTTP/1.1\r\nHost: raw.run.app\r\nNo Colon Here\r\n\r\n").await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 400, "{}", r.head);
+
+    // Refused with most of the body unsent: the page says the connection closes, and it does.
+    let mut c = Raw::connect(&h).await;
+    c.send(b"POST /orders HTTP/1.1\r\nHost: api.run.app\r\nContent-Length: 100000\r\n\r\npart").await;
+    let r = c.response().await;
+    assert_eq!(r.status(), 403);
+    assert!(r.head.contains("connection: close"), "{}", r.head);
+    assert!(c.closed().await);
+
+    // Refused with the whole body sent: the connection carries on; HEAD gets the page's head only.
+    let mut c = Raw::connect(&h).await;
+    c.send(b"POST /orders HTTP/1.1\r\nHost: api.run.app\r\nContent-Length: 4\r\n\r\nbody").await;
+    assert_eq!(c.response().await.status(), 403);
+    c.send(b"HEAD / HTTP/1.1\r\nHost: nope.run.app\r\n\r\n").await;
+    let r = c.next(true).await;
+    assert_eq!(r.status(), 404);
+    assert!(r.head.contains(&format!("content-length: {}", NOT_FOUND_PAGE.len())), "{}", r.head);
+    c.send(&get("/still-open")).await;
+    assert_eq!(c.response().await.status(), 200);
+    assert_eq!(h.hits(), 0, "the echo instance saw nothing");
 }
