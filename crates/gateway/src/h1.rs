@@ -574,8 +574,9 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
         let dropped = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
             || named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
             || (cookie && name.eq_ignore_ascii_case("cache-control"))
-            // A chunked body has no length; a body that ends with the connection keeps the length it announced.
-            || (framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length"));
+            // A chunked body has no length; a body that ends with the connection keeps the length it announced
+            // (with any transfer coding, the length is not the body's: RFC 9112 §6.3).
+            || (chunked.is_some() && name.eq_ignore_ascii_case("content-length"));
         if !dropped {
             header(out, name.as_bytes(), h.value);
         }

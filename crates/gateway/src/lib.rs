@@ -1,7 +1,8 @@
 //! The front door in front of every service: find the service a request names ([`route`]), run Cloud Run's
-//! invocation check on the caller's ID token and the service's IAM policy ([`invoke`]), forward what is admitted to an
-//! instance ([`proxy`]) and answer everything else with Google Front End's error pages ([`pages`]). [`server`] accepts
-//! connections and drives the flow; the control plane behind it is the [`Plane`] trait.
+//! invocation check on the caller's ID token and the service's IAM policy ([`invoke`]), forward what is admitted to
+//! an instance (`h1`, the HTTP/1.1 fast path, or hyper with [`proxy`]) and answer everything else with Google Front
+//! End's error pages ([`pages`]). [`server`] accepts connections and drives the flow; the control plane behind it is
+//! the [`Plane`] trait.
 //!
 //! Architecture Invariant: the hot path does no database query and no signing. It reads in-memory snapshots (routes,
 //! IAM, verifier) once per request and verifies tokens through the verified-token cache.

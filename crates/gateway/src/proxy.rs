@@ -1,4 +1,5 @@
-//! Step 3: forwarding an admitted request to an instance over HTTP/1.1, streaming both bodies.
+//! Step 3 on hyper's path (see [`crate::h1`] for the fast path, which makes the same edits): forwarding an admitted
+//! request to an instance over HTTP/1.1, streaming both bodies.
 //!
 //! On the way in: hop-by-hop headers go, the checked token loses its signature where Cloud Run removes it
 //! ([`crate::invoke::Rewrite`]), `X-Forwarded-For` gains the caller's address, `X-Forwarded-Proto` is `http`, `Host`

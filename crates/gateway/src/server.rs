@@ -1,10 +1,11 @@
 //! Accepting connections and driving each request through the flow: [`route`](crate::route) →
-//! [`invoke`](crate::invoke) → [`Plane::acquire`] → [`proxy`](crate::proxy), with a page for every refusal.
+//! [`invoke`](crate::invoke) → [`Plane::acquire`] → forwarding, with a page for every refusal.
 //!
-//! hyper's HTTP/1.1 server directly (keep-alive, 30 s header-read timeout), no router: one service function per
-//! connection, run on one of the [`Workers`] (thread per core) from accept to close. Every refusal is reported with
-//! [`Plane::denied`]; every request that named a service with [`Plane::served`] (a URL that names no service is in
-//! no service's request log, as on Cloud Run).
+//! Each connection runs on one of the [`Workers`] (thread per core) from accept to close, first on the HTTP/1.1
+//! fast path ([`crate::h1`]), then — from its first request that is not plain — on hyper's HTTP/1.1 server
+//! (keep-alive, 30 s header-read timeout) with [`proxy`](crate::proxy). Both run steps 1–3 through [`admit`]. Every
+//! refusal is reported with [`Plane::denied`]; every request that named a service with [`Plane::served`] (a URL that
+//! names no service is in no service's request log, as on Cloud Run).
 
 use std::convert::Infallible;
 use std::future::Future;
