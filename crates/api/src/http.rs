@@ -4,7 +4,9 @@
 
 use crate::auth::Caller;
 use crate::state::{App, Result};
-use crate::{credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts, troubleshoot};
+use crate::{
+    credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts, troubleshoot, vpc,
+};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -233,6 +235,37 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         }
         (["v1", "projects", p, "locations", l, "secrets", rest @ ..], v) => {
             secret_manager::route(app, req, p, Some(l), rest, v).unwrap_or_else(|| Err(not_found(req, verb)))
+        }
+
+        // Compute Engine v1: VPC networks and subnetworks.
+        (["compute", "v1", "projects", p, "global", "networks"], None) if post => vpc::networks_insert(app, req, p),
+        (["compute", "v1", "projects", p, "global", "networks"], None) if get => vpc::networks_list(app, req, p),
+        (["compute", "v1", "projects", p, "global", "networks", n], None) if get => vpc::networks_get(app, req, p, n),
+        (["compute", "v1", "projects", p, "global", "networks", n], None) if delete => {
+            vpc::networks_delete(app, req, p, n)
+        }
+        (["compute", "v1", "projects", p, "regions", r, "subnetworks"], None) if post => {
+            vpc::subnets_insert(app, req, p, r)
+        }
+        (["compute", "v1", "projects", p, "regions", r, "subnetworks"], None) if get => {
+            vpc::subnets_list(app, req, p, Some(r))
+        }
+        (["compute", "v1", "projects", p, "aggregated", "subnetworks"], None) if get => {
+            vpc::subnets_list(app, req, p, None)
+        }
+        (["compute", "v1", "projects", p, "regions", r, "subnetworks", s], None) if get => {
+            vpc::subnets_get(app, req, p, r, s)
+        }
+        (["compute", "v1", "projects", p, "regions", r, "subnetworks", s], None) if delete => {
+            vpc::subnets_delete(app, req, p, r, s)
+        }
+
+        // Serverless VPC Access v1: connectors.
+        (["v1", "projects", p, "locations", l, "connectors"], None) if post => vpc::connectors_create(app, req, p, l),
+        (["v1", "projects", p, "locations", l, "connectors"], None) if get => vpc::connectors_list(app, req, p, l),
+        (["v1", "projects", p, "locations", l, "connectors", c], None) if get => vpc::connectors_get(app, req, p, l, c),
+        (["v1", "projects", p, "locations", l, "connectors", c], None) if delete => {
+            vpc::connectors_delete(app, req, p, l, c)
         }
 
         // IAM v1: service accounts.

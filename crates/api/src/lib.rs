@@ -27,6 +27,7 @@ mod secret_manager;
 mod service_accounts;
 mod state;
 mod troubleshoot;
+mod vpc;
 
 pub use bootstrap::{bootstrap, Bootstrap, BootstrapOptions, OPERATOR};
 pub use http::router;

@@ -23,6 +23,9 @@ pub(crate) mod kind {
     pub const REVISION: &str = "revision";
     pub const SECRET: &str = "secret";
     pub const SECRET_VERSION: &str = "secretVersion";
+    pub const NETWORK: &str = "network";
+    pub const SUBNETWORK: &str = "subnetwork";
+    pub const CONNECTOR: &str = "vpcConnector";
 }
 
 /// The project this platform serves (`GET /v1/projects/{id}`).

@@ -82,6 +82,9 @@ pub enum Command {
     /// Secret Manager: secrets, their versions and IAM policies.
     #[command(subcommand)]
     Secrets(SecretsCmd),
+    /// VPC networks, subnets and Serverless VPC Access connectors.
+    #[command(subcommand)]
+    Compute(ComputeCmd),
     /// The built-in sample server (`us-docker.pkg.dev/cloudrun/container/hello`); the runtime starts it.
     #[command(hide = true, name = "sample-hello")]
     SampleHello,
@@ -191,6 +194,27 @@ pub struct DeployArgs {
     /// all | internal | internal-and-cloud-load-balancing.
     #[arg(long)]
     pub ingress: Option<String>,
+    /// Serverless VPC Access connector for egress: a name (in the service's region) or a full name.
+    #[arg(long)]
+    pub vpc_connector: Option<String>,
+    /// Remove the VPC connector (and the egress setting).
+    #[arg(long)]
+    pub clear_vpc_connector: bool,
+    /// private-ranges-only (default) | all-traffic; needs a connector or Direct VPC egress.
+    #[arg(long)]
+    pub vpc_egress: Option<String>,
+    /// Direct VPC egress: the network.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Direct VPC egress: the subnet (in the service's region).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Direct VPC egress: network tags (comma-separated).
+    #[arg(long)]
+    pub network_tags: Option<String>,
+    /// Remove Direct VPC egress.
+    #[arg(long)]
+    pub clear_network: bool,
     #[arg(long)]
     pub add_custom_audiences: Option<String>,
     #[arg(long)]
@@ -856,6 +880,7 @@ impl Command {
             Command::SampleHello => "sample-hello",
             Command::Run(c) => c.path(),
             Command::Secrets(c) => c.path(),
+            Command::Compute(c) => c.path(),
         }
     }
 }
@@ -918,6 +943,153 @@ mod tests {
                 }
                 other => panic!("parsed as {other:?}"),
             }
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComputeCmd {
+    #[command(subcommand)]
+    Networks(NetworksCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworksCmd {
+    /// Create a VPC network (custom subnet mode).
+    Create {
+        name: String,
+        /// `custom` (subnets are created with `compute networks subnets create`).
+        #[arg(long)]
+        subnet_mode: Option<String>,
+        /// `regional` (the only routing mode modelled).
+        #[arg(long)]
+        bgp_routing_mode: Option<String>,
+        #[arg(long)]
+        mtu: Option<u32>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    Describe {
+        name: String,
+    },
+    Delete {
+        names: Vec<String>,
+        /// Accepted for compatibility: Gatehouse does not prompt.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    #[command(subcommand)]
+    Subnets(SubnetsCmd),
+    #[command(subcommand, name = "vpc-access")]
+    VpcAccess(VpcAccessCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubnetsCmd {
+    /// Create a subnet of a VPC network in one region.
+    Create {
+        name: String,
+        #[arg(long)]
+        network: String,
+        /// The subnet's IPv4 range, e.g. 10.0.0.0/24 (RFC 1918 or RFC 6598).
+        #[arg(long)]
+        range: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        enable_private_ip_google_access: bool,
+    },
+    List {
+        /// Only these networks (comma-separated names).
+        #[arg(long)]
+        network: Option<String>,
+        /// Only these regions (comma-separated).
+        #[arg(long)]
+        regions: Option<String>,
+    },
+    Describe {
+        name: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Delete {
+        names: Vec<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VpcAccessCmd {
+    #[command(subcommand)]
+    Connectors(ConnectorsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectorsCmd {
+    /// Create a Serverless VPC Access connector: with `--network` and a /28 `--range`, or on a /28 `--subnet`.
+    Create {
+        name: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long)]
+        range: Option<String>,
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        subnet_project: Option<String>,
+        #[arg(long)]
+        min_instances: Option<u32>,
+        #[arg(long)]
+        max_instances: Option<u32>,
+        #[arg(long)]
+        machine_type: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Describe {
+        name: String,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    Delete {
+        name: String,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+impl ComputeCmd {
+    pub fn path(&self) -> &'static str {
+        let ComputeCmd::Networks(n) = self;
+        match n {
+            NetworksCmd::Create { .. } => "compute.networks.create",
+            NetworksCmd::List => "compute.networks.list",
+            NetworksCmd::Describe { .. } => "compute.networks.describe",
+            NetworksCmd::Delete { .. } => "compute.networks.delete",
+            NetworksCmd::Subnets(c) => match c {
+                SubnetsCmd::Create { .. } => "compute.networks.subnets.create",
+                SubnetsCmd::List { .. } => "compute.networks.subnets.list",
+                SubnetsCmd::Describe { .. } => "compute.networks.subnets.describe",
+                SubnetsCmd::Delete { .. } => "compute.networks.subnets.delete",
+            },
+            NetworksCmd::VpcAccess(VpcAccessCmd::Connectors(c)) => match c {
+                ConnectorsCmd::Create { .. } => "compute.networks.vpc-access.connectors.create",
+                ConnectorsCmd::List { .. } => "compute.networks.vpc-access.connectors.list",
+                ConnectorsCmd::Describe { .. } => "compute.networks.vpc-access.connectors.describe",
+                ConnectorsCmd::Delete { .. } => "compute.networks.vpc-access.connectors.delete",
+            },
         }
     }
 }

@@ -158,6 +158,12 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         writeln!(out, "  issuer   {} (keys rotate every {})", info.issuer, humanize(args.key_rotation))?;
         writeln!(out, "  jwks     {}", info.jwks)?;
         writeln!(out, "  certs    {}", info.certs)?;
+        // Nothing may claim enforcement it does not have (issue 6): instances are plain child processes today.
+        writeln!(
+            out,
+            "  network  NOT ENFORCED: ingress and VPC egress settings are stored and shown, not applied (instances \
+             run without a sandbox)"
+        )?;
         writeln!(
             out,
             "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.",

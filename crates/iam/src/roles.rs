@@ -410,6 +410,62 @@ const PREDEFINED: &[Predef] = &[
         ],
     ),
     list(
+        "roles/compute.networkAdmin",
+        "Compute Network Admin",
+        "Permissions to create, modify, and delete networking resources.",
+        &[PROJECT_READ, &["compute.networks.*", "compute.subnetworks.*"]],
+    ),
+    list(
+        "roles/compute.networkUser",
+        "Compute Network User",
+        "Provides access to a shared VPC network.",
+        &[
+            PROJECT_READ,
+            &[
+                "compute.networks.get",
+                "compute.networks.list",
+                "compute.networks.use",
+                "compute.subnetworks.get",
+                "compute.subnetworks.list",
+                "compute.subnetworks.use",
+            ],
+        ],
+    ),
+    list(
+        "roles/compute.networkViewer",
+        "Compute Network Viewer",
+        "Read-only access to Compute Engine networking resources.",
+        &[
+            PROJECT_READ,
+            &["compute.networks.get", "compute.networks.list", "compute.subnetworks.get", "compute.subnetworks.list"],
+        ],
+    ),
+    list("roles/vpcaccess.admin", "Serverless VPC Access Admin", "Full access to all Serverless VPC Access resources.", &[PROJECT_READ, &["vpcaccess.*"]]),
+    list(
+        "roles/vpcaccess.user",
+        "Serverless VPC Access User",
+        "User of Serverless VPC Access connectors.",
+        &[
+            PROJECT_READ,
+            &["vpcaccess.connectors.use", "vpcaccess.connectors.get", "vpcaccess.connectors.list", "vpcaccess.locations.list"],
+        ],
+    ),
+    list(
+        "roles/vpcaccess.viewer",
+        "Serverless VPC Access Viewer",
+        "Viewer of all Serverless VPC Access resources.",
+        &[
+            PROJECT_READ,
+            &[
+                "vpcaccess.connectors.get",
+                "vpcaccess.connectors.list",
+                "vpcaccess.locations.list",
+                "vpcaccess.operations.get",
+                "vpcaccess.operations.list",
+            ],
+        ],
+    ),
+    list(
         "roles/secretmanager.secretAccessor",
         "Secret Manager Secret Accessor",
         "Allows accessing the payload of secrets.",

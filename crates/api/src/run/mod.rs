@@ -408,6 +408,9 @@ fn deploy(
     if matches!(body.ingress, Ingress::Unspecified) {
         body.ingress = Ingress::All;
     }
+    if let Some(access) = body.template.vpc_access.as_mut() {
+        crate::vpc::check_vpc_access(app, access, &n.location)?;
+    }
     let default_sa = model::names::default_compute_email(&app.project.project_number);
     let workload = types::workload(&body.template, &default_sa)?;
     let template_changed = existing.as_ref().is_none_or(|e| {

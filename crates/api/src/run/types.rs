@@ -70,6 +70,69 @@ impl<'de> Deserialize<'de> for Ingress {
     }
 }
 
+/// `VpcAccess.VpcEgress` (PROTOCOL.md §5): `PRIVATE_RANGES_ONLY` when omitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VpcEgress {
+    Unspecified,
+    AllTraffic,
+    #[default]
+    PrivateRangesOnly,
+}
+
+impl VpcEgress {
+    const NAMES: [&'static str; 3] = ["VPC_EGRESS_UNSPECIFIED", "ALL_TRAFFIC", "PRIVATE_RANGES_ONLY"];
+    const ALL: [VpcEgress; 3] = [VpcEgress::Unspecified, VpcEgress::AllTraffic, VpcEgress::PrivateRangesOnly];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl Serialize for VpcEgress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for VpcEgress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let found = match &v {
+            Value::Number(n) => n.as_u64().and_then(|i| VpcEgress::ALL.get(i as usize).copied()),
+            Value::String(s) => VpcEgress::NAMES.iter().position(|n| n == s).map(|i| VpcEgress::ALL[i]),
+            _ => None,
+        };
+        found.ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid VPC egress `{v}`; use ALL_TRAFFIC or PRIVATE_RANGES_ONLY"))
+        })
+    }
+}
+
+/// `google.cloud.run.v2.VpcAccess`: a Serverless VPC Access connector, or Direct VPC egress through one network
+/// interface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VpcAccess {
+    /// `projects/P/locations/L/connectors/C`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub connector: String,
+    #[serde(default)]
+    pub egress: VpcEgress,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkInterface {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subnetwork: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
@@ -145,7 +208,7 @@ pub struct RevisionTemplate {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_instance_request_concurrency: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vpc_access: Option<Value>,
+    pub vpc_access: Option<VpcAccess>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
 //! One module per command group; each function is a thin client of one or two API calls.
 
 mod auth;
+mod compute;
 mod config;
 mod exec;
 mod iam;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Exec(args) => exec::run(g, args),
         Command::Run(c) => run::run(g, *c),
         Command::Secrets(c) => self::secrets::run(g, c),
+        Command::Compute(c) => compute::run(g, c),
         Command::SampleHello => crate::up::sample_hello().map(|()| 0),
     }
 }

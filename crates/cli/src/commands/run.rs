@@ -178,6 +178,72 @@ fn write_secrets(template: &mut Value, mut env: Vec<Value>, secrets: &BTreeMap<T
     }
 }
 
+/// `--vpc-connector`, `--clear-vpc-connector`, `--vpc-egress`, `--network`/`--subnet`/`--network-tags`,
+/// `--clear-network` on a v2 template's `vpcAccess` (the API checks the connector, network and subnet exist).
+fn apply_vpc(template: &mut Value, args: &DeployArgs) -> Result<()> {
+    let direct = args.network.is_some() || args.subnet.is_some() || args.network_tags.is_some();
+    if args.clear_vpc_connector && args.vpc_connector.is_some() {
+        bail!("give --vpc-connector or --clear-vpc-connector, not both");
+    }
+    if args.clear_network && direct {
+        bail!("give --network/--subnet/--network-tags or --clear-network, not both");
+    }
+    if args.vpc_connector.is_some() && direct {
+        bail!("a service reaches a VPC through a connector (--vpc-connector) or Direct VPC egress (--network, --subnet), not both");
+    }
+    let mut access = template["vpcAccess"].as_object().cloned().unwrap_or_default();
+    if args.clear_vpc_connector {
+        access.remove("connector");
+    }
+    if args.clear_network {
+        access.remove("networkInterfaces");
+    }
+    if let Some(c) = &args.vpc_connector {
+        access.insert("connector".into(), json!(c));
+        access.remove("networkInterfaces");
+    }
+    if direct {
+        let mut ni = access
+            .get("networkInterfaces")
+            .and_then(|n| n.get(0))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(n) = &args.network {
+            ni.insert("network".into(), json!(n));
+        }
+        if let Some(s) = &args.subnet {
+            ni.insert("subnetwork".into(), json!(s));
+        }
+        if let Some(t) = &args.network_tags {
+            ni.insert("tags".into(), json!(split_list(t)));
+        }
+        access.insert("networkInterfaces".into(), json!([ni]));
+        access.remove("connector");
+    }
+    let connected = access.contains_key("connector") || access.contains_key("networkInterfaces");
+    if let Some(e) = &args.vpc_egress {
+        let egress = match e.as_str() {
+            "all-traffic" | "all" => "ALL_TRAFFIC",
+            "private-ranges-only" => "PRIVATE_RANGES_ONLY",
+            other => bail!("invalid --vpc-egress `{other}`; use private-ranges-only or all-traffic"),
+        };
+        if !connected {
+            bail!(
+                "--vpc-egress needs a way into a VPC: add --vpc-connector=CONNECTOR, or --network=NETWORK --subnet=SUBNET \
+                 for Direct VPC egress"
+            );
+        }
+        access.insert("egress".into(), json!(egress));
+    }
+    if connected {
+        template["vpcAccess"] = Value::Object(access);
+    } else if let Some(t) = template.as_object_mut() {
+        t.remove("vpcAccess");
+    }
+    Ok(())
+}
+
 /// Applies the flags of `args` to a v2 Service.
 fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
     if !service["template"].is_object() {
@@ -277,6 +343,7 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         };
         service["ingress"] = json!(name);
     }
+    apply_vpc(&mut service["template"], args)?;
     let mut audiences: Vec<String> = serde_json::from_value(service["customAudiences"].clone()).unwrap_or_default();
     if args.clear_custom_audiences {
         audiences.clear();
@@ -563,6 +630,26 @@ fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value)> {
         scaling["maxInstanceCount"] = json!(n);
     }
     template["scaling"] = scaling;
+    let mut access = Map::new();
+    if let Some(c) = tmeta["run.googleapis.com/vpc-access-connector"].as_str() {
+        access.insert("connector".into(), json!(c));
+    }
+    if let Some(n) = tmeta["run.googleapis.com/network-interfaces"].as_str() {
+        let interfaces: Value = serde_json::from_str(n)
+            .context("`run.googleapis.com/network-interfaces` must be a JSON array such as [{\"network\":\"default\",\"subnetwork\":\"default\"}]")?;
+        access.insert("networkInterfaces".into(), interfaces);
+    }
+    if let Some(e) = tmeta["run.googleapis.com/vpc-access-egress"].as_str() {
+        let egress = match e {
+            "all-traffic" | "all" => "ALL_TRAFFIC",
+            "private-ranges-only" => "PRIVATE_RANGES_ONLY",
+            other => bail!("invalid `run.googleapis.com/vpc-access-egress` annotation `{other}`; use private-ranges-only or all-traffic"),
+        };
+        access.insert("egress".into(), json!(egress));
+    }
+    if !access.is_empty() {
+        template["vpcAccess"] = Value::Object(access);
+    }
     if let Some(n) = spec["containerConcurrency"].as_u64().filter(|n| *n > 0) {
         template["maxInstanceRequestConcurrency"] = json!(n);
     }
@@ -627,6 +714,18 @@ fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Va
     }
     if let Some(n) = template["scaling"]["maxInstanceCount"].as_u64() {
         tmpl_annotations.insert("autoscaling.knative.dev/maxScale".into(), json!(n.to_string()));
+    }
+    let access = &template["vpcAccess"];
+    if let Some(c) = access["connector"].as_str() {
+        tmpl_annotations.insert("run.googleapis.com/vpc-access-connector".into(), json!(c));
+    }
+    if let Some(n) = access["networkInterfaces"].as_array().filter(|n| !n.is_empty()) {
+        tmpl_annotations
+            .insert("run.googleapis.com/network-interfaces".into(), json!(Value::Array(n.clone()).to_string()));
+    }
+    if access.is_object() {
+        let egress = if access["egress"] == "ALL_TRAFFIC" { "all-traffic" } else { "private-ranges-only" };
+        tmpl_annotations.insert("run.googleapis.com/vpc-access-egress".into(), json!(egress));
     }
     let mut c = Map::new();
     for key in ["image", "command", "args", "workingDir", "ports"] {

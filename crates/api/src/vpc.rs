@@ -1,0 +1,691 @@
+//! VPC networks and subnetworks (Compute Engine v1 REST) and Serverless VPC Access connectors (vpcaccess v1), as
+//! gcloud's `compute networks …`, `compute networks subnets …` and `compute networks vpc-access connectors …` call
+//! them. The rules (names, ranges, overlaps, connector sizes) are the `network` crate's; this module stores the
+//! resources, keeps them consistent (a network in use cannot go; ranges in one network never overlap) and audits
+//! every change. Compute answers with a finished `compute#operation`, vpcaccess with a done LRO.
+
+use crate::audit_trail::Call;
+use crate::http::{Reply, Req};
+use crate::projects;
+use crate::run::types::{VpcAccess, VpcEgress};
+use crate::state::{kind, App, Result};
+use model::ApiError;
+use network::{Connector, ConnectorSubnet, Ipv4Net, Network, Subnetwork, COMPUTE};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const COMPUTE_SERVICE: &str = "compute.googleapis.com";
+const VPCACCESS: &str = "vpcaccess.googleapis.com";
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A numeric id as Compute gives resources (19 digits).
+fn new_id() -> String {
+    (1_000_000_000_000_000_000 + tokens::random_u64() % 9_000_000_000_000_000_000).to_string()
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::not_found(format!("The resource '{path}' was not found"))
+}
+
+fn in_use(path: &str, user: &str) -> ApiError {
+    ApiError::invalid(format!("The resource '{path}' is already being used by '{user}'; delete '{user}' first"))
+}
+
+/// A finished Compute Engine operation for `op_type` on `target` (a self link).
+fn compute_operation(project: &str, op_type: &str, target: &str, target_id: &str, user: &str) -> Value {
+    let now = now_rfc3339();
+    let name = format!("operation-{}", uuid_like());
+    json!({
+        "kind": "compute#operation",
+        "id": new_id(),
+        "name": name,
+        "operationType": op_type,
+        "targetLink": target,
+        "targetId": target_id,
+        "status": "DONE",
+        "user": user,
+        "progress": 100,
+        "insertTime": now,
+        "startTime": now,
+        "endTime": now,
+        "selfLink": format!("{COMPUTE}projects/{project}/global/operations/{name}"),
+    })
+}
+
+fn uuid_like() -> String {
+    format!("{:016x}", tokens::random_u64())
+}
+
+/// Fields gcloud and the client libraries send on insert that Gatehouse accepts and does not model.
+fn reject_unknown(body: &Value, known: &[&str]) -> Result<()> {
+    if let Some(o) = body.as_object() {
+        if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(ApiError::invalid(format!(
+                "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+            )));
+        }
+        Ok(())
+    } else {
+        Err(ApiError::invalid("the request body must be a JSON object"))
+    }
+}
+
+fn field<T: for<'de> Deserialize<'de>>(body: &Value, name: &str) -> Result<Option<T>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| ApiError::invalid(format!("Invalid value for field '{name}': {e}"))),
+    }
+}
+
+// ---- networks ----
+
+pub(crate) fn networks_insert(app: &App, req: &Req, project: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.networks.create")?.project_id.clone();
+    let full = app.project.full_name();
+    let body: Value = req.json()?;
+    reject_unknown(
+        &body,
+        &[
+            "name",
+            "description",
+            "autoCreateSubnetworks",
+            "routingConfig",
+            "mtu",
+            "networkFirewallPolicyEnforcementOrder",
+        ],
+    )?;
+    let name: String =
+        field(&body, "name")?.ok_or_else(|| ApiError::invalid("Required field 'resource.name' not specified"))?;
+    let path = network::network_path(&project, &name);
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.networks.insert", &path).needs("compute.networks.create", &full);
+    app.authorize(&caller, "compute.networks.create", &full, &call)?;
+    network::check_name("network", &name).map_err(ApiError::invalid)?;
+    match field::<bool>(&body, "autoCreateSubnetworks")? {
+        Some(false) => {}
+        Some(true) => {
+            return Err(ApiError::invalid(
+                "Gatehouse models custom-mode VPC networks only: create it with --subnet-mode=custom, then add \
+                 subnets with `compute networks subnets create NAME --network=NETWORK --range=CIDR --region=REGION`",
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "legacy networks are not supported: set autoCreateSubnetworks=false (gcloud: --subnet-mode=custom)",
+            ))
+        }
+    }
+    let mtu = field::<u32>(&body, "mtu")?.unwrap_or(1460);
+    if !(1300..=8896).contains(&mtu) {
+        return Err(ApiError::invalid(format!(
+            "Invalid value for field 'resource.mtu': '{mtu}'. Must be between 1300 and 8896"
+        )));
+    }
+    let self_link = format!("{COMPUTE}{path}");
+    let net = Network {
+        kind: "compute#network".into(),
+        id: new_id(),
+        creation_timestamp: now_rfc3339(),
+        name: name.clone(),
+        description: field(&body, "description")?.unwrap_or_default(),
+        self_link: self_link.clone(),
+        auto_create_subnetworks: false,
+        subnetworks: Vec::new(),
+        routing_config: json!({ "routingMode": "REGIONAL" }),
+        mtu,
+    };
+    let call = call.with_request(json!({ "name": name, "autoCreateSubnetworks": false }));
+    let net = app.mutate(&caller, call, false, |tx| {
+        if tx.get::<Network>(kind::NETWORK, &path)?.is_some() {
+            return Err(ApiError::already_exists(format!("The resource '{path}' already exists")).into());
+        }
+        tx.put(kind::NETWORK, &path, &net)?;
+        Ok(net)
+    })?;
+    Ok(Reply::Json(compute_operation(
+        &project,
+        "insert",
+        &self_link,
+        &net.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
+}
+
+pub(crate) fn networks_get(app: &App, req: &Req, project: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.networks.get")?.project_id.clone();
+    let path = network::network_path(&project, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.networks.get", &path).reading();
+    app.authorize(&caller, "compute.networks.get", &full, &call)?;
+    let net = app.read(|tx| Ok(tx.get::<Network>(kind::NETWORK, &path)?))?.ok_or_else(|| not_found(&path))?;
+    Ok(Reply::Json(serde_json::to_value(net).unwrap_or_default()))
+}
+
+pub(crate) fn networks_list(app: &App, req: &Req, project: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.networks.list")?.project_id.clone();
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.networks.list", format!("projects/{project}")).reading();
+    app.authorize(&caller, "compute.networks.list", &full, &call)?;
+    let prefix = format!("projects/{project}/global/networks/");
+    let items: Vec<Network> =
+        app.read(|tx| Ok(tx.list::<Network>(kind::NETWORK, &prefix)?))?.into_iter().map(|(_, n)| n).collect();
+    Ok(Reply::Json(json!({
+        "kind": "compute#networkList",
+        "items": items,
+        "selfLink": format!("{COMPUTE}projects/{project}/global/networks"),
+    })))
+}
+
+pub(crate) fn networks_delete(app: &App, req: &Req, project: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.networks.delete")?.project_id.clone();
+    let path = network::network_path(&project, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.networks.delete", &path).needs("compute.networks.delete", &full);
+    app.authorize(&caller, "compute.networks.delete", &full, &call)?;
+    let net = app.mutate(&caller, call, false, |tx| {
+        let net = tx.get::<Network>(kind::NETWORK, &path)?.ok_or_else(|| not_found(&path))?;
+        if let Some(subnet) = net.subnetworks.first() {
+            return Err(in_use(&path, subnet.strip_prefix(COMPUTE).unwrap_or(subnet)).into());
+        }
+        if let Some((c, _)) =
+            tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| c.network == net.name)
+        {
+            return Err(in_use(&path, &c).into());
+        }
+        tx.delete(kind::NETWORK, &path)?;
+        Ok(net)
+    })?;
+    Ok(Reply::Json(compute_operation(
+        &project,
+        "delete",
+        &net.self_link,
+        &net.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
+}
+
+// ---- subnetworks ----
+
+/// Every range in use in `network` (subnets and connectors with their own range), with who uses it.
+fn ranges_in(tx: &store::Tx, network: &Network) -> std::result::Result<Vec<(Ipv4Net, String)>, store::StoreError> {
+    let mut used = Vec::new();
+    for (_, s) in tx.list::<Subnetwork>(kind::SUBNETWORK, "")? {
+        if s.network == network.self_link {
+            if let Ok(r) = s.ip_cidr_range.parse() {
+                used.push((r, format!("subnetwork '{}' in region '{}'", s.name, basename(&s.region))));
+            }
+        }
+    }
+    for (_, c) in tx.list::<Connector>(kind::CONNECTOR, "")? {
+        if c.network == network.name && !c.ip_cidr_range.is_empty() {
+            if let Ok(r) = c.ip_cidr_range.parse() {
+                used.push((r, format!("connector '{}'", basename(&c.name))));
+            }
+        }
+    }
+    Ok(used)
+}
+
+fn basename(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+pub(crate) fn subnets_insert(app: &App, req: &Req, project: &str, region: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.subnetworks.create")?.project_id.clone();
+    let full = app.project.full_name();
+    let body: Value = req.json()?;
+    reject_unknown(
+        &body,
+        &["name", "description", "network", "ipCidrRange", "region", "privateIpGoogleAccess", "stackType", "purpose"],
+    )?;
+    let name: String =
+        field(&body, "name")?.ok_or_else(|| ApiError::invalid("Required field 'resource.name' not specified"))?;
+    let path = network::subnet_path(&project, region, &name);
+    let call =
+        Call::new(COMPUTE_SERVICE, "v1.compute.subnetworks.insert", &path).needs("compute.subnetworks.create", &full);
+    app.authorize(&caller, "compute.subnetworks.create", &full, &call)?;
+    network::check_name("subnetwork", &name).map_err(ApiError::invalid)?;
+    check_region(region)?;
+    let net_ref: String =
+        field(&body, "network")?.ok_or_else(|| ApiError::invalid("Required field 'resource.network' not specified"))?;
+    let (net_project, net_name) = network::network_ref(&net_ref, &project).map_err(ApiError::invalid)?;
+    let net_path = network::network_path(&net_project, &net_name);
+    let range_text: String = field(&body, "ipCidrRange")?
+        .ok_or_else(|| ApiError::invalid("Required field 'resource.ipCidrRange' not specified"))?;
+    let range = network::subnet_range(&range_text).map_err(ApiError::invalid)?;
+    if let Some(purpose) = field::<String>(&body, "purpose")? {
+        if purpose != "PRIVATE" {
+            return Err(ApiError::invalid(format!("subnet purpose `{purpose}` is not modelled; use PRIVATE")));
+        }
+    }
+    let description: String = field(&body, "description")?.unwrap_or_default();
+    let private_google_access: bool = field(&body, "privateIpGoogleAccess")?.unwrap_or(false);
+    let self_link = format!("{COMPUTE}{path}");
+    let call = call.with_request(json!({ "name": name, "network": net_ref, "ipCidrRange": range_text }));
+    let subnet = app.mutate(&caller, call, false, |tx| {
+        if tx.get::<Subnetwork>(kind::SUBNETWORK, &path)?.is_some() {
+            return Err(ApiError::already_exists(format!("The resource '{path}' already exists")).into());
+        }
+        let mut net = tx.get::<Network>(kind::NETWORK, &net_path)?.ok_or_else(|| not_found(&net_path))?;
+        if let Some((_, who)) = ranges_in(tx, &net)?.into_iter().find(|(r, _)| network::overlaps(r, &range)) {
+            return Err(
+                ApiError::invalid(format!("Invalid IPCidrRange: {range} conflicts with existing {who}.")).into()
+            );
+        }
+        let subnet = Subnetwork {
+            kind: "compute#subnetwork".into(),
+            id: new_id(),
+            creation_timestamp: now_rfc3339(),
+            name: name.clone(),
+            description,
+            network: net.self_link.clone(),
+            ip_cidr_range: range.to_string(),
+            gateway_address: network::gateway_address(&range).to_string(),
+            region: format!("{COMPUTE}projects/{project}/regions/{region}"),
+            self_link: self_link.clone(),
+            private_ip_google_access: private_google_access,
+            stack_type: "IPV4_ONLY".into(),
+            purpose: "PRIVATE".into(),
+        };
+        net.subnetworks.push(self_link.clone());
+        tx.put(kind::NETWORK, &net_path, &net)?;
+        tx.put(kind::SUBNETWORK, &path, &subnet)?;
+        Ok(subnet)
+    })?;
+    Ok(Reply::Json(compute_operation(
+        &project,
+        "insert",
+        &self_link,
+        &subnet.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
+}
+
+/// A region id as the platform's regions are spelled: `us-central1`, `europe-west4`.
+fn check_region(region: &str) -> Result<()> {
+    let ok = region.len() <= 40
+        && region.split('-').count() >= 2
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region.ends_with(|c: char| c.is_ascii_digit())
+        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "Invalid value for field 'region': '{region}'. Give a region such as us-central1"
+        )))
+    }
+}
+
+pub(crate) fn subnets_get(app: &App, req: &Req, project: &str, region: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.subnetworks.get")?.project_id.clone();
+    let path = network::subnet_path(&project, region, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.subnetworks.get", &path).reading();
+    app.authorize(&caller, "compute.subnetworks.get", &full, &call)?;
+    let s = app.read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &path)?))?.ok_or_else(|| not_found(&path))?;
+    Ok(Reply::Json(serde_json::to_value(s).unwrap_or_default()))
+}
+
+/// `regions/R/subnetworks` (one region) or `aggregated/subnetworks` (every region, grouped as Compute does).
+pub(crate) fn subnets_list(app: &App, req: &Req, project: &str, region: Option<&str>) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.subnetworks.list")?.project_id.clone();
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.subnetworks.list", format!("projects/{project}")).reading();
+    app.authorize(&caller, "compute.subnetworks.list", &full, &call)?;
+    let prefix = match region {
+        Some(r) => format!("projects/{project}/regions/{r}/subnetworks/"),
+        None => format!("projects/{project}/regions/"),
+    };
+    let all: Vec<Subnetwork> =
+        app.read(|tx| Ok(tx.list::<Subnetwork>(kind::SUBNETWORK, &prefix)?))?.into_iter().map(|(_, s)| s).collect();
+    Ok(Reply::Json(match region {
+        Some(r) => json!({
+            "kind": "compute#subnetworkList",
+            "items": all,
+            "selfLink": format!("{COMPUTE}projects/{project}/regions/{r}/subnetworks"),
+        }),
+        None => {
+            let mut items = serde_json::Map::new();
+            for s in all {
+                let key = format!("regions/{}", basename(&s.region));
+                let entry = items.entry(key).or_insert_with(|| json!({ "subnetworks": [] }));
+                if let Some(list) = entry["subnetworks"].as_array_mut() {
+                    list.push(serde_json::to_value(s).unwrap_or_default());
+                }
+            }
+            json!({ "kind": "compute#subnetworkAggregatedList", "items": items })
+        }
+    }))
+}
+
+pub(crate) fn subnets_delete(app: &App, req: &Req, project: &str, region: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.subnetworks.delete")?.project_id.clone();
+    let path = network::subnet_path(&project, region, name);
+    let full = app.project.full_name();
+    let call =
+        Call::new(COMPUTE_SERVICE, "v1.compute.subnetworks.delete", &path).needs("compute.subnetworks.delete", &full);
+    app.authorize(&caller, "compute.subnetworks.delete", &full, &call)?;
+    let subnet = app.mutate(&caller, call, false, |tx| {
+        let subnet = tx.get::<Subnetwork>(kind::SUBNETWORK, &path)?.ok_or_else(|| not_found(&path))?;
+        let user = tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| {
+            c.subnet.as_ref().is_some_and(|s| s.name == subnet.name && s.project_id == project)
+                && c.name.contains(&format!("/locations/{region}/"))
+        });
+        if let Some((c, _)) = user {
+            return Err(in_use(&path, &c).into());
+        }
+        let net_path = subnet.network.strip_prefix(COMPUTE).unwrap_or(&subnet.network).to_owned();
+        if let Some(mut net) = tx.get::<Network>(kind::NETWORK, &net_path)? {
+            net.subnetworks.retain(|l| l != &subnet.self_link);
+            tx.put(kind::NETWORK, &net_path, &net)?;
+        }
+        tx.delete(kind::SUBNETWORK, &path)?;
+        Ok(subnet)
+    })?;
+    Ok(Reply::Json(compute_operation(
+        &project,
+        "delete",
+        &subnet.self_link,
+        &subnet.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
+}
+
+// ---- Serverless VPC Access connectors ----
+
+fn connector_lro(project: &str, location: &str, method: &str, target: &str, response: Option<Value>) -> Value {
+    let now = now_rfc3339();
+    let mut op = json!({
+        "name": format!("projects/{project}/locations/{location}/operations/{}", uuid_like()),
+        "metadata": {
+            "@type": "type.googleapis.com/google.cloud.vpcaccess.v1.OperationMetadata",
+            "method": method,
+            "createTime": now,
+            "endTime": now,
+            "target": target,
+        },
+        "done": true,
+    });
+    op["response"] = match response {
+        Some(mut c) => {
+            c["@type"] = json!("type.googleapis.com/google.cloud.vpcaccess.v1.Connector");
+            c
+        }
+        None => json!({ "@type": "type.googleapis.com/google.protobuf.Empty" }),
+    };
+    op
+}
+
+pub(crate) fn connectors_create(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "vpcaccess.connectors.create")?.project_id.clone();
+    let full = app.project.full_name();
+    let id = req.query("connectorId").ok_or_else(|| ApiError::invalid("`connectorId` is required"))?.to_owned();
+    let path = network::connector_path(&project, location, &id);
+    let call = Call::new(VPCACCESS, "google.cloud.vpcaccess.v1.VpcAccessService.CreateConnector", &path)
+        .needs("vpcaccess.connectors.create", &full);
+    app.authorize(&caller, "vpcaccess.connectors.create", &full, &call)?;
+    network::check_connector_name(&id).map_err(ApiError::invalid)?;
+    check_region(location)?;
+    let body: Value = req.json()?;
+    reject_unknown(
+        &body,
+        &[
+            "name",
+            "network",
+            "ipCidrRange",
+            "subnet",
+            "minInstances",
+            "maxInstances",
+            "minThroughput",
+            "maxThroughput",
+            "machineType",
+        ],
+    )?;
+    let (min, max) = network::connector_scaling(field(&body, "minInstances")?, field(&body, "maxInstances")?)
+        .map_err(ApiError::invalid)?;
+    let machine: String = field(&body, "machineType")?.unwrap_or_else(|| "e2-micro".into());
+    if !["f1-micro", "e2-micro", "e2-standard-4"].contains(&machine.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "machine type `{machine}` is not one of f1-micro, e2-micro, e2-standard-4"
+        )));
+    }
+    let net_ref: Option<String> = field(&body, "network")?;
+    let range_text: Option<String> = field(&body, "ipCidrRange")?;
+    let subnet: Option<ConnectorSubnet> = field(&body, "subnet")?;
+    let call = call.with_request(body.clone());
+    let connector = app.mutate(&caller, call, false, |tx| {
+        if tx.get::<Connector>(kind::CONNECTOR, &path)?.is_some() {
+            return Err(ApiError::already_exists(format!("Connector '{path}' already exists")).into());
+        }
+        let (network_name, range, subnet) = match (subnet, net_ref, range_text) {
+            (Some(s), None, None) => {
+                let subnet_project = if s.project_id.is_empty() { project.clone() } else { s.project_id.clone() };
+                if subnet_project != project {
+                    return Err(ApiError::invalid(format!(
+                        "subnet project `{subnet_project}`: Gatehouse has one project (`{project}`); Shared VPC host \
+                         projects are not modelled"
+                    ))
+                    .into());
+                }
+                let s_path = network::subnet_path(&project, location, &s.name);
+                let found = tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?.ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "The subnet '{}' was not found in region {location} of project {project}; a connector uses a \
+                         subnet of its own region",
+                        s.name
+                    ))
+                })?;
+                network::connector_range(&found.ip_cidr_range)
+                    .map_err(|e| ApiError::invalid(format!("subnet '{}' cannot hold a connector: {e}", s.name)))?;
+                let used = tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| {
+                    c.subnet.as_ref().is_some_and(|x| x.name == s.name)
+                        && c.name.contains(&format!("/locations/{location}/"))
+                });
+                if let Some((other, _)) = used {
+                    return Err(ApiError::invalid(format!(
+                        "subnet '{}' is already used by connector '{other}'",
+                        s.name
+                    ))
+                    .into());
+                }
+                let net_name = basename(&found.network).to_owned();
+                (net_name, String::new(), Some(ConnectorSubnet { name: s.name, project_id: project.clone() }))
+            }
+            (None, Some(net_ref), Some(range_text)) => {
+                let (net_project, net_name) = network::network_ref(&net_ref, &project).map_err(ApiError::invalid)?;
+                let net_path = network::network_path(&net_project, &net_name);
+                let net = tx.get::<Network>(kind::NETWORK, &net_path)?.ok_or_else(|| not_found(&net_path))?;
+                let range = network::connector_range(&range_text).map_err(ApiError::invalid)?;
+                if let Some((_, who)) = ranges_in(tx, &net)?.into_iter().find(|(r, _)| network::overlaps(r, &range)) {
+                    return Err(ApiError::invalid(format!(
+                        "The connector's IP range {range} overlaps with {who} of network '{net_name}'"
+                    ))
+                    .into());
+                }
+                (net_name, range.to_string(), None)
+            }
+            (None, None, None) => {
+                return Err(ApiError::invalid(
+                    "a connector needs either a subnet (--subnet=SUBNET) or a network and a /28 range \
+                     (--network=NETWORK --range=10.8.0.0/28)",
+                )
+                .into())
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "give either a subnet, or a network with an IP range (`network` and `ipCidrRange`), not both",
+                )
+                .into())
+            }
+        };
+        let connector = Connector {
+            name: path.clone(),
+            network: network_name,
+            ip_cidr_range: range,
+            state: "READY".into(),
+            min_throughput: min * 100,
+            max_throughput: max * 100,
+            connected_projects: vec![project.clone()],
+            subnet,
+            machine_type: machine,
+            min_instances: min,
+            max_instances: max,
+        };
+        tx.put(kind::CONNECTOR, &path, &connector)?;
+        Ok(connector)
+    })?;
+    let response = serde_json::to_value(&connector).unwrap_or_default();
+    Ok(Reply::Json(connector_lro(
+        &project,
+        location,
+        "google.cloud.vpcaccess.v1.VpcAccessService.CreateConnector",
+        &path,
+        Some(response),
+    )))
+}
+
+pub(crate) fn connectors_get(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "vpcaccess.connectors.get")?.project_id.clone();
+    let path = network::connector_path(&project, location, id);
+    let full = app.project.full_name();
+    let call = Call::new(VPCACCESS, "google.cloud.vpcaccess.v1.VpcAccessService.GetConnector", &path).reading();
+    app.authorize(&caller, "vpcaccess.connectors.get", &full, &call)?;
+    let c = app
+        .read(|tx| Ok(tx.get::<Connector>(kind::CONNECTOR, &path)?))?
+        .ok_or_else(|| ApiError::not_found(format!("Connector '{path}' was not found")))?;
+    Ok(Reply::Json(serde_json::to_value(c).unwrap_or_default()))
+}
+
+pub(crate) fn connectors_list(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "vpcaccess.connectors.list")?.project_id.clone();
+    let full = app.project.full_name();
+    let parent = format!("projects/{project}/locations/{location}");
+    let call = Call::new(VPCACCESS, "google.cloud.vpcaccess.v1.VpcAccessService.ListConnectors", &parent).reading();
+    app.authorize(&caller, "vpcaccess.connectors.list", &full, &call)?;
+    let prefix = format!("{parent}/connectors/");
+    let items: Vec<Connector> =
+        app.read(|tx| Ok(tx.list::<Connector>(kind::CONNECTOR, &prefix)?))?.into_iter().map(|(_, c)| c).collect();
+    Ok(Reply::Json(if items.is_empty() { json!({}) } else { json!({ "connectors": items }) }))
+}
+
+pub(crate) fn connectors_delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "vpcaccess.connectors.delete")?.project_id.clone();
+    let path = network::connector_path(&project, location, id);
+    let full = app.project.full_name();
+    let call = Call::new(VPCACCESS, "google.cloud.vpcaccess.v1.VpcAccessService.DeleteConnector", &path)
+        .needs("vpcaccess.connectors.delete", &full);
+    app.authorize(&caller, "vpcaccess.connectors.delete", &full, &call)?;
+    app.mutate(&caller, call, false, |tx| {
+        if !tx.delete(kind::CONNECTOR, &path)? {
+            return Err(ApiError::not_found(format!("Connector '{path}' was not found")).into());
+        }
+        Ok(())
+    })?;
+    Ok(Reply::Json(connector_lro(
+        &project,
+        location,
+        "google.cloud.vpcaccess.v1.VpcAccessService.DeleteConnector",
+        &path,
+        None,
+    )))
+}
+
+/// Checks a revision's `vpcAccess` against the VPC model and writes it in canonical form: the connector as its full
+/// name (it must exist in the service's region), one Direct VPC interface whose subnet is in that region and in the
+/// named network, egress `PRIVATE_RANGES_ONLY` when unspecified.
+pub(crate) fn check_vpc_access(app: &App, access: &mut VpcAccess, region: &str) -> Result<()> {
+    let project = app.project.project_id.clone();
+    if !access.connector.is_empty() && !access.network_interfaces.is_empty() {
+        return Err(ApiError::invalid(
+            "a revision reaches a VPC either through a connector (vpcAccess.connector, --vpc-connector) or through Direct VPC egress (vpcAccess.networkInterfaces, --network/--subnet), not both",
+        ));
+    }
+    if access.egress == VpcEgress::Unspecified {
+        access.egress = VpcEgress::PrivateRangesOnly;
+    }
+    if !access.connector.is_empty() {
+        let reference = access.connector.clone();
+        let path = if reference.starts_with("projects/") {
+            let segs: Vec<&str> = reference.split('/').collect();
+            match segs.as_slice() {
+                ["projects", p, "locations", l, "connectors", c] if app.project.is(p) => {
+                    if *l != region {
+                        return Err(ApiError::invalid(format!(
+                            "VPC connector `{reference}` is in region {l}; a service in {region} needs a connector in {region}"
+                        )));
+                    }
+                    network::connector_path(&project, l, c)
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "`{reference}` does not name a connector of this project: use a connector name, or projects/{project}/locations/{region}/connectors/NAME"
+                    )))
+                }
+            }
+        } else {
+            network::check_connector_name(&reference).map_err(ApiError::invalid)?;
+            network::connector_path(&project, region, &reference)
+        };
+        if app.read(|tx| Ok(tx.get::<Connector>(kind::CONNECTOR, &path)?))?.is_none() {
+            return Err(ApiError::invalid(format!(
+                "VPC connector `{reference}` was not found in region {region}: create it with `gcloud compute \
+                 networks vpc-access connectors create {} --region={region} --network=NETWORK --range=CIDR`",
+                basename(&reference)
+            )));
+        }
+        access.connector = path;
+        return Ok(());
+    }
+    match access.network_interfaces.as_mut_slice() {
+        [] => Err(ApiError::invalid(
+            "vpcAccess needs a connector or a network interface; to route egress through a VPC, add \
+             --vpc-connector=CONNECTOR or --network=NETWORK --subnet=SUBNET",
+        )),
+        [ni] => {
+            let subnet_ref = if ni.subnetwork.is_empty() { ni.network.clone() } else { ni.subnetwork.clone() };
+            if subnet_ref.is_empty() {
+                return Err(ApiError::invalid("a network interface needs a network or a subnetwork"));
+            }
+            let (sp, sr, sn) = network::subnet_ref(&subnet_ref, &project, region).map_err(ApiError::invalid)?;
+            if !app.project.is(&sp) || sr != region {
+                return Err(ApiError::invalid(format!(
+                    "subnetwork `{subnet_ref}` must be in project {project} and region {region}, the service's"
+                )));
+            }
+            let s_path = network::subnet_path(&project, region, &sn);
+            let subnet = app
+                .read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?))?
+                .ok_or_else(|| ApiError::invalid(format!("subnetwork `{sn}` was not found in region {region}")))?;
+            let net_name = basename(&subnet.network).to_owned();
+            if !ni.network.is_empty() && !ni.subnetwork.is_empty() {
+                let (_, named) = network::network_ref(&ni.network, &project).map_err(ApiError::invalid)?;
+                if named != net_name {
+                    return Err(ApiError::invalid(format!(
+                        "subnetwork `{sn}` belongs to network `{net_name}`, not `{named}`"
+                    )));
+                }
+            }
+            ni.network = net_name;
+            ni.subnetwork = sn;
+            Ok(())
+        }
+        _ => Err(ApiError::invalid("Direct VPC egress supports one network interface")),
+    }
+}
