@@ -85,12 +85,7 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 
 /// A Compute Engine resource name (networks, subnetworks, instances): RFC 1035, 1–63 characters.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if rfc1035(name, 1, 63) {
         Ok(())
     } else {
         Err(format!(
@@ -103,11 +98,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 
 /// A connector id: `^[a-z][-a-z0-9]{0,23}[a-z0-9]$` (Serverless VPC Access).
 pub fn check_connector_name(name: &str) -> Result<(), String> {
-    let ok = (2..=25).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if rfc1035(name, 2, 25) {
         Ok(())
     } else {
         Err(format!(
@@ -115,6 +106,14 @@ pub fn check_connector_name(name: &str) -> Result<(), String> {
              hyphens, starting with a letter"
         ))
     }
+}
+
+/// Lowercase letters, digits and hyphens, starting with a letter, not ending with a hyphen, `min..=max` long.
+fn rfc1035(name: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Compute Engine's base for self links.
