@@ -20,6 +20,7 @@
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+source "$ROOT/bench/lib.sh"
 PEERS="$ROOT/../shared/peers"
 export PEERS_WORK=${PEERS_WORK:-/tmp/gatehouse-peers}
 WORK=$PEERS_WORK
@@ -74,13 +75,6 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$1/" || true)" != 000 ] && return 0
-    sleep 0.1
-  done
-  echo "port $1 did not come up" >&2; return 1
-}
 for p in 28080 28083 28087; do
   if ss -Hltn "sport = :$p" | grep -q .; then echo "port $p already in use; aborting" >&2; exit 1; fi
 done

@@ -12,6 +12,7 @@
 # Only 127.0.0.1 is contacted; every wrk run is bounded by -d and `timeout`; everything started is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source "$PWD/bench/lib.sh"
 SHORT=${SHORT:-1}
 LONG=${LONG:-5}
 for b in valgrind callgrind_annotate callgrind_control wrk curl; do
@@ -28,18 +29,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$1/" || true)" != 000 ] && return 0
-    sleep 0.1
-  done
-  echo "port $1 did not come up" >&2; return 1
-}
 
 backend=$(free_port)
 PORT=$backend K_SERVICE=bench K_REVISION=bench-00001-abc "$BIN" sample-hello >/dev/null 2>&1 & pids+=($!)
-wait_port "$backend"
+wait_port "$backend" 20
 
 # one SECONDS: a fresh gateway under callgrind, wrk for SECONDS; prints "requests instructions"
 one() {

@@ -4,6 +4,7 @@
 # Traffic only to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source "$PWD/bench/lib.sh"
 RUNS=${RUNS:-7}
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/gatehouse
@@ -13,9 +14,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { echo "$1" | awk '{printf "%.2f", $1 * 1000}'; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Instances are the daemon's `sample-hello` children.
 instances() { pgrep -P "$pid" -f sample-hello | wc -l; }
 

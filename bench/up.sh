@@ -3,6 +3,7 @@
 # Bounded: RUNS starts (default 7), each stopped with SIGTERM; everything listens on 127.0.0.1 with free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source "$PWD/bench/lib.sh"
 RUNS=${RUNS:-7}
 cargo build --release --locked --quiet
 BIN=$PWD/target/release/gatehouse
@@ -25,7 +26,6 @@ start() {
   echo "$(( (t1 - t0) / 1000000 )) $pid"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 first=(); again=(); rss=()
 for i in $(seq "$RUNS"); do

@@ -6,7 +6,7 @@
 use crate::audit_trail::Call;
 use crate::auth::Caller;
 use crate::http::{Reply, Req};
-use crate::state::{kind, App, Result};
+use crate::state::{kind, now_rfc3339, App, Result};
 use model::member::valid_email;
 use model::ApiError;
 use serde::{Deserialize, Serialize};
@@ -79,10 +79,6 @@ struct CreateMembership {
 
 fn operation(response: Value) -> Value {
     json!({ "done": true, "response": response })
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn check(app: &App, caller: &Caller, permission: &str, method: &'static str, resource: &str) -> Result<Call> {

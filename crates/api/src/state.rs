@@ -28,6 +28,11 @@ pub(crate) mod kind {
     pub const CONNECTOR: &str = "vpcConnector";
 }
 
+/// Now, as Google's APIs write timestamps (RFC 3339, UTC).
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// The project this platform serves (`GET /v1/projects/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

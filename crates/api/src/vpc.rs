@@ -8,7 +8,7 @@ use crate::audit_trail::Call;
 use crate::http::{Reply, Req};
 use crate::projects;
 use crate::run::types::{VpcAccess, VpcEgress};
-use crate::state::{kind, App, Result};
+use crate::state::{kind, now_rfc3339, App, Result};
 use model::ApiError;
 use network::{Connector, ConnectorSubnet, Ipv4Net, Network, Subnetwork, COMPUTE};
 use serde::Deserialize;
@@ -16,10 +16,6 @@ use serde_json::{json, Value};
 
 const COMPUTE_SERVICE: &str = "compute.googleapis.com";
 const VPCACCESS: &str = "vpcaccess.googleapis.com";
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
 
 /// A numeric id as Compute gives resources (19 digits).
 fn new_id() -> String {
@@ -37,7 +33,7 @@ fn in_use(path: &str, user: &str) -> ApiError {
 /// A finished Compute Engine operation for `op_type` on `target` (a self link).
 fn compute_operation(project: &str, op_type: &str, target: &str, target_id: &str, user: &str) -> Value {
     let now = now_rfc3339();
-    let name = format!("operation-{}", uuid_like());
+    let name = format!("operation-{}", crate::run::uid());
     json!({
         "kind": "compute#operation",
         "id": new_id(),
@@ -53,10 +49,6 @@ fn compute_operation(project: &str, op_type: &str, target: &str, target_id: &str
         "endTime": now,
         "selfLink": format!("{COMPUTE}projects/{project}/global/operations/{name}"),
     })
-}
-
-fn uuid_like() -> String {
-    format!("{:016x}", tokens::random_u64())
 }
 
 /// Fields gcloud and the client libraries send on insert that Gatehouse accepts and does not model.
@@ -409,7 +401,7 @@ pub(crate) fn subnets_delete(app: &App, req: &Req, project: &str, region: &str, 
 fn connector_lro(project: &str, location: &str, method: &str, target: &str, response: Option<Value>) -> Value {
     let now = now_rfc3339();
     let mut op = json!({
-        "name": format!("projects/{project}/locations/{location}/operations/{}", uuid_like()),
+        "name": format!("projects/{project}/locations/{location}/operations/{}", crate::run::uid()),
         "metadata": {
             "@type": "type.googleapis.com/google.cloud.vpcaccess.v1.OperationMetadata",
             "method": method,

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 
 use crate::chunked::Chunked;
 use crate::invoke::Rewrite;
+use crate::proxy::HOP_BY_HOP;
 use crate::server::{self, Admission, Caller, Served, Shared, HEAD_TIMEOUT};
 use crate::{pages, Plane, Upstream};
 
@@ -287,17 +288,8 @@ struct Link {
 
 impl Link {
     async fn connect(addr: SocketAddr) -> Result<Link, StatusCode> {
-        match tokio::time::timeout(crate::proxy::CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                Ok(Link { addr, stream, buf: BytesMut::with_capacity(BUF) })
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(%addr, error = %e, "instance refused the connection");
-                Err(StatusCode::SERVICE_UNAVAILABLE)
-            }
-            Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
-        }
+        let stream = crate::proxy::dial(addr).await?;
+        Ok(Link { addr, stream, buf: BytesMut::with_capacity(BUF) })
     }
 
     /// Still open and silent, as far as the runtime knows (no system call unless the socket became readable: an
@@ -346,7 +338,7 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
     let mut forwarded_for: Option<&[u8]> = None;
     for h in req.headers {
         let name = h.name;
-        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_str()))
             || name.eq_ignore_ascii_case("x-forwarded-proto")
             || rewrite.is_some_and(|r| name.eq_ignore_ascii_case(r.header.as_str()))
         {
@@ -387,19 +379,6 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
-
-/// The headers that belong to one connection (RFC 9110 §7.6.1), besides those `Connection` names.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Sends the request in `out` (and the rest of its body from `client`) on the kept instance connection or a new
 /// one, and reads the response head into `out`, edited for the caller. On success `link` holds the connection,
@@ -571,7 +550,7 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
     let named: Vec<&[u8]> = named.flat_map(|v| v.split(|&b| b == b',')).map(<[u8]>::trim_ascii).collect();
     for h in resp.headers.iter() {
         let name = h.name;
-        let dropped = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
+        let dropped = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_str()))
             || named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
             || (cookie && name.eq_ignore_ascii_case("cache-control"))
             // A chunked body has no length; a body that ends with the connection keeps the length it announced

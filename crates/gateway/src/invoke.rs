@@ -173,9 +173,9 @@ impl Reuse {
         match self {
             Reuse::Public => true,
             Reuse::Token { serverless, value, claims } => {
-                let (first, _) = token_header(headers);
-                first == *serverless
-                    && headers.first(token_name(first)).is_some_and(|(v, more)| v == &value[..] && !more)
+                let (now_serverless, found) = token_header(headers);
+                now_serverless == *serverless
+                    && found.is_some_and(|(v, more)| v == &value[..] && !more)
                     && tokens::check_times(claims, now).is_ok()
             }
         }

@@ -102,7 +102,7 @@ impl Link {
 }
 
 /// How long connecting to an instance may take before the request fails with 503.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -164,16 +164,23 @@ fn failed(addr: SocketAddr, e: &hyper::Error) -> StatusCode {
     StatusCode::BAD_GATEWAY
 }
 
-async fn connect(addr: SocketAddr) -> Result<Link, StatusCode> {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
+/// A new connection to the instance at `addr` (Nagle off), for either connection path; Err is 503.
+pub(crate) async fn dial(addr: SocketAddr) -> Result<TcpStream, StatusCode> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
         Ok(Err(e)) => {
             tracing::debug!(%addr, error = %e, "instance refused the connection");
-            return Err(StatusCode::SERVICE_UNAVAILABLE);
+            Err(StatusCode::SERVICE_UNAVAILABLE)
         }
-        Err(_) => return Err(StatusCode::SERVICE_UNAVAILABLE),
-    };
-    let _ = stream.set_nodelay(true);
+        Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<Link, StatusCode> {
+    let stream = dial(addr).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
         tracing::debug!(%addr, error = %e, "instance handshake failed");
         StatusCode::SERVICE_UNAVAILABLE
@@ -210,8 +217,9 @@ fn append_forwarded_for(headers: &mut HeaderMap, caller: &HeaderValue) {
     headers.insert(X_FORWARDED_FOR, value);
 }
 
-/// The headers that belong to one connection (RFC 9110 §7.6.1), besides those `Connection` names.
-const HOP_BY_HOP: [HeaderName; 9] = [
+/// The headers that belong to one connection (RFC 9110 §7.6.1), besides those `Connection` names. Both connection
+/// paths drop them.
+pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,

@@ -264,9 +264,10 @@ async fn handle<P: Plane>(
         caller_ip: &caller.ip,
         start,
     };
-    let email = admitted.principal.as_ref().and_then(|p| p.email());
+    let invoke::Admitted { principal, rewrite } = admitted;
+    let email = principal.as_ref().and_then(|p| p.email());
     let Upstream { addr, revision, guard } = upstream;
-    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, admitted.rewrite.clone());
+    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, rewrite);
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,

@@ -12,7 +12,7 @@ use crate::http::{Reply, Req};
 use crate::policy::{self, Target};
 use crate::projects;
 use crate::service_accounts::ServiceAccount;
-use crate::state::{kind, App, Result};
+use crate::state::{kind, now_rfc3339, App, Result};
 use model::{ApiError, Code};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -91,10 +91,6 @@ pub(crate) struct Revision {
     pub labels: std::collections::BTreeMap<String, String>,
     pub conditions: Vec<Value>,
     pub log_uri: String,
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn condition(ok: bool, message: &str) -> Value {
@@ -526,7 +522,8 @@ fn deploy(
     Ok(Reply::Json(lro(n, &service, error.as_ref())))
 }
 
-fn uid() -> String {
+/// A random UUID (version 4), as resources' `uid` and operation ids.
+pub(crate) fn uid() -> String {
     let (a, b) = (tokens::random_u64(), tokens::random_u64());
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",

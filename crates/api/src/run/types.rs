@@ -50,25 +50,31 @@ impl Ingress {
     }
 }
 
-impl Serialize for Ingress {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
+/// Serde for a proto enum with `NAMES` and `ALL` (same order): written as its name, read from its name or its number
+/// (Google's clients send int enums in bodies). `$what` and `$choices` word the error.
+macro_rules! proto_enum_serde {
+    ($t:ident, $what:literal, $choices:expr) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = Value::deserialize(d)?;
+                let found = match &v {
+                    Value::Number(n) => n.as_u64().and_then(|i| $t::ALL.get(i as usize).copied()),
+                    Value::String(s) => $t::NAMES.iter().position(|n| n == s).map(|i| $t::ALL[i]),
+                    _ => None,
+                };
+                found.ok_or_else(|| serde::de::Error::custom(format!("invalid {} `{v}`; use {}", $what, $choices)))
+            }
+        }
+    };
 }
 
-impl<'de> Deserialize<'de> for Ingress {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let found = match &v {
-            Value::Number(n) => n.as_u64().and_then(|i| Ingress::ALL.get(i as usize).copied()),
-            Value::String(s) => Ingress::NAMES.iter().position(|n| n == s).map(|i| Ingress::ALL[i]),
-            _ => None,
-        };
-        found.ok_or_else(|| {
-            serde::de::Error::custom(format!("invalid ingress `{v}`; use one of {}", Ingress::NAMES[1..4].join(", ")))
-        })
-    }
-}
+proto_enum_serde!(Ingress, "ingress", format!("one of {}", Ingress::NAMES[1..4].join(", ")));
 
 /// `VpcAccess.VpcEgress` (PROTOCOL.md §5): `PRIVATE_RANGES_ONLY` when omitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,25 +94,7 @@ impl VpcEgress {
     }
 }
 
-impl Serialize for VpcEgress {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for VpcEgress {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let found = match &v {
-            Value::Number(n) => n.as_u64().and_then(|i| VpcEgress::ALL.get(i as usize).copied()),
-            Value::String(s) => VpcEgress::NAMES.iter().position(|n| n == s).map(|i| VpcEgress::ALL[i]),
-            _ => None,
-        };
-        found.ok_or_else(|| {
-            serde::de::Error::custom(format!("invalid VPC egress `{v}`; use ALL_TRAFFIC or PRIVATE_RANGES_ONLY"))
-        })
-    }
-}
+proto_enum_serde!(VpcEgress, "VPC egress", "ALL_TRAFFIC or PRIVATE_RANGES_ONLY");
 
 /// `google.cloud.run.v2.VpcAccess`: a Serverless VPC Access connector, or Direct VPC egress through one network
 /// interface.
@@ -642,6 +630,18 @@ mod tests {
         assert_eq!(s.ingress, Ingress::InternalOnly);
         assert!(serde_json::from_value::<Service>(json!({"ingress": 9})).is_err());
         assert_eq!(serde_json::to_value(Ingress::All).unwrap(), "INGRESS_TRAFFIC_ALL");
+        let e = serde_json::from_value::<Service>(json!({"ingress": "OPEN"})).unwrap_err().to_string();
+        assert!(e.contains("invalid ingress `\"OPEN\"`; use one of INGRESS_TRAFFIC_ALL, "), "{e}");
+
+        let t = template(json!({"vpcAccess": {"connector": "c", "egress": 1}}));
+        assert_eq!(t.vpc_access.unwrap().egress, VpcEgress::AllTraffic);
+        let t = template(json!({"vpcAccess": {"connector": "c", "egress": "PRIVATE_RANGES_ONLY"}}));
+        assert_eq!(t.vpc_access.unwrap().egress, VpcEgress::PrivateRangesOnly);
+        let t = template(json!({"vpcAccess": {"connector": "c"}}));
+        assert_eq!(t.vpc_access.unwrap().egress, VpcEgress::PrivateRangesOnly, "the default");
+        let e = serde_json::from_value::<RevisionTemplate>(json!({"vpcAccess": {"egress": 7}})).unwrap_err();
+        assert!(e.to_string().contains("invalid VPC egress `7`; use ALL_TRAFFIC or PRIVATE_RANGES_ONLY"), "{e}");
+        assert_eq!(serde_json::to_value(VpcEgress::AllTraffic).unwrap(), "ALL_TRAFFIC");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::audit_trail::Call;
 use crate::auth::Caller;
 use crate::http::{Reply, Req};
 use crate::policy::{self, Target};
-use crate::state::{kind, App, Project, Result};
+use crate::state::{kind, now_rfc3339, App, Project, Result};
 use base64::Engine;
 use data_access::{AccessRecord, ACCESS_PERMISSION};
 use model::{ApiError, Code};
@@ -113,10 +113,6 @@ fn etag_mismatch(name: &str) -> ApiError {
     ApiError::failed_precondition(format!(
         "The etag provided does not match the current etag of [{name}]; read it again and retry with the new etag."
     ))
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Google's Secret Manager etags are quoted strings.

@@ -2,7 +2,7 @@
 //! the same flags, the same `Created [URL].` lines, tables with gcloud's columns (any `--format` shows the
 //! resources themselves).
 
-use super::seg;
+use super::{basename, region, seg};
 use crate::args::{ComputeCmd, ConnectorsCmd, Global, NetworksCmd, SubnetsCmd, VpcAccessCmd};
 use crate::client::Client;
 use crate::format::{self, Default};
@@ -20,14 +20,6 @@ pub fn run(g: &Global, cmd: ComputeCmd) -> Result<u8> {
         NetworksCmd::VpcAccess(VpcAccessCmd::Connectors(c)) => connectors(&client, g, c),
         other => networks(&client, g, other),
     }
-}
-
-fn region(client: &Client, flag: &Option<String>) -> String {
-    flag.clone().or_else(|| client.home.config().get("region").cloned()).unwrap_or_else(|| client.daemon.region.clone())
-}
-
-fn basename(s: &str) -> &str {
-    s.rsplit('/').next().unwrap_or(s)
 }
 
 /// Prints `resources` as a gcloud table made of `rows` when no `--format` is given, else as `--format` says.

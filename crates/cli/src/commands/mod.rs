@@ -44,6 +44,16 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// `--region`, else the `region` property (`config set region`), else the platform's region.
+pub(crate) fn region(client: &crate::client::Client, flag: &Option<String>) -> String {
+    flag.clone().or_else(|| client.home.config().get("region").cloned()).unwrap_or_else(|| client.daemon.region.clone())
+}
+
+/// The last segment of a resource name or self link, as gcloud's `name.basename()`.
+pub(crate) fn basename(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// Splits a comma-separated flag value into its non-empty items.
 pub(crate) fn split_list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()

@@ -1,6 +1,6 @@
 //! `run deploy`, `run services …`, `run revisions …`: the Cloud Run Admin API v2, printed in gcloud's (Knative v1) form.
 
-use super::{policy, seg, split_list};
+use super::{policy, region, seg, split_list};
 use crate::args::{DeployArgs, Global, LogsCmd, RunCmd, RunRevisionsCmd, RunServicesCmd};
 use crate::client::{remote, Client};
 use crate::format::{self, Default};
@@ -21,10 +21,6 @@ pub fn run(g: &Global, cmd: RunCmd) -> Result<u8> {
         RunCmd::Services(c) => services(&client, g, c),
         RunCmd::Revisions(c) => revisions(&client, g, c),
     }
-}
-
-fn region(client: &Client, flag: &Option<String>) -> String {
-    flag.clone().or_else(|| client.home.config().get("region").cloned()).unwrap_or_else(|| client.daemon.region.clone())
 }
 
 fn parent(client: &Client, g: &Global, region: &str) -> String {

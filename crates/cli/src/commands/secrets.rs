@@ -1,7 +1,7 @@
 //! `secrets …` and `secrets versions …`, as gcloud's. The payload is read from `--data-file` (or standard input) and
 //! printed by `versions access` only, exactly its bytes; no other command shows it.
 
-use super::{policy, seg, split_list};
+use super::{basename, policy, seg, split_list};
 use crate::args::{Global, SecretLocation, SecretVersionsCmd, SecretsCmd, VersionArg};
 use crate::client::Client;
 use crate::format::{self, Default};
@@ -37,11 +37,6 @@ fn secret_path(client: &Client, g: &Global, at: &SecretLocation, secret: &str) -
     } else {
         format!("/v1/{}/secrets/{}", parent(client, g, at), seg(secret))
     }
-}
-
-/// The last segment of a resource name, as gcloud's `name.basename()`.
-fn basename(name: &str) -> &str {
-    name.rsplit('/').next().unwrap_or(name)
 }
 
 /// The API path of a version: `--secret` and VERSION, or VERSION as a full name.
