@@ -181,6 +181,12 @@ pub struct DeployArgs {
     /// The port the container listens on (`PORT`).
     #[arg(long)]
     pub port: Option<u32>,
+    /// Memory limit of each instance, e.g. `512Mi`, `2Gi` (a cgroup limit in the sandbox).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// CPU limit of each instance, e.g. `1`, `2`, `500m` (a cgroup limit in the sandbox).
+    #[arg(long)]
+    pub cpu: Option<String>,
     #[arg(long)]
     pub min_instances: Option<u32>,
     #[arg(long)]

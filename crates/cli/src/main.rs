@@ -18,12 +18,23 @@ use std::process::ExitCode;
 const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
-    // An instance's init step (`instance-init -- PROGRAM ARGS…`): the workload's own arguments follow, as given.
+    // An instance's init step (`instance-init[-pid1] -- PROGRAM ARGS…`): the workload's own arguments follow, as given.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if raw.get(1).is_some_and(|a| a == runtime::init::SUBCOMMAND) && raw.get(2).is_some_and(|a| a == "--") {
-        let why = runtime::init::instance_init(&raw[3..]);
-        eprintln!("{why}");
-        return ExitCode::from(127);
+    if raw.get(2).is_some_and(|a| a == "--") {
+        let step = match raw.get(1).and_then(|a| a.to_str()) {
+            Some(runtime::init::SUBCOMMAND) => Some(runtime::init::instance_init as fn(&[_]) -> _),
+            Some(runtime::init::SUBCOMMAND_PID1) => Some(runtime::init::instance_init_pid1 as fn(&[_]) -> _),
+            _ => None,
+        };
+        if let Some(step) = step {
+            return match step(&raw[3..]) {
+                Ok(code) => ExitCode::from(code),
+                Err(why) => {
+                    eprintln!("{why}");
+                    ExitCode::from(127)
+                }
+            };
+        }
     }
     let argv: Vec<String> = std::env::args().collect();
     let program = program_name(&argv);

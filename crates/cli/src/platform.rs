@@ -116,6 +116,8 @@ impl RuntimeDeployer {
             max_instances: w.max_instances,
             concurrency: w.concurrency,
             request_timeout: Duration::from_secs(w.timeout_secs),
+            port: w.port,
+            limits: runtime::Limits { memory_bytes: w.memory_bytes, cpu_millis: w.cpu_millis },
             identity: metadata::Identity {
                 email: w.service_account,
                 project_id: project.project_id.clone(),
@@ -215,9 +217,11 @@ impl gateway::Plane for GatewayPlane {
 
     async fn acquire(&self, service: &str) -> Result<gateway::Upstream, gateway::Unavailable> {
         match self.runtime.acquire(service).await {
-            Ok(lease) => {
-                Ok(gateway::Upstream { addr: lease.addr, revision: lease.revision.clone(), guard: Box::new(lease) })
-            }
+            Ok(lease) => Ok(gateway::Upstream {
+                endpoint: gateway::Endpoint { addr: lease.addr, netns: lease.netns.clone() },
+                revision: lease.revision.clone(),
+                guard: Box::new(lease),
+            }),
             Err(runtime::AcquireError::NoRevision) => Err(gateway::Unavailable::NoRevision),
             Err(runtime::AcquireError::Timeout { .. }) => Err(gateway::Unavailable::Timeout),
             Err(e @ runtime::AcquireError::Failed { .. }) => Err(gateway::Unavailable::Failed(e.to_string())),

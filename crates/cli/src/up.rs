@@ -78,6 +78,15 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let gw_addr = gw_listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_router = api::router(boot.app.clone());
+        let instance_listeners = Arc::new(InstanceListeners {
+            api_port: api_addr.port(),
+            gateway_port: gw_addr.port(),
+            api: api_router.clone(),
+            workers: workers.clone(),
+            plane: std::sync::OnceLock::new(),
+            stop: stop_rx.clone(),
+        });
+        let sandbox = sandbox(&home, instance_listeners.clone());
         let mut api_stop = stop_rx.clone();
         let api_task = tokio::spawn(async move {
             axum::serve(api_listener, api_router.into_make_service_with_connect_info::<SocketAddr>())
@@ -95,6 +104,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             idle_timeout: args.instance_idle_timeout,
             startup_timeout: args.instance_startup_timeout,
             log_lines: 1000,
+            sandbox: sandbox.as_ref().ok().cloned(),
         };
         let rt = runtime::Runtime::new(config, crate::platform::Factory { app: app.clone() });
         app.set_deployer(Arc::new(crate::platform::RuntimeDeployer {
@@ -111,12 +121,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             denials,
         });
         plane.refresh_routes();
-        let stopped = |rx: &tokio::sync::watch::Receiver<bool>| {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
+        let _ = instance_listeners.plane.set(plane.clone());
         let gw_task = tokio::spawn(gateway::serve_on(
             workers.clone(),
             gw_listener,
@@ -124,8 +129,14 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             gateway::RouteBy::Host,
             stopped(&stop_rx),
         ));
+        let host = args.host.clone();
+        let bind: Bind = Arc::new(move |port| {
+            let listener = std::net::TcpListener::bind((host.as_str(), port))?;
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        });
         let listeners_task =
-            tokio::spawn(serve_service_ports(plane.clone(), workers, args.host.clone(), stop_rx.clone()));
+            tokio::spawn(serve_service_ports(plane.clone(), workers.clone(), bind, None, stop_rx.clone()));
         crate::platform::start_services(app.clone(), rt.clone());
         let info = DaemonInfo {
             api: format!("http://{api_addr}"),
@@ -158,12 +169,27 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         writeln!(out, "  issuer   {} (keys rotate every {})", info.issuer, humanize(args.key_rotation))?;
         writeln!(out, "  jwks     {}", info.jwks)?;
         writeln!(out, "  certs    {}", info.certs)?;
-        // Nothing may claim enforcement it does not have (issue 6): instances are plain child processes today.
-        writeln!(
-            out,
-            "  network  NOT ENFORCED: ingress and VPC egress settings are stored and shown, not applied (instances \
-             run without a sandbox)"
-        )?;
+        // Nothing may claim enforcement it does not have.
+        match &sandbox {
+            Ok(_) => {
+                writeln!(
+                    out,
+                    "  sandbox  on: each instance has its own mount, PID, network, UTS and IPC namespaces, runs as uid \
+                     {} with the host read-only and GATEHOUSE_HOME hidden, under cgroup memory and CPU limits",
+                    runtime::sandbox::APP_UID
+                )?;
+                writeln!(
+                    out,
+                    "  network  NOT ENFORCED: ingress and VPC egress settings are stored and shown, not applied \
+                     (instances reach only the platform's own addresses)"
+                )?;
+            }
+            Err(why) => writeln!(
+                out,
+                "  sandbox  NOT ENFORCED ({why}): instances are plain processes on the host's network; ingress, VPC \
+                 egress and --memory/--cpu are stored and shown, not applied"
+            )?,
+        }
         writeln!(
             out,
             "Gatehouse is ready in {} ms (pid {}). Stop with Ctrl-C.",
@@ -181,6 +207,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let _ = gw_task.await;
         let _ = listeners_task.await;
         rt.shutdown().await;
+        if let Ok(sandbox) = &sandbox {
+            sandbox.cgroups.close();
+        }
         audit_task.abort();
         // Remove daemon.json only if it is still ours.
         if home.daemon().is_ok_and(|d| d.pid == std::process::id()) {
@@ -218,18 +247,26 @@ fn humanize(d: std::time::Duration) -> String {
     }
 }
 
+/// Makes a listener for a port, on the host or inside an instance's network namespace.
+type Bind = Arc<dyn Fn(u16) -> std::io::Result<TcpListener> + Send + Sync>;
+
 /// Keeps one gateway listener per service port (a service's URL is `http://127.0.0.1:PORT`), following the
-/// control plane's routes, until stopped.
+/// control plane's routes, until stopped. `skip`: a port not to take (an instance's own `PORT`).
 async fn serve_service_ports(
     plane: Arc<crate::platform::GatewayPlane>,
     workers: Arc<gateway::Workers>,
-    host: String,
+    bind: Bind,
+    skip: Option<u16>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut changes = plane.app.subscribe_routes();
     let mut listeners: HashMap<u16, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
     loop {
-        let ports = plane.refresh_routes();
+        // The host's loop refreshes the gateway's routes; the loops inside instances only follow them.
+        let ports: Vec<u16> = match skip {
+            None => plane.refresh_routes(),
+            Some(own) => plane.app.routes().iter().map(|r| r.port).filter(|p| *p != own).collect(),
+        };
         listeners.retain(|port, task| {
             let keep = ports.contains(port);
             if !keep {
@@ -241,14 +278,11 @@ async fn serve_service_ports(
             if listeners.contains_key(&port) {
                 continue;
             }
-            match TcpListener::bind((host.as_str(), port)).await {
+            match bind(port) {
                 Ok(listener) => {
-                    let mut rx = stop.clone();
-                    let shutdown = async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    };
                     let by = gateway::RouteBy::Port(port);
-                    let task = tokio::spawn(gateway::serve_on(workers.clone(), listener, plane.clone(), by, shutdown));
+                    let task =
+                        tokio::spawn(gateway::serve_on(workers.clone(), listener, plane.clone(), by, stopped(&stop)));
                     listeners.insert(port, task);
                 }
                 Err(e) => {
@@ -267,12 +301,89 @@ async fn serve_service_ports(
     }
 }
 
+/// Resolves when `rx` says stop (or its sender is gone).
+fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Serves the platform inside each instance's network namespace at the addresses of `daemon.json`: the API, the
+/// gateway, and every service URL — so the same URL strings work on the host and inside instances.
+pub(crate) struct InstanceListeners {
+    api_port: u16,
+    gateway_port: u16,
+    api: axum::Router,
+    workers: Arc<gateway::Workers>,
+    /// Set once the plane exists (it needs the runtime, which needs this).
+    plane: std::sync::OnceLock<Arc<crate::platform::GatewayPlane>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Stops one instance's listeners when dropped.
+struct Attached(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl runtime::Attach for InstanceListeners {
+    fn attach(
+        &self,
+        netns: &Arc<network::netns::Netns>,
+        _service: &str,
+        port: u16,
+    ) -> Result<Box<dyn std::any::Any + Send + Sync>, String> {
+        let plane = self.plane.get().ok_or("the platform is still starting")?.clone();
+        let ns = netns.clone();
+        let bind: Bind =
+            Arc::new(move |port| ns.listen(SocketAddr::from(([127, 0, 0, 1], port))).and_then(TcpListener::from_std));
+        let api = bind(self.api_port).map_err(|e| format!("cannot serve the API inside the instance: {e}"))?;
+        let gw = bind(self.gateway_port).map_err(|e| format!("cannot serve the gateway inside the instance: {e}"))?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut global = self.stop.clone();
+        let local = tx.clone();
+        let mut mine = rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = global.wait_for(|s| *s) => { let _ = local.send(true); }
+                _ = mine.wait_for(|s| *s) => {}
+            }
+        });
+        let router = self.api.clone();
+        let api_stop = stopped(&rx);
+        tokio::spawn(async move {
+            axum::serve(api, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(api_stop)
+                .await
+        });
+        let by = gateway::RouteBy::Host;
+        tokio::spawn(gateway::serve_on(self.workers.clone(), gw, plane.clone(), by, stopped(&rx)));
+        tokio::spawn(serve_service_ports(plane, self.workers.clone(), bind, Some(port), rx));
+        Ok(Box::new(Attached(tx)))
+    }
+}
+
 /// The built-in sample server, run by the runtime as an instance (`gatehouse sample-hello`).
 pub fn sample_hello() -> Result<()> {
     let port: u16 =
         std::env::var("PORT").ok().and_then(|p| p.parse().ok()).context("PORT is not set to a port number")?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(runtime::sample::serve(port)).context("the sample server failed")
+}
+
+/// The sandbox instances run in, or why there is none (not root, no namespaces, no cgroups, no `ip`).
+fn sandbox(home: &Home, listeners: Arc<InstanceListeners>) -> Result<runtime::SandboxConfig, String> {
+    if std::env::var_os("GATEHOUSE_NO_SANDBOX").is_some_and(|v| v == "1") {
+        return Err("GATEHOUSE_NO_SANDBOX=1".into());
+    }
+    network::netns::available()?;
+    let cgroups = runtime::Cgroups::discover()?;
+    let hide = vec![std::fs::canonicalize(&home.dir).unwrap_or_else(|_| home.dir.clone())];
+    Ok(runtime::SandboxConfig { cgroups, hide, attach: listeners })
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {

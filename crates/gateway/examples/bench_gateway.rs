@@ -49,7 +49,11 @@ impl Plane for BenchPlane {
         None
     }
     fn acquire(&self, _: &str) -> impl Future<Output = Result<Upstream, Unavailable>> + Send {
-        let up = Upstream { addr: self.upstream, revision: "api-00001-abc".into(), guard: Box::new(()) };
+        let up = Upstream {
+            endpoint: gateway::Endpoint::host(self.upstream),
+            revision: "api-00001-abc".into(),
+            guard: Box::new(()),
+        };
         async move { Ok(up) }
     }
     fn denied(&self, _: Denial) {}

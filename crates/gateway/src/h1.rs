@@ -39,7 +39,7 @@ use crate::chunked::Chunked;
 use crate::invoke::Rewrite;
 use crate::proxy::HOP_BY_HOP;
 use crate::server::{self, Admission, Caller, Served, Shared, HEAD_TIMEOUT};
-use crate::{pages, Plane, Upstream};
+use crate::{pages, Endpoint, Plane, Upstream};
 
 /// A head that has not ended within this many bytes goes to hyper (which answers 431 when it is too large).
 const MAX_HEAD: usize = 16 * 1024;
@@ -245,10 +245,10 @@ async fn exchange<P: Plane>(
         start,
     };
     let email = admitted.principal.as_ref().and_then(|p| p.email());
-    let Upstream { addr, revision, guard } = upstream;
+    let Upstream { endpoint, revision, guard } = upstream;
 
-    request_head(out, req, addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
-    let sent = send(link, addr, req, client, out);
+    request_head(out, req, endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
+    let sent = send(link, &endpoint, req, client, out);
     let sent = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => sent.await,
@@ -281,15 +281,15 @@ async fn exchange<P: Plane>(
 
 /// One connection to an instance, and what has been read from it and not yet passed on.
 struct Link {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     stream: TcpStream,
     buf: BytesMut,
 }
 
 impl Link {
-    async fn connect(addr: SocketAddr) -> Result<Link, StatusCode> {
-        let stream = crate::proxy::dial(addr).await?;
-        Ok(Link { addr, stream, buf: BytesMut::with_capacity(BUF) })
+    async fn connect(endpoint: &Endpoint) -> Result<Link, StatusCode> {
+        let stream = crate::proxy::dial(endpoint).await?;
+        Ok(Link { endpoint: endpoint.clone(), stream, buf: BytesMut::with_capacity(BUF) })
     }
 
     /// Still open and silent, as far as the runtime knows (no system call unless the socket became readable: an
@@ -386,12 +386,12 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// could not be reached, 502 when it broke the exchange.
 async fn send(
     link: &mut Option<Link>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     req: &Head<'_>,
     client: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Result<Response, StatusCode> {
-    let kept = link.take().filter(|l| l.addr == addr && l.buf.is_empty() && l.idle_and_open());
+    let kept = link.take().filter(|l| l.endpoint == *endpoint && l.buf.is_empty() && l.idle_and_open());
     let retry = req.body_left == 0 && req.idempotent();
     if let Some(mut up) = kept {
         match try_send(&mut up, req, client, out).await {
@@ -400,13 +400,13 @@ async fn send(
                 return Ok(response);
             }
             Err(Failure::Silent) if retry => {
-                tracing::debug!(%addr, "a kept instance connection closed under the request; sending it again");
+                tracing::debug!(%endpoint, "a kept instance connection closed under the request; sending it again");
             }
-            Err(failure) => return Err(failure.status(addr)),
+            Err(failure) => return Err(failure.status(endpoint)),
         }
     }
-    let mut up = Link::connect(addr).await?;
-    let response = try_send(&mut up, req, client, out).await.map_err(|f| f.status(addr))?;
+    let mut up = Link::connect(endpoint).await?;
+    let response = try_send(&mut up, req, client, out).await.map_err(|f| f.status(endpoint))?;
     *link = Some(up);
     Ok(response)
 }
@@ -420,12 +420,12 @@ enum Failure {
 }
 
 impl Failure {
-    fn status(self, addr: SocketAddr) -> StatusCode {
+    fn status(self, endpoint: &Endpoint) -> StatusCode {
         let why = match self {
             Failure::Silent => "the instance closed the connection before responding".to_owned(),
             Failure::Broken(why) => why,
         };
-        tracing::debug!(%addr, why, "instance exchange failed");
+        tracing::debug!(%endpoint, why, "instance exchange failed");
         StatusCode::BAD_GATEWAY
     }
 }

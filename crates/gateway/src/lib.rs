@@ -70,10 +70,54 @@ pub enum RouteBy {
 
 /// An instance slot handed out by the control plane.
 pub struct Upstream {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     pub revision: String,
     /// Dropped when the response body is finished (or the request fails): frees the instance slot.
     pub guard: Box<dyn std::any::Any + Send>,
+}
+
+/// Where an instance listens: an address, inside the instance's own network namespace when it has one (then
+/// every instance listens at the same `127.0.0.1:PORT`, so kept connections are told apart by the namespace too).
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub netns: Option<Arc<network::netns::Netns>>,
+}
+
+impl Endpoint {
+    /// An address on the daemon's own network.
+    pub fn host(addr: SocketAddr) -> Endpoint {
+        Endpoint { addr, netns: None }
+    }
+
+    /// A connection to the instance, made from inside its namespace when it has one.
+    pub(crate) async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let socket = match &self.netns {
+            Some(ns) => ns.enter(tokio::net::TcpSocket::new_v4)??,
+            None => tokio::net::TcpSocket::new_v4()?,
+        };
+        socket.connect(self.addr).await
+    }
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Endpoint) -> bool {
+        self.addr == other.addr
+            && match (&self.netns, &other.netns) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.netns {
+            Some(_) => write!(f, "{} (in the instance's network namespace)", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
 }
 
 /// Why no instance could take the request.

@@ -16,7 +16,6 @@
 
 use std::any::Any;
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -32,6 +31,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::invoke::Rewrite;
+use crate::Endpoint;
 
 /// The instance connection a caller connection used last, kept for its next request.
 pub type Affinity = Mutex<Option<Link>>;
@@ -39,7 +39,7 @@ pub type Affinity = Mutex<Option<Link>>;
 /// One connection to an instance: the request handle and the connection future, which whoever uses the link polls
 /// (there is no task of its own).
 pub struct Link {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     sender: SendRequest<Incoming>,
     conn: Pin<Box<Connection<TokioIo<TcpStream>, Incoming>>>,
     /// The connection future has finished (closed, or failed): the link cannot carry another request.
@@ -63,7 +63,7 @@ impl Link {
         if let Poll::Ready(result) = self.conn.as_mut().poll(cx) {
             self.done = true;
             if let Err(e) = result {
-                tracing::debug!(addr = %self.addr, error = %e, "instance connection ended with an error");
+                tracing::debug!(endpoint = %self.endpoint, error = %e, "instance connection ended with an error");
             }
         }
     }
@@ -109,13 +109,13 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Sends `req` to the instance at `addr`. Err is the status of the page to answer with: 503 when the instance could
+/// Sends `req` to the instance at `endpoint`. Err is the status of the page to answer with: 503 when the instance could
 /// not be reached, 502 when it broke the exchange. The instance connection travels with the response: hand both to
 /// [`Body::proxied`], which returns the connection to `affinity` once the body is done.
 pub async fn forward(
     affinity: &Affinity,
     mut req: Request<Incoming>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     caller: &HeaderValue,
     rewrite: Option<Rewrite>,
 ) -> Result<(Response<Incoming>, Link), StatusCode> {
@@ -134,58 +134,58 @@ pub async fn forward(
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if !headers.contains_key(header::HOST) {
         // HTTP/1.0 callers may omit it; HTTP/1.1 requires one.
-        if let Ok(v) = HeaderValue::try_from(addr.to_string()) {
+        if let Ok(v) = HeaderValue::try_from(endpoint.addr.to_string()) {
             headers.insert(header::HOST, v);
         }
     }
 
     let reused = affinity.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(mut link) = reused.filter(|l| l.addr == addr && l.usable()) {
+    if let Some(mut link) = reused.filter(|l| l.endpoint == *endpoint && l.usable()) {
         match link.send(req).await {
             Ok(resp) => return Ok((finish(resp), link)),
             // The instance closed the idle connection before the request was written: try a fresh one.
             Err(SendError::Unsent(back)) => req = *back,
-            Err(SendError::Failed(e)) => return Err(failed(addr, &e)),
+            Err(SendError::Failed(e)) => return Err(failed(endpoint, &e)),
         }
     }
-    let mut link = connect(addr).await?;
+    let mut link = connect(endpoint).await?;
     match link.send(req).await {
         Ok(resp) => Ok((finish(resp), link)),
         Err(SendError::Unsent(_)) => {
-            tracing::debug!(%addr, "a fresh instance connection closed before the request was written");
+            tracing::debug!(%endpoint, "a fresh instance connection closed before the request was written");
             Err(StatusCode::BAD_GATEWAY)
         }
-        Err(SendError::Failed(e)) => Err(failed(addr, &e)),
+        Err(SendError::Failed(e)) => Err(failed(endpoint, &e)),
     }
 }
 
-fn failed(addr: SocketAddr, e: &hyper::Error) -> StatusCode {
-    tracing::debug!(%addr, error = %e, "instance request failed");
+fn failed(endpoint: &Endpoint, e: &hyper::Error) -> StatusCode {
+    tracing::debug!(%endpoint, error = %e, "instance request failed");
     StatusCode::BAD_GATEWAY
 }
 
-/// A new connection to the instance at `addr` (Nagle off), for either connection path; Err is 503.
-pub(crate) async fn dial(addr: SocketAddr) -> Result<TcpStream, StatusCode> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+/// A new connection to the instance at `endpoint` (Nagle off), for either connection path; Err is 503.
+pub(crate) async fn dial(endpoint: &Endpoint) -> Result<TcpStream, StatusCode> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
         Ok(Err(e)) => {
-            tracing::debug!(%addr, error = %e, "instance refused the connection");
+            tracing::debug!(%endpoint, error = %e, "instance refused the connection");
             Err(StatusCode::SERVICE_UNAVAILABLE)
         }
         Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
     }
 }
 
-async fn connect(addr: SocketAddr) -> Result<Link, StatusCode> {
-    let stream = dial(addr).await?;
+async fn connect(endpoint: &Endpoint) -> Result<Link, StatusCode> {
+    let stream = dial(endpoint).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
-        tracing::debug!(%addr, error = %e, "instance handshake failed");
+        tracing::debug!(%endpoint, error = %e, "instance handshake failed");
         StatusCode::SERVICE_UNAVAILABLE
     })?;
-    Ok(Link { addr, sender, conn: Box::pin(conn), done: false })
+    Ok(Link { endpoint: endpoint.clone(), sender, conn: Box::pin(conn), done: false })
 }
 
 /// Cleans the response head.

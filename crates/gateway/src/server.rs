@@ -266,8 +266,8 @@ async fn handle<P: Plane>(
     };
     let invoke::Admitted { principal, rewrite } = admitted;
     let email = principal.as_ref().and_then(|p| p.email());
-    let Upstream { addr, revision, guard } = upstream;
-    let forwarded = proxy::forward(&caller.affinity, req, addr, &caller.forwarded_for, rewrite);
+    let Upstream { endpoint, revision, guard } = upstream;
+    let forwarded = proxy::forward(&caller.affinity, req, &endpoint, &caller.forwarded_for, rewrite);
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,

@@ -74,7 +74,7 @@ impl Plane for TestPlane {
                 self.acquired.fetch_add(1, Ordering::SeqCst);
                 self.live.fetch_add(1, Ordering::SeqCst);
                 Ok(Upstream {
-                    addr: self.instances[s],
+                    endpoint: gateway::Endpoint::host(self.instances[s]),
                     revision: format!("{s}-00001-abc"),
                     guard: Box::new(Slot(Arc::clone(&self.live))),
                 })

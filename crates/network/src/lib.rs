@@ -2,12 +2,15 @@
 //! subnetworks with an IPv4 range, connectors (a /28 of their own, or an existing /28 subnet) — and which
 //! destinations count as private, the line `--vpc-egress=private-ranges-only` draws (PROTOCOL.md §5).
 //!
-//! Pure: no I/O. The API validates and stores these resources with it; the sandbox plumbs namespaces from them.
+//! The model is pure: no I/O. The API validates and stores these resources with it; the sandbox plumbs namespaces
+//! from them through [`netns`], the one module that touches the kernel.
 //!
 //! Simulated VPC addresses exist only inside the project's own network namespaces (DESIGN.md, "Network"), so a
 //! subnet's range must be private (RFC 1918 or RFC 6598): a public range there could shadow a real host.
 
 #![forbid(unsafe_code)]
+
+pub mod netns;
 
 use std::net::Ipv4Addr;
 

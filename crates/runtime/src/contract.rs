@@ -13,10 +13,12 @@ use crate::RevisionSpec;
 pub(crate) const STANDARD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The environment of one instance. `daemon_path` is the daemon's `PATH`, appended after the standard directories.
+/// `metadata`: where the metadata server is when it is not at `169.254.169.254:80` (no sandbox), told to google-auth
+/// and gcloud through `GCE_METADATA_*`; in a sandbox nothing is set, as on Cloud Run.
 pub(crate) fn environment(
     spec: &RevisionSpec,
     port: u16,
-    metadata: SocketAddr,
+    metadata: Option<SocketAddr>,
     home: &Path,
     daemon_path: Option<&str>,
 ) -> Vec<(String, String)> {
@@ -24,7 +26,6 @@ pub(crate) fn environment(
         Some(p) if !p.is_empty() => format!("{STANDARD_PATH}:{p}"),
         _ => STANDARD_PATH.to_string(),
     };
-    let metadata = metadata.to_string();
     let mut env = vec![
         ("PATH".to_string(), path),
         ("HOME".to_string(), home.display().to_string()),
@@ -37,11 +38,14 @@ pub(crate) fn environment(
         ("K_SERVICE".to_string(), spec.service.clone()),
         ("K_REVISION".to_string(), spec.revision.clone()),
         ("K_CONFIGURATION".to_string(), spec.configuration.clone()),
-        // google-auth reads GCE_METADATA_HOST / GCE_METADATA_ROOT as host:port, GCE_METADATA_IP for its ping.
-        ("GCE_METADATA_HOST".to_string(), metadata.clone()),
-        ("GCE_METADATA_IP".to_string(), metadata.clone()),
-        ("GCE_METADATA_ROOT".to_string(), metadata),
     ]);
+    if let Some(metadata) = metadata {
+        // google-auth reads GCE_METADATA_HOST / GCE_METADATA_ROOT as host:port, GCE_METADATA_IP for its ping.
+        let metadata = metadata.to_string();
+        env.extend(
+            ["GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"].map(|k| (k.to_string(), metadata.clone())),
+        );
+    }
     env
 }
 
@@ -86,6 +90,8 @@ mod tests {
                 instance_id: "0".into(),
                 scopes: metadata::Identity::default_scopes(),
             },
+            port: 8080,
+            limits: crate::Limits::default(),
         }
     }
 
@@ -96,7 +102,7 @@ mod tests {
     #[test]
     fn environment_follows_the_contract() {
         let md: SocketAddr = "127.0.0.1:4242".parse().unwrap();
-        let env = environment(&spec(), 8080, md, Path::new("/tmp/x"), Some("/opt/venv/bin"));
+        let env = environment(&spec(), 8080, Some(md), Path::new("/tmp/x"), Some("/opt/venv/bin"));
         assert_eq!(last(&env, "PORT"), Some("8080"), "the contract PORT wins over a user PORT");
         assert_eq!(last(&env, "K_SERVICE"), Some("hello"));
         assert_eq!(last(&env, "K_REVISION"), Some("hello-00001-abc"));
@@ -108,7 +114,9 @@ mod tests {
             assert_eq!(last(&env, key), Some("127.0.0.1:4242"));
         }
         assert!(last(&env, "GATEHOUSE_HOME").is_none());
-        assert_eq!(environment(&spec(), 1, md, Path::new("/"), None)[0].1, STANDARD_PATH);
+        assert_eq!(environment(&spec(), 1, Some(md), Path::new("/"), None)[0].1, STANDARD_PATH);
+        let sandboxed = environment(&spec(), 8080, None, Path::new("/tmp"), None);
+        assert!(sandboxed.iter().all(|(k, _)| !k.starts_with("GCE_METADATA")), "{sandboxed:?}");
     }
 
     #[test]

@@ -1,78 +1,489 @@
-//! The init step of an instance with secrets: `gatehouse instance-init -- PROGRAM ARGS…`, a fresh single-threaded
-//! process that the runtime starts in the instance's place (same process group, environment and working directory).
+//! The init step of an instance: `gatehouse instance-init -- PROGRAM ARGS…`, a fresh single-threaded process that
+//! the runtime starts in the instance's place (same process group and environment). It reads its [`InitPayload`]
+//! — one JSON line — from stdin.
 //!
-//! It reads its [`InitPayload`] from stdin (written by the runtime and closed), then:
-//! 1. when there are file secrets: enters a mount namespace of its own (`unshare(CLONE_NEWNS)`, all mounts made
-//!    private so nothing propagates back to the host), mounts a small tmpfs on each mount directory and writes each
-//!    file there with its mode (0444 by default). The directory is created on the host if missing (empty; the
-//!    sandbox issue replaces the host root with the instance's own);
-//! 2. `exec`s PROGRAM with the secret env vars added and stdin on `/dev/null`.
+//! **Without a sandbox** (no root): when there are file secrets it enters a mount namespace of its own, mounts a
+//! small tmpfs on each mount directory and writes each file there; then it `exec`s PROGRAM with the secret env vars
+//! added. The daemon closes stdin after the payload.
 //!
-//! Everything is safe Rust (nix's wrappers and `CommandExt::exec`): the namespace work happens in a process of
-//! its own, not between `fork` and `exec` of the daemon. File secrets need root (mount namespaces); without it the
-//! instance fails to start with a message that says so.
+//! **In a sandbox** (see `crate::sandbox`), two stages:
+//! 1. `instance-init` (already inside the instance's network namespace) joins the instance's cgroups, unshares the
+//!    mount, PID, UTS and IPC namespaces, sets the hostname, and starts stage 2 — PID 1 of the new PID namespace.
+//!    It then waits for it and exits with its status. The daemon keeps the other end of stdin open for the
+//!    instance's life: when it closes (the daemon stopped, or was killed) stage 1 kills stage 2, and with it every
+//!    process of the instance. Stage 1 blocks SIGTERM/SIGINT/SIGHUP so that stopping the instance (SIGTERM to the
+//!    process group) reaches the app, which decides when the instance is over.
+//! 2. `instance-init-pid1` builds the instance's filesystem view (`build_root`), mounts a fresh `/proc`, and runs the
+//!    app as PID 2 with the app's uid and gid, `no_new_privs`, and signals unblocked; it reaps orphans until the
+//!    app exits, then exits with the app's status (the kernel then kills whatever is left in the namespace).
+//!
+//! Everything is safe Rust (nix's wrappers, `std::process::Command`): the namespace work happens in processes of
+//! their own, never between `fork` and `exec` of the daemon.
 
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStringExt as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
 use zeroize::Zeroizing;
 
+use crate::sandbox::Plan;
 use crate::secrets::InitPayload;
 
 /// The subcommand the runtime runs the init step as.
 pub const SUBCOMMAND: &str = "instance-init";
+/// Stage 2 of a sandboxed init step (started by stage 1, never by hand).
+pub const SUBCOMMAND_PID1: &str = "instance-init-pid1";
 
-/// Prepares the instance and `exec`s `argv`; returns only on failure, with the reason (for the instance's log).
-pub fn instance_init(argv: &[OsString]) -> String {
-    let Some((program, args)) = argv.split_first() else {
-        return "instance-init: no program to run".into();
-    };
-    let mut raw = Zeroizing::new(Vec::new());
-    if let Err(e) = std::io::stdin().read_to_end(&mut raw) {
-        return format!("instance-init: cannot read the instance's secrets: {e}");
+/// The largest `--source` directory copied into an instance.
+const SOURCE_LIMIT_BYTES: u64 = 64 << 20;
+const SOURCE_LIMIT_ENTRIES: usize = 20_000;
+
+/// Runs the init step; `Ok(code)` is the exit status to end with, `Err` the reason it failed (for the instance's
+/// log). Without a sandbox it returns only on failure (the workload replaced it).
+pub fn instance_init(argv: &[OsString]) -> Result<u8, String> {
+    let (line, payload) = read_payload()?;
+    match &payload.sandbox {
+        None => {
+            if !payload.files.is_empty() {
+                enter_private_mounts().map_err(|e| {
+                    format!("file secrets need a mount namespace of the instance's own, which needs root: {e}")
+                })?;
+                mount_files(&payload, None)?;
+            }
+            let mut command = workload(argv, &payload)?;
+            Err(format!("cannot run `{}`: {}", program_name(argv), command.exec()))
+        }
+        Some(plan) => stage1(plan, &line, argv),
     }
-    let payload: InitPayload = match serde_json::from_slice(&raw) {
-        Ok(p) => p,
-        // No detail: a parse error can quote the input, which holds secret values.
-        Err(_) => return "instance-init: the secrets payload is malformed".into(),
-    };
-    drop(raw);
-    if !payload.files.is_empty() {
-        if let Err(why) = mount_files(&payload) {
-            return why;
+}
+
+/// Stage 2: see the module documentation.
+pub fn instance_init_pid1(argv: &[OsString]) -> Result<u8, String> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("instance-init: {e}"))?;
+    let (_, payload) = read_payload()?;
+    let plan = payload.sandbox.as_ref().ok_or("instance-init-pid1: no sandbox plan")?;
+    build_root(plan, &payload)?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("instance-init: cannot set no_new_privs: {e}"))?;
+    SigSet::all().thread_unblock().map_err(|e| format!("instance-init: {e}"))?;
+    let mut command = workload(argv, &payload)?;
+    let cwd = plan.source.clone().unwrap_or_else(|| plan.home.clone());
+    command.current_dir(cwd).uid(plan.uid).gid(plan.gid);
+    let app = command.spawn().map_err(|e| format!("cannot run `{}`: {e}", program_name(argv)))?;
+    let app = Pid::from_raw(app.id() as i32);
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == app => return Ok(u8::try_from(code).unwrap_or(1)),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == app => return Ok(128u8.saturating_add(signal as u8)),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("instance-init: cannot wait for the app: {e}")),
         }
     }
+}
+
+fn read_payload() -> Result<(Zeroizing<Vec<u8>>, InitPayload), String> {
+    let mut line = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .lock()
+        .read_until(b'\n', &mut line)
+        .map_err(|e| format!("instance-init: cannot read the instance's payload: {e}"))?;
+    // No detail: a parse error can quote the input, which holds secret values.
+    let payload = serde_json::from_slice(&line).map_err(|_| "instance-init: the payload is malformed".to_string())?;
+    Ok((line, payload))
+}
+
+fn program_name(argv: &[OsString]) -> String {
+    argv.first().map(|p| Path::new(p).display().to_string()).unwrap_or_default()
+}
+
+/// The workload's command: PROGRAM ARGS with the secret env vars added and stdin on `/dev/null`.
+fn workload(argv: &[OsString], payload: &InitPayload) -> Result<Command, String> {
+    let (program, args) = argv.split_first().ok_or("instance-init: no program to run")?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null());
     for (name, value) in &payload.env {
-        match b64.decode(value) {
-            Ok(bytes) => {
-                command.env(name, OsString::from_vec(bytes));
-            }
-            Err(_) => return format!("instance-init: the value of `{name}` is malformed"),
-        }
+        let bytes = b64.decode(value).map_err(|_| format!("instance-init: the value of `{name}` is malformed"))?;
+        command.env(name, OsString::from_vec(bytes));
     }
-    let err = command.exec();
-    format!("cannot run `{}`: {err}", Path::new(program).display())
+    Ok(command)
 }
 
-fn mount_files(payload: &InitPayload) -> Result<(), String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
-        format!(
-            "file secrets need a mount namespace of the instance's own, which needs root (`gatehouse up` as root): {e}"
-        )
-    })?;
+fn stage1(plan: &Plan, line: &[u8], argv: &[OsString]) -> Result<u8, String> {
+    let me = std::process::id().to_string();
+    for procs in &plan.cgroup_procs {
+        std::fs::write(procs, &me).map_err(|e| format!("instance-init: cannot join {}: {e}", procs.display()))?;
+    }
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    unshare(flags).map_err(|e| format!("instance-init: cannot create the instance's namespaces: {e}"))?;
+    nix::unistd::sethostname(&plan.hostname).map_err(|e| format!("instance-init: cannot set the hostname: {e}"))?;
+    make_mounts_private()?;
+    let mut stop = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        stop.add(sig);
+    }
+    stop.thread_block().map_err(|e| format!("instance-init: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("instance-init: cannot find its own program: {e}"))?;
+    let mut child = Command::new(exe)
+        .arg(SUBCOMMAND_PID1)
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("instance-init: cannot start the instance's init: {e}"))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(line).map_err(|e| format!("instance-init: cannot pass on the payload: {e}"))?;
+    }
+    let pid1 = Pid::from_raw(child.id() as i32);
+    // No threads here (a process that unshared its PID namespace cannot make any): one poll loop watches both the
+    // lifeline — the daemon's end of stdin closes when it stops or dies — and the init's exit (SIGCHLD).
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    chld.thread_block().map_err(|e| format!("instance-init: {e}"))?;
+    let signals = nix::sys::signalfd::SignalFd::new(&chld).map_err(|e| format!("instance-init: {e}"))?;
+    let stdin = std::io::stdin();
+    let mut lifeline_open = true;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Ok(status.code().map_or(137, |c| u8::try_from(c).unwrap_or(1)));
+        }
+        let mut fds = vec![nix::poll::PollFd::new(signals.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if lifeline_open {
+            fds.push(nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN));
+        }
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("instance-init: {e}")),
+        }
+        let lifeline_ready = fds.get(1).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        if signals_ready(&fds) {
+            let _ = signals.read_signal();
+        }
+        if lifeline_ready {
+            let mut sink = [0u8; 64];
+            if matches!(stdin.lock().read(&mut sink), Ok(0) | Err(_)) {
+                lifeline_open = false;
+                let _ = kill(pid1, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn signals_ready(fds: &[nix::poll::PollFd<'_>]) -> bool {
+    fds.first().and_then(|f| f.revents()).is_some_and(|r| r.contains(nix::poll::PollFlags::POLLIN))
+}
+
+fn enter_private_mounts() -> Result<(), String> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| e.to_string())?;
+    make_mounts_private()
+}
+
+/// Nothing mounted in the instance propagates back to the host, nor the other way.
+fn make_mounts_private() -> Result<(), String> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("cannot make the instance's mounts private: {e}"))?;
+        .map_err(|e| format!("instance-init: cannot make the instance's mounts private: {e}"))
+}
+
+/// Builds the instance's view of the filesystem (stage 2, inside its mount namespace).
+fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
+    // Read what must come from the host before anything hides it.
+    let source = plan.source.as_deref().map(Tree::read).transpose()?;
+    let reveals = Reveal::plan(&plan.needs, plan.uid, plan.gid)?;
+    for f in &payload.files {
+        // A secret's directory may not exist in the host filesystem, which is about to become read-only.
+        if let Some(dir) = Path::new(&f.path).parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        }
+    }
+
+    remount_all_read_only()?;
+    tmpfs(Path::new("/tmp"), "mode=1777")?;
+    if Path::new("/dev/shm").is_dir() {
+        tmpfs(Path::new("/dev/shm"), "mode=1777")?;
+    }
+    for hidden in plan.hide.iter().filter(|p| p.exists()) {
+        tmpfs(hidden, "mode=0000,size=4k")?;
+        read_only(hidden)?;
+    }
+    for reveal in &reveals {
+        reveal.mount()?;
+    }
+    if let (Some(dir), Some(tree)) = (&plan.source, source) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        tmpfs(dir, &format!("mode=0755,size={}", SOURCE_LIMIT_BYTES * 2))?;
+        tree.write(dir, plan.uid, plan.gid)?;
+    }
+    if !payload.files.is_empty() {
+        mount_files(payload, Some((plan.uid, plan.gid)))?;
+    }
+    etc_file("hosts", &plan.hosts)?;
+    etc_file("resolv.conf", &plan.resolv)?;
+    std::fs::create_dir_all(&plan.home).map_err(|e| format!("cannot create `{}`: {e}", plan.home.display()))?;
+    if plan.home != Path::new("/tmp") {
+        std::os::unix::fs::chown(&plan.home, Some(plan.uid), Some(plan.gid))
+            .map_err(|e| format!("cannot hand `{}` to the app: {e}", plan.home.display()))?;
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+        .map_err(|e| format!("cannot mount the instance's /proc: {e}"))
+}
+
+fn tmpfs(dir: &Path, options: &str) -> Result<(), String> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some(options))
+        .map_err(|e| format!("cannot mount a tmpfs on `{}`: {e}", dir.display()))
+}
+
+/// Makes the mount at `path` read-only (only this mount: the flags of the mount, not of its filesystem).
+fn read_only(path: &Path) -> Result<(), String> {
+    remount(path, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+        .map_err(|e| format!("cannot make `{}` read-only: {e}", path.display()))
+}
+
+fn remount(path: &Path, keep: MsFlags) -> nix::Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep;
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+}
+
+/// Every mount of the instance's namespace becomes read-only, keeping its nosuid/nodev/noexec/atime flags.
+fn remount_all_read_only() -> Result<(), String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("cannot read mountinfo: {e}"))?;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else { continue };
+        let point = PathBuf::from(unescape(point));
+        let mut keep = MsFlags::MS_NOSUID;
+        for option in options.split(',') {
+            keep |= match option {
+                "ro" => MsFlags::MS_RDONLY,
+                "nodev" => MsFlags::MS_NODEV,
+                "noexec" => MsFlags::MS_NOEXEC,
+                "noatime" => MsFlags::MS_NOATIME,
+                "nodiratime" => MsFlags::MS_NODIRATIME,
+                _ => MsFlags::empty(),
+            };
+        }
+        if let Err(e) = remount(&point, keep) {
+            if point == Path::new("/") {
+                return Err(format!("cannot make the host filesystem read-only in the instance: {e}"));
+            }
+            // Overmounted or vanished mounts cannot be reached by the app either.
+            if e != nix::errno::Errno::ENOENT && e != nix::errno::Errno::EINVAL {
+                eprintln!("gatehouse sandbox: `{}` stays as it is: {e}", point.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).is_some_and(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if b[i] == b'\\' && octal {
+            let value = b[i + 1..i + 4].iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+            out.push(u8::try_from(value).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Binds a file of the instance's own over `/etc/NAME` (read-only).
+fn etc_file(name: &str, content: &str) -> Result<(), String> {
+    let target = Path::new("/etc").join(name);
+    if !target.exists() {
+        return Ok(());
+    }
+    let staging = Path::new("/tmp").join(format!(".gatehouse-{name}"));
+    std::fs::write(&staging, content).map_err(|e| format!("cannot write the instance's /etc/{name}: {e}"))?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+    mount(Some(&staging), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| format!("cannot bind the instance's /etc/{name}: {e}"))?;
+    read_only(&target)?;
+    std::fs::remove_file(&staging).map_err(|e| e.to_string())
+}
+
+/// A directory closed to the app (`/root`, 0700) on the way to something the workload needs: a tmpfs over it
+/// shows only the children on the way, bound read-only from the host.
+struct Reveal {
+    dir: PathBuf,
+    children: Vec<(PathBuf, OwnedFd, bool)>,
+}
+
+impl Reveal {
+    fn plan(needs: &[PathBuf], uid: u32, gid: u32) -> Result<Vec<Reveal>, String> {
+        let mut out: Vec<Reveal> = Vec::new();
+        for need in needs {
+            let mut at = PathBuf::from("/");
+            for component in need.components() {
+                let Component::Normal(name) = component else { continue };
+                let next = at.join(name);
+                if !searchable(&at, uid, gid) {
+                    if at != Path::new("/") && !at.starts_with("/tmp") {
+                        let reveal = match out.iter_mut().position(|r| r.dir == at) {
+                            Some(i) => &mut out[i],
+                            None => {
+                                out.push(Reveal { dir: at.clone(), children: Vec::new() });
+                                out.last_mut().expect("just pushed")
+                            }
+                        };
+                        if !reveal.children.iter().any(|(c, _, _)| *c == next) {
+                            let is_dir = next.is_dir();
+                            // Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
+                            let fd = std::fs::OpenOptions::new()
+                                .read(true)
+                                .custom_flags(nix::libc::O_PATH)
+                                .open(&next)
+                                .map_err(|e| format!("cannot open `{}`: {e}", next.display()))?;
+                            reveal.children.push((next.clone(), OwnedFd::from(fd), is_dir));
+                        }
+                    }
+                    break;
+                }
+                at = next;
+            }
+        }
+        Ok(out)
+    }
+
+    fn mount(&self) -> Result<(), String> {
+        tmpfs(&self.dir, "mode=0755,size=4k")?;
+        for (child, fd, is_dir) in &self.children {
+            if *is_dir {
+                std::fs::create_dir(child).map_err(|e| format!("cannot create `{}`: {e}", child.display()))?;
+            } else {
+                std::fs::write(child, b"").map_err(|e| format!("cannot create `{}`: {e}", child.display()))?;
+            }
+            let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            mount(Some(from.as_str()), child, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .map_err(|e| format!("cannot reveal `{}` to the app: {e}", child.display()))?;
+            read_only(child)?;
+        }
+        read_only(&self.dir)
+    }
+}
+
+/// Whether `uid`/`gid` may search (traverse) `dir`.
+fn searchable(dir: &Path, uid: u32, gid: u32) -> bool {
+    let Ok(meta) = std::fs::metadata(dir) else { return true };
+    let mode = meta.mode();
+    if meta.uid() == uid {
+        mode & 0o100 != 0
+    } else if meta.gid() == gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
+/// A copy of a directory tree in memory (the `--source` directory; `.git` is left out).
+struct Tree {
+    entries: Vec<(PathBuf, Entry)>,
+}
+
+enum Entry {
+    Dir(u32),
+    File(u32, Vec<u8>),
+    Link(PathBuf),
+}
+
+impl Tree {
+    fn read(root: &Path) -> Result<Tree, String> {
+        let mut tree = Tree { entries: Vec::new() };
+        let mut bytes = 0u64;
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(&rel);
+            let listing = std::fs::read_dir(&dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+            for entry in listing {
+                let entry = entry.map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+                let name = entry.file_name();
+                if name == ".git" {
+                    continue;
+                }
+                let path = rel.join(&name);
+                let meta = std::fs::symlink_metadata(entry.path()).map_err(|e| e.to_string())?;
+                let kind = meta.file_type();
+                let item = if kind.is_symlink() {
+                    Entry::Link(std::fs::read_link(entry.path()).map_err(|e| e.to_string())?)
+                } else if kind.is_dir() {
+                    stack.push(path.clone());
+                    Entry::Dir(meta.mode() & 0o7777)
+                } else if kind.is_file() {
+                    bytes += meta.len();
+                    if bytes > SOURCE_LIMIT_BYTES {
+                        return Err(format!(
+                            "the source directory `{}` holds more than {} MiB; deploy a smaller directory",
+                            root.display(),
+                            SOURCE_LIMIT_BYTES >> 20
+                        ));
+                    }
+                    let data = std::fs::read(entry.path())
+                        .map_err(|e| format!("cannot read `{}`: {e}", entry.path().display()))?;
+                    Entry::File(meta.mode() & 0o7777, data)
+                } else {
+                    continue;
+                };
+                tree.entries.push((path, item));
+                if tree.entries.len() > SOURCE_LIMIT_ENTRIES {
+                    return Err(format!(
+                        "the source directory `{}` holds more than {SOURCE_LIMIT_ENTRIES} entries",
+                        root.display()
+                    ));
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    fn write(self, root: &Path, uid: u32, gid: u32) -> Result<(), String> {
+        let own = |p: &Path| {
+            std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+                .map_err(|e| format!("cannot hand `{}` over: {e}", p.display()))
+        };
+        own(root)?;
+        // Parents come before their children: a directory is listed before what the walk finds in it.
+        for (rel, entry) in self.entries {
+            let path = root.join(&rel);
+            let fail = |e: std::io::Error| format!("cannot copy `{}` into the instance: {e}", path.display());
+            match entry {
+                Entry::Dir(mode) => {
+                    std::fs::create_dir(&path).map_err(fail)?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+                }
+                Entry::File(mode, data) => {
+                    std::fs::write(&path, data).map_err(fail)?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+                }
+                Entry::Link(target) => std::os::unix::fs::symlink(target, &path).map_err(fail)?,
+            }
+            own(&path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mounts a tmpfs on each secret file's directory and writes the files; `owner`: hand them to the app.
+fn mount_files(payload: &InitPayload, owner: Option<(u32, u32)>) -> Result<(), String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut mounted: Vec<&Path> = Vec::new();
     for f in &payload.files {
@@ -93,8 +504,38 @@ fn mount_files(payload: &InitPayload) -> Result<(), String> {
             .open(path)
             .map_err(|e| format!("cannot create `{}`: {e}", f.path))?;
         file.write_all(&data).map_err(|e| format!("cannot write `{}`: {e}", f.path))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(|e| format!("cannot hand `{}` to the app: {e}", f.path))?;
+        }
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(f.mode))
             .map_err(|e| format!("cannot set the mode of `{}`: {e}", f.path))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape(r"/x\134y"), r"/x\y");
+        assert_eq!(unescape(r"/plain"), "/plain");
+        assert_eq!(unescape(r"/end\04"), r"/end\04");
+    }
+
+    #[test]
+    fn closed_directories_on_the_way_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let closed = dir.path().join("closed");
+        std::fs::create_dir_all(closed.join("tool/bin")).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // Owned by the test's uid: a different uid cannot search it, the owner can.
+        let me = nix::unistd::Uid::effective().as_raw();
+        assert!(searchable(&closed, me, u32::MAX));
+        assert!(!searchable(&closed, me.wrapping_add(1), u32::MAX));
+        assert!(searchable(dir.path(), me.wrapping_add(1), u32::MAX) || dir.path().starts_with("/tmp"));
+    }
 }

@@ -1,16 +1,22 @@
-//! Starting one instance: its metadata server, its process (through `spawn`), and the readiness check that Cloud
-//! Run's deploy health check performs — a TCP connect to `PORT` succeeds within the startup timeout.
+//! Starting one instance: its sandbox when there is one (`crate::sandbox`), its metadata server, its process
+//! (through `spawn`), and the readiness check that Cloud Run's deploy health check performs — a TCP connect to
+//! `PORT` succeeds within the startup timeout.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use network::netns::Netns;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::contract;
 use crate::logs::LogRing;
+use crate::sandbox::{self, Plan, SandboxConfig};
+use crate::secrets::InitPayload;
 use crate::spawn::{self, Launch, Output, Proc};
 use crate::{RevisionSpec, RuntimeConfig, Workload};
 
@@ -28,6 +34,7 @@ const DRAIN_WAIT: Duration = Duration::from_millis(500);
 pub(crate) struct Started {
     pub(crate) proc: Arc<Proc>,
     pub(crate) addr: SocketAddr,
+    pub(crate) netns: Option<Arc<Netns>>,
 }
 
 /// Why an instance did not become ready.
@@ -56,8 +63,8 @@ pub(crate) struct StartContext<S> {
     pub(crate) on_exit: spawn::OnExit,
     /// Records the process with the runtime; `false` means the runtime is shutting down.
     pub(crate) register: Register,
-    /// The secrets payload for the init step (`crate::init`), when the revision has secrets.
-    pub(crate) secrets: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// The secrets for the init step (`crate::init`), when the revision has secrets.
+    pub(crate) secrets: Option<InitPayload>,
 }
 
 /// See [`StartContext::register`].
@@ -76,7 +83,6 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     config: &RuntimeConfig,
     ctx: StartContext<S>,
 ) -> Result<Started, StartFailure> {
-    let spawn_err = |what: &str, err: std::io::Error| StartFailure::Spawn(format!("{what}: {err}"));
     let (program, args) = match &spec.workload {
         Workload::Sample => (config.sample_program.clone(), vec!["sample-hello".to_string()]),
         Workload::Process { argv, .. } => match argv.split_first() {
@@ -84,22 +90,13 @@ pub(crate) async fn start<S: metadata::TokenSource>(
             None => return Err(StartFailure::Spawn("the container command is empty".to_string())),
         },
     };
-
-    let md_listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .map_err(|e| spawn_err("cannot bind the instance's metadata server", e))?;
-    let md_addr = md_listener.local_addr().map_err(|e| spawn_err("cannot bind the instance's metadata server", e))?;
-    let port = free_port().map_err(|e| spawn_err("cannot find a free port", e))?;
-    let home = tempfile::Builder::new()
-        .prefix("gatehouse-instance-")
-        .tempdir()
-        .map_err(|e| spawn_err("cannot create the instance's home directory", e))?;
-    let cwd = match &spec.workload {
-        Workload::Process { dir, .. } => dir.clone(),
-        Workload::Sample => home.path().to_path_buf(),
+    let prepared = match &config.sandbox {
+        Some(sandbox) => {
+            sandboxed(spec, config, sandbox, &ctx.instance_id, ctx.secrets.as_ref(), program, args).await?
+        }
+        None => plain(spec, config, ctx.secrets.as_ref(), program, args).await?,
     };
-    let daemon_path = std::env::var("PATH").ok();
-    let env = contract::environment(spec, port, md_addr, home.path(), daemon_path.as_deref());
+    let Prepared { launch, home, port, md_listener, netns, attached, cgroup } = prepared;
 
     // The metadata server lives exactly as long as the process: it stops when the process exits (or never ran).
     let (md_stop, md_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -116,27 +113,32 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     let on_exit = ctx.on_exit;
     let on_exit: spawn::OnExit = Box::new(move |status: ExitStatus| {
         let _ = md_stop.send(());
+        drop(attached);
+        if let Some((cgroups, instance)) = cgroup {
+            tokio::spawn(async move { cgroups.remove(&instance).await });
+        }
         on_exit(status);
     });
 
-    // With secrets, the init step runs first (same process: it execs the workload).
-    let (program, args) = match &ctx.secrets {
-        Some(_) => {
-            let mut init = vec![crate::init::SUBCOMMAND.to_string(), "--".to_string(), program.display().to_string()];
-            init.extend(args);
-            (config.sample_program.clone(), init)
-        }
-        None => (program, args),
-    };
-    let launch = Launch { program: program.clone(), args, cwd, env, stdin: ctx.secrets };
     let output = Output {
         ring: ctx.ring.clone(),
         service: spec.service.clone(),
         revision: spec.revision.clone(),
         instance: ctx.instance_id.clone(),
     };
-    let proc = spawn::spawn(launch, home, output, on_exit)
-        .map_err(|e| StartFailure::Spawn(format!("cannot run `{}`: {e}", program.display())))?;
+    let shown = launch.args.get(2).cloned().unwrap_or_else(|| launch.program.display().to_string());
+    let proc = match &netns {
+        // The process starts inside the namespace: it is forked from a thread that is in it.
+        Some(ns) => {
+            let handle = tokio::runtime::Handle::current();
+            ns.run(move || {
+                let _runtime = handle.enter();
+                spawn::spawn(launch, home, output, on_exit)
+            })
+        }
+        None => spawn::spawn(launch, home, output, on_exit),
+    }
+    .map_err(|e| StartFailure::Spawn(format!("cannot run `{shown}`: {e}")))?;
     if !(ctx.register)(&proc) {
         proc.stop(FAILED_START_GRACE).await;
         return Err(StartFailure::Spawn("the runtime is shutting down".to_string()));
@@ -155,8 +157,8 @@ pub(crate) async fn start<S: metadata::TokenSource>(
             );
             return Err(not_ready(reason, &ctx.ring, &ctx.instance_id));
         }
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
-            return Ok(Started { proc, addr });
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), connect(netns.as_deref(), addr)).await {
+            return Ok(Started { proc, addr, netns });
         }
         if Instant::now() >= deadline {
             proc.stop(FAILED_START_GRACE).await;
@@ -171,6 +173,149 @@ pub(crate) async fn start<S: metadata::TokenSource>(
         let poll = if started.elapsed() < Duration::from_millis(200) { POLL_FIRST } else { POLL };
         tokio::time::sleep(poll).await;
     }
+}
+
+/// A connection to `addr`, from inside `netns` when there is one.
+async fn connect(netns: Option<&Netns>, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match netns {
+        Some(ns) => ns.enter(TcpSocket::new_v4)??,
+        None => TcpSocket::new_v4()?,
+    };
+    socket.connect(addr).await
+}
+
+/// Everything ready for the process to start.
+struct Prepared {
+    launch: Launch,
+    home: Option<tempfile::TempDir>,
+    port: u16,
+    md_listener: TcpListener,
+    netns: Option<Arc<Netns>>,
+    /// The platform's listeners inside the namespace; dropped when the process has exited.
+    attached: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Removed when the process has exited.
+    cgroup: Option<(crate::sandbox::Cgroups, String)>,
+}
+
+fn spawn_err(what: &str, err: impl std::fmt::Display) -> StartFailure {
+    StartFailure::Spawn(format!("{what}: {err}"))
+}
+
+/// An instance on the host's network: a free loopback port, the metadata server on another, told through env vars.
+async fn plain(
+    spec: &RevisionSpec,
+    config: &RuntimeConfig,
+    secrets: Option<&InitPayload>,
+    program: PathBuf,
+    args: Vec<String>,
+) -> Result<Prepared, StartFailure> {
+    let md_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| spawn_err("cannot bind the instance's metadata server", e))?;
+    let md_addr = md_listener.local_addr().map_err(|e| spawn_err("cannot bind the instance's metadata server", e))?;
+    let port = free_port().map_err(|e| spawn_err("cannot find a free port", e))?;
+    let home = tempfile::Builder::new()
+        .prefix("gatehouse-instance-")
+        .tempdir()
+        .map_err(|e| spawn_err("cannot create the instance's home directory", e))?;
+    let cwd = match &spec.workload {
+        Workload::Process { dir, .. } => dir.clone(),
+        Workload::Sample => home.path().to_path_buf(),
+    };
+    let daemon_path = std::env::var("PATH").ok();
+    let env = contract::environment(spec, port, Some(md_addr), home.path(), daemon_path.as_deref());
+    // With secrets, the init step runs first (same process: it execs the workload).
+    let (program, args, stdin) = match secrets {
+        Some(payload) => {
+            let line = payload.to_line().map_err(StartFailure::Spawn)?;
+            (config.sample_program.clone(), init_args(&program, args), Some(line))
+        }
+        None => (program, args, None),
+    };
+    let launch = Launch { program, args, cwd, env, stdin, lifeline: false };
+    Ok(Prepared { launch, home: Some(home), port, md_listener, netns: None, attached: None, cgroup: None })
+}
+
+/// `instance-init -- PROGRAM ARGS…`
+fn init_args(program: &Path, args: Vec<String>) -> Vec<String> {
+    let mut init = vec![crate::init::SUBCOMMAND.to_string(), "--".to_string(), program.display().to_string()];
+    init.extend(args);
+    init
+}
+
+/// An instance in a sandbox (`crate::sandbox`): its cgroup, its network namespace with the metadata server at
+/// 169.254.169.254:80 and the platform's listeners, and the init step's plan.
+async fn sandboxed(
+    spec: &RevisionSpec,
+    config: &RuntimeConfig,
+    sandbox: &SandboxConfig,
+    instance_id: &str,
+    secrets: Option<&InitPayload>,
+    program: PathBuf,
+    args: Vec<String>,
+) -> Result<Prepared, StartFailure> {
+    let port = spec.port;
+    let daemon_path = std::env::var("PATH").ok();
+    let env = contract::environment(spec, port, None, Path::new(sandbox::SANDBOX_HOME), daemon_path.as_deref());
+    let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut needs = sandbox::program_paths(&program, &path);
+    needs.extend(sandbox::program_paths(&config.sample_program, ""));
+    let source = match &spec.workload {
+        Workload::Process { dir, .. } => Some(dir.clone()),
+        Workload::Sample => None,
+    };
+    let cgroup_procs = sandbox
+        .cgroups
+        .create(instance_id, spec.limits)
+        .map_err(|e| spawn_err("cannot create the instance's cgroup", e))?;
+    let cgroup = Some((sandbox.cgroups.clone(), instance_id.to_string()));
+    let plan = Plan {
+        uid: sandbox::APP_UID,
+        gid: sandbox::APP_GID,
+        hostname: "localhost".to_string(),
+        hide: sandbox.hide.clone(),
+        cgroup_procs,
+        source,
+        needs,
+        hosts: sandbox::hosts_file(),
+        resolv: sandbox::resolv_file(),
+        home: PathBuf::from(sandbox::SANDBOX_HOME),
+    };
+    let cleanup = |e: StartFailure| {
+        let (cgroups, id) = (sandbox.cgroups.clone(), instance_id.to_string());
+        tokio::spawn(async move { cgroups.remove(&id).await });
+        e
+    };
+    let mut payload = match secrets {
+        Some(p) => InitPayload { env: p.env.clone(), files: p.files.clone(), sandbox: None },
+        None => InitPayload::default(),
+    };
+    payload.sandbox = Some(plan);
+    let line = payload.to_line().map_err(StartFailure::Spawn).map_err(cleanup)?;
+    drop(payload);
+
+    let netns = Arc::new(
+        Netns::create().map_err(|e| spawn_err("cannot create the instance's network namespace", e)).map_err(cleanup)?,
+    );
+    let md_listener = netns
+        .listen(SocketAddr::from((network::netns::METADATA_IP, 80)))
+        .and_then(TcpListener::from_std)
+        .map_err(|e| spawn_err("cannot bind the instance's metadata server", e))
+        .map_err(cleanup)?;
+    let attached = sandbox
+        .attach
+        .attach(&netns, &spec.service, port)
+        .map_err(|e| spawn_err("cannot serve the platform inside the instance", e))
+        .map_err(cleanup)?;
+    let launch = Launch {
+        program: config.sample_program.clone(),
+        args: init_args(&program, args),
+        cwd: PathBuf::from("/"),
+        env,
+        stdin: Some(line),
+        lifeline: true,
+    };
+    Ok(Prepared { launch, home: None, port, md_listener, netns: Some(netns), attached: Some(attached), cgroup })
 }
 
 fn not_ready(reason: String, ring: &LogRing, instance: &str) -> StartFailure {

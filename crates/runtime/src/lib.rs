@@ -22,8 +22,10 @@
 //! `logs` (the per-service ring of recent lines), `secrets` (env and file secrets read at start, `latest` files kept
 //! current) and `init` (the `gatehouse instance-init` step that mounts file secrets and execs the workload).
 //!
-//! Until the sandbox issue lands, instances share the host network: `PORT` is a free loopback port chosen per
-//! instance, and the metadata server is at `127.0.0.1:MDPORT` instead of `169.254.169.254:80`.
+//! With a [`sandbox`] (Linux, root) each instance has its own namespaces and cgroups, listens on the revision's
+//! container port inside its own network namespace, and finds its metadata server at `169.254.169.254:80`.
+//! Without one (not root), instances share the host network: `PORT` is a free loopback port chosen per instance,
+//! and the metadata server is at `127.0.0.1:MDPORT`, given through `GCE_METADATA_HOST`.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +35,8 @@ mod logs;
 mod runtime;
 mod scaling;
 mod spawn;
+
+pub mod sandbox;
 
 pub mod init;
 pub mod sample;
@@ -45,6 +49,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use runtime::{Lease, Runtime};
+pub use sandbox::{Attach, Cgroups, Limits, SandboxConfig};
 pub use secrets::{SecretEnv, SecretFile, SecretRead};
 
 /// What an instance runs.
@@ -78,6 +83,11 @@ pub struct RevisionSpec {
     pub request_timeout: Duration,
     /// The revision's service account; `instance_id` is replaced per instance.
     pub identity: metadata::Identity,
+    /// The container port (`PORT`): where the app listens inside its sandbox. Without a sandbox instances share
+    /// the host's network and get a free port instead.
+    pub port: u16,
+    /// `--memory` and `--cpu`, enforced as cgroup limits in a sandbox.
+    pub limits: sandbox::Limits,
 }
 
 /// Where instances' metadata servers get their tokens: one source per service-account email.
@@ -111,6 +121,8 @@ pub struct RuntimeConfig {
     pub startup_timeout: Duration,
     /// Lines kept per service.
     pub log_lines: usize,
+    /// Run instances in sandboxes (Linux, root); `None`: plain child processes on the host's network.
+    pub sandbox: Option<sandbox::SandboxConfig>,
 }
 
 impl RuntimeConfig {
@@ -121,6 +133,7 @@ impl RuntimeConfig {
             idle_timeout: Duration::from_secs(15 * 60),
             startup_timeout: Duration::from_secs(240),
             log_lines: 1000,
+            sandbox: None,
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct Runtime<F: SourceFactory> {
 /// A slot on a ready instance. Dropping it frees the slot and marks the instance used now.
 pub struct Lease {
     pub addr: SocketAddr,
+    /// The instance's network namespace, when it runs in a sandbox: `addr` is an address inside it.
+    pub netns: Option<Arc<network::netns::Netns>>,
     pub revision: String,
     pub instance: String,
     _guard: LeaseGuard,
@@ -255,6 +257,7 @@ impl<F: SourceFactory> Runtime<F> {
                     let owner: Weak<dyn Release> = self.me.clone();
                     return Ok(Lease {
                         addr: slot.addr.expect("a ready slot has an address"),
+                        netns: slot.netns.clone(),
                         revision: rev.spec.revision.clone(),
                         instance: slot.id.clone(),
                         _guard: LeaseGuard { owner, service: service.to_string(), instance: slot.id.clone() },
@@ -652,6 +655,7 @@ fn ready_slot(id: String, started: Started) -> Slot {
         in_flight: 0,
         last_used: Instant::now(),
         addr: Some(started.addr),
+        netns: started.netns,
         proc: Some(started.proc),
     }
 }

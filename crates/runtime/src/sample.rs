@@ -33,7 +33,8 @@ pub struct SampleEnv {
     pub service: String,
     pub revision: String,
     pub configuration: String,
-    /// `host:port` of the instance's metadata server (`GCE_METADATA_HOST`), if any.
+    /// `host:port` of the instance's metadata server: `GCE_METADATA_HOST` when set, else
+    /// `metadata.google.internal` (as google-auth does).
     pub metadata_host: Option<String>,
 }
 
@@ -45,7 +46,12 @@ impl SampleEnv {
             service: var("K_SERVICE"),
             revision: var("K_REVISION"),
             configuration: var("K_CONFIGURATION"),
-            metadata_host: std::env::var("GCE_METADATA_HOST").ok().filter(|h| !h.is_empty()),
+            metadata_host: Some(
+                std::env::var("GCE_METADATA_HOST")
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "metadata.google.internal".to_string()),
+            ),
         }
     }
 }

@@ -27,12 +27,14 @@ pub(crate) struct Slot {
     /// When the last request ended (or the instance became ready).
     pub(crate) last_used: Instant,
     pub(crate) addr: Option<SocketAddr>,
+    /// The instance's network namespace, when it runs in a sandbox (`addr` is inside it).
+    pub(crate) netns: Option<Arc<network::netns::Netns>>,
     pub(crate) proc: Option<Arc<Proc>>,
 }
 
 impl Slot {
     pub(crate) fn starting(id: String, now: Instant) -> Slot {
-        Slot { id, phase: Phase::Starting, in_flight: 0, last_used: now, addr: None, proc: None }
+        Slot { id, phase: Phase::Starting, in_flight: 0, last_used: now, addr: None, netns: None, proc: None }
     }
 }
 
@@ -81,7 +83,15 @@ mod tests {
     use super::*;
 
     fn ready(id: &str, in_flight: u32, idle_for: Duration, now: Instant) -> Slot {
-        Slot { id: id.into(), phase: Phase::Ready, in_flight, last_used: now - idle_for, addr: None, proc: None }
+        Slot {
+            id: id.into(),
+            phase: Phase::Ready,
+            in_flight,
+            last_used: now - idle_for,
+            addr: None,
+            netns: None,
+            proc: None,
+        }
     }
 
     #[test]

@@ -56,14 +56,17 @@ pub struct SecretRead {
     pub payload: Zeroizing<Vec<u8>>,
 }
 
-/// What the init step receives on its stdin (JSON; values base64). Zeroized after it was written.
+/// What the init step receives on its stdin (one JSON line; values base64). Zeroized when dropped.
 #[derive(Serialize, Deserialize, Default)]
 pub(crate) struct InitPayload {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) files: Vec<InitFile>,
+    /// What to build around the workload, when it runs in a sandbox.
+    #[serde(default)]
+    pub(crate) sandbox: Option<crate::sandbox::Plan>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct InitFile {
     pub(crate) path: String,
     pub(crate) mode: u32,
@@ -80,7 +83,7 @@ pub(crate) struct Followed {
 pub(crate) async fn resolve<F: SourceFactory>(
     factory: &F,
     spec: &RevisionSpec,
-) -> Result<(Zeroizing<Vec<u8>>, Vec<Followed>), String> {
+) -> Result<(InitPayload, Vec<Followed>), String> {
     let account = &spec.identity.email;
     let mut payload = InitPayload::default();
     let mut followed = Vec::new();
@@ -103,14 +106,29 @@ pub(crate) async fn resolve<F: SourceFactory>(
             followed.push(Followed { file: f.clone(), version: read.version });
         }
     }
-    let bytes = serde_json::to_vec(&payload).map_err(|e| format!("cannot prepare the instance's secrets: {e}"))?;
-    for (_, v) in &mut payload.env {
-        zeroize::Zeroize::zeroize(v);
+    Ok((payload, followed))
+}
+
+impl InitPayload {
+    /// The payload as the init step reads it: one JSON line. Zeroized when dropped.
+    pub(crate) fn to_line(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        let mut bytes = Zeroizing::new(
+            serde_json::to_vec(self).map_err(|e| format!("cannot prepare the instance's payload: {e}"))?,
+        );
+        bytes.push(b'\n');
+        Ok(bytes)
     }
-    for f in &mut payload.files {
-        zeroize::Zeroize::zeroize(&mut f.data);
+}
+
+impl Drop for InitPayload {
+    fn drop(&mut self) {
+        for (_, v) in &mut self.env {
+            zeroize::Zeroize::zeroize(v);
+        }
+        for f in &mut self.files {
+            zeroize::Zeroize::zeroize(&mut f.data);
+        }
     }
-    Ok((Zeroizing::new(bytes), followed))
 }
 
 /// Google's revision error for an env secret that cannot be read.
@@ -190,6 +208,11 @@ fn replace(root: &Path, file: &SecretFile, data: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
+    // The file keeps its owner (the app's uid, in a sandbox).
+    if let Ok(meta) = std::fs::metadata(&target) {
+        use std::os::unix::fs::MetadataExt as _;
+        std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
+    }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
     std::fs::rename(&tmp, &target)
 }

@@ -31,8 +31,11 @@ pub(crate) struct Launch {
     pub(crate) cwd: PathBuf,
     /// The complete environment (see `contract`); nothing is inherited.
     pub(crate) env: Vec<(String, String)>,
-    /// Written to the process's stdin, which is then closed (the init step's secrets); `None`: stdin is /dev/null.
+    /// Written to the process's stdin (the init step's payload); `None`: stdin is /dev/null.
     pub(crate) stdin: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Keep stdin open until the process exits, as the sandbox's lifeline (see `crate::init`); else close it after
+    /// the payload.
+    pub(crate) lifeline: bool,
 }
 
 /// Where the process's output goes.
@@ -51,12 +54,13 @@ pub(crate) struct Proc {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
     drained: watch::Receiver<bool>,
-    /// The instance's `HOME` (and cwd for the sample); removed when the last reference goes.
-    _home: TempDir,
+    /// The instance's `HOME` (and cwd for the sample) on the host, without a sandbox; removed when the last
+    /// reference goes.
+    _home: Option<TempDir>,
 }
 
 /// Spawns `launch` in a new process group. `on_exit` runs after the process exited and its group was killed.
-pub(crate) fn spawn(launch: Launch, home: TempDir, output: Output, on_exit: OnExit) -> io::Result<Arc<Proc>> {
+pub(crate) fn spawn(launch: Launch, home: Option<TempDir>, output: Output, on_exit: OnExit) -> io::Result<Arc<Proc>> {
     let mut command = tokio::process::Command::new(&launch.program);
     command
         .args(&launch.args)
@@ -72,13 +76,20 @@ pub(crate) fn spawn(launch: Launch, home: TempDir, output: Output, on_exit: OnEx
     let pid = child.id().ok_or_else(|| io::Error::other("the process exited before it could be tracked"))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    let (exit_tx, exit) = watch::channel(None);
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), launch.stdin) {
+        let mut exited = exit.clone();
+        let lifeline = launch.lifeline;
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt as _;
             if let Err(err) = pipe.write_all(&bytes).await {
-                tracing::warn!(pid, %err, "runtime: cannot hand an instance its secrets");
+                tracing::warn!(pid, %err, "runtime: cannot hand an instance its payload");
             }
-            // Dropping the pipe closes it: the init step reads to the end.
+            drop(bytes);
+            if lifeline {
+                let _ = exited.wait_for(Option::is_some).await;
+            }
+            // Dropping the pipe closes it.
         });
     }
 
@@ -89,7 +100,6 @@ pub(crate) fn spawn(launch: Launch, home: TempDir, output: Output, on_exit: OnEx
         let _ = drained_tx.send(true);
     });
 
-    let (exit_tx, exit) = watch::channel(None);
     tokio::spawn(async move {
         let status = match child.wait().await {
             Ok(status) => status,

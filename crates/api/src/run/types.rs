@@ -287,6 +287,12 @@ pub struct Workload {
     pub secret_env: Vec<SecretEnvRef>,
     /// Files whose contents are secret versions, in the instance's private mounts.
     pub secret_files: Vec<SecretFileRef>,
+    /// The container port (`PORT`), 8080 unless `ports[0].containerPort` says otherwise.
+    pub port: u16,
+    /// `resources.limits.memory`, in bytes (512 MiB by default).
+    pub memory_bytes: u64,
+    /// `resources.limits.cpu`, in thousandths of a CPU (1 CPU by default).
+    pub cpu_millis: u32,
 }
 
 /// `env[i].valueSource.secretKeyRef`: an env var read from Secret Manager.
@@ -585,6 +591,15 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
     }
     let service_account =
         if template.service_account.is_empty() { default_sa.to_owned() } else { template.service_account.clone() };
+    let port = match container.ports.as_slice() {
+        [] => 8080,
+        [p] => u16::try_from(p.container_port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad(format!("`--port` must be between 1 and 65535, got {}", p.container_port)))?,
+        more => return Err(bad(format!("at most one container port is supported, got {}", more.len()))),
+    };
+    let (memory_bytes, cpu_millis) = limits(container.resources.as_ref())?;
     Ok(Workload {
         image: container.image.clone(),
         working_dir: container.working_dir.clone(),
@@ -598,7 +613,80 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         service_account,
         secret_env,
         secret_files,
+        port,
+        memory_bytes,
+        cpu_millis,
     })
+}
+
+/// `resources.limits` of a container: memory in bytes and CPU in thousandths, with Cloud Run's defaults (512Mi,
+/// 1) and bounds (128Mi–32Gi; 0.08–8 CPUs).
+fn limits(resources: Option<&Value>) -> Result<(u64, u32), ApiError> {
+    let limits = resources.and_then(|r| r.get("limits"));
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        match limits.and_then(|l| l.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(bad(format!("`resources.limits.{key}` must be a string, got {other}"))),
+        }
+    };
+    let memory = match text("memory")? {
+        None => 512 << 20,
+        Some(m) => {
+            let bytes = memory_quantity(&m)
+                .ok_or_else(|| bad(format!("invalid `--memory` `{m}`; use a size such as `512Mi` or `2Gi`")))?;
+            if !((128 << 20)..=(32u64 << 30)).contains(&bytes) {
+                return Err(bad(format!("`--memory` must be between 128Mi and 32Gi, got `{m}`")));
+            }
+            bytes
+        }
+    };
+    let cpu = match text("cpu")? {
+        None => 1000,
+        Some(c) => {
+            let millis = cpu_quantity(&c).ok_or_else(|| {
+                bad(format!("invalid `--cpu` `{c}`; use a number of CPUs such as `1`, `2` or `500m`"))
+            })?;
+            if !(80..=8000).contains(&millis) {
+                return Err(bad(format!("`--cpu` must be between 0.08 and 8, got `{c}`")));
+            }
+            millis
+        }
+    };
+    Ok((memory, cpu))
+}
+
+/// A Kubernetes memory quantity: `512Mi`, `2Gi`, `500M`, `1G`, `1048576`.
+fn memory_quantity(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" => 1000,
+        "Ki" => 1 << 10,
+        "M" => 1_000_000,
+        "Mi" => 1 << 20,
+        "G" => 1_000_000_000,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// CPUs as thousandths: `1`, `2`, `0.5`, `500m`.
+fn cpu_quantity(s: &str) -> Option<u32> {
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse().ok();
+    }
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() && frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let frac: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<3}").parse().ok()? };
+    whole.checked_mul(1000)?.checked_add(frac)
 }
 
 /// Rejects label and annotation keys in the namespaces the platform owns (as v2 does).
@@ -617,6 +705,29 @@ pub fn validate_metadata(labels: &BTreeMap<String, String>, what: &str) -> Resul
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resource_limits_follow_cloud_run() {
+        assert_eq!(limits(None).unwrap(), (512 << 20, 1000));
+        let l = |m: &str, c: &str| limits(Some(&json!({ "limits": { "memory": m, "cpu": c } })));
+        assert_eq!(l("1Gi", "2").unwrap(), (1 << 30, 2000));
+        assert_eq!(l("256M", "500m").unwrap(), (256_000_000, 500));
+        assert_eq!(l("128Mi", "0.08").unwrap(), (128 << 20, 80));
+        for (m, c, why) in [
+            ("64Mi", "1", "between 128Mi and 32Gi"),
+            ("64Gi", "1", "between 128Mi and 32Gi"),
+            ("lots", "1", "invalid `--memory` `lots`"),
+            ("1Gi", "9", "between 0.08 and 8"),
+            ("1Gi", "0.01", "between 0.08 and 8"),
+            ("1Gi", "one", "invalid `--cpu` `one`"),
+            ("1Gi", ".", "invalid `--cpu` `.`"),
+            ("1Gi", "1.0001", "invalid `--cpu`"),
+        ] {
+            let err = l(m, c).unwrap_err().to_string();
+            assert!(err.contains(why), "{m} {c}: {err}");
+        }
+        assert!(limits(Some(&json!({ "limits": { "memory": ["1Gi"] } }))).unwrap_err().to_string().contains("string"));
+    }
 
     fn template(v: Value) -> RevisionTemplate {
         serde_json::from_value(v).unwrap()

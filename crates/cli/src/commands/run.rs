@@ -315,6 +315,18 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         }
         container["ports"] = json!([{ "name": "http1", "containerPort": p }]);
     }
+    // Checked by the API, which knows Cloud Run's bounds.
+    for (key, value) in [("memory", &args.memory), ("cpu", &args.cpu)] {
+        if let Some(v) = value {
+            if !container["resources"].is_object() {
+                container["resources"] = json!({});
+            }
+            if !container["resources"]["limits"].is_object() {
+                container["resources"]["limits"] = json!({});
+            }
+            container["resources"]["limits"][key] = json!(v);
+        }
+    }
     if let Some(sa) = &args.service_account {
         template["serviceAccount"] = json!(sa);
     }

@@ -43,7 +43,12 @@ impl Platform {
     }
 
     pub fn start_with(extra: &[&str]) -> Platform {
-        let home = tempfile::tempdir().expect("temporary GATEHOUSE_HOME");
+        Self::start_in(&std::env::temp_dir(), extra)
+    }
+
+    /// A platform whose `GATEHOUSE_HOME` is a new directory in `parent`.
+    pub fn start_in(parent: &Path, extra: &[&str]) -> Platform {
+        let home = tempfile::tempdir_in(parent).expect("temporary GATEHOUSE_HOME");
         let mut p =
             Platform { home, child: None, api: String::new(), gateway: String::new(), project_number: String::new() };
         p.boot(extra);
@@ -99,6 +104,13 @@ impl Platform {
         let mut child = self.child.take().expect("running");
         Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
         child.wait().expect("wait")
+    }
+
+    /// SIGKILL and nothing else: whatever the platform left behind stays (for tests of its own cleanup).
+    pub fn kill9_alone(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
     }
 
     /// SIGKILL: no chance to clean up. The instances it ran (children in process groups of their own) are killed
@@ -198,8 +210,20 @@ impl Drop for Platform {
     }
 }
 
+/// Processes below `pid`: children, their children, and so on.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let kids = children_of(p);
+        todo.extend(&kids);
+        out.extend(kids);
+    }
+    out
+}
+
 /// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
     let parent = format!("PPid:\t{pid}");
     std::fs::read_dir("/proc")
         .into_iter()

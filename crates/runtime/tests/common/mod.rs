@@ -87,6 +87,7 @@ pub fn config() -> RuntimeConfig {
         idle_timeout: Duration::from_secs(600),
         startup_timeout: Duration::from_secs(20),
         log_lines: 200,
+        sandbox: None,
     }
 }
 
@@ -109,6 +110,8 @@ pub fn spec(service: &str, revision: &str, dir: &Path, argv: &[&str]) -> Revisio
         concurrency: 1,
         request_timeout: Duration::from_secs(20),
         identity: identity(),
+        port: 8080,
+        limits: runtime::Limits::default(),
     }
 }
 

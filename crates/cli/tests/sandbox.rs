@@ -1,0 +1,208 @@
+//! The instance sandbox through the real binary: what an app can see and reach from inside its instance, the
+//! platform's URLs working unchanged there, `--memory` as a cgroup limit, and nothing left on the host after `up`
+//! stops — or after `kill -9` of `up` and the next `up`. Needs root (namespaces, cgroups), as CI runs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{descendants_of, http, python, script, Platform};
+use serde_json::Value;
+
+const REGION: &str = "--region=us-central1";
+const HELLO: &str = "--image=us-docker.pkg.dev/cloudrun/container/hello";
+
+/// Whether the sandbox can be tested here; without root the test fails with the reason, unless
+/// GATEHOUSE_TEST_NO_SANDBOX=1 says on purpose that this machine has no sandbox.
+fn sandbox_available() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        assert!(
+            std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some_and(|v| v == "1"),
+            "the sandbox tests need root (namespaces, cgroups): run them as root, as CI does, or set \
+             GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
+        );
+    }
+    root
+}
+
+/// What of the host a sandbox could leave behind: named network namespaces, links, mount points.
+#[derive(Debug, PartialEq)]
+struct HostState {
+    netns: String,
+    links: BTreeSet<String>,
+    mounts: BTreeSet<String>,
+}
+
+fn host_state() -> HostState {
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").args(args).output().expect("ip (iproute2) is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let links = ip(&["-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()))
+        .collect();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect();
+    HostState { netns: ip(&["netns", "list"]), links, mounts }
+}
+
+/// This daemon's cgroup directories (v2, or v1's memory and cpu hierarchies).
+fn cgroup_dirs(pid: u32) -> Vec<PathBuf> {
+    ["/sys/fs/cgroup/gatehouse", "/sys/fs/cgroup/memory/gatehouse", "/sys/fs/cgroup/cpu/gatehouse"]
+        .iter()
+        .map(|base| Path::new(base).join(pid.to_string()))
+        .collect()
+}
+
+fn wait_until_gone(pids: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alive = || pids.iter().copied().filter(|p| Path::new(&format!("/proc/{p}")).exists()).collect::<Vec<_>>();
+    while !alive().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(alive().is_empty(), "instance processes still running: {:?}", alive());
+}
+
+fn url(p: &Platform, service: &str) -> String {
+    p.ok(&["run", "services", "describe", service, REGION, "--format=value(status.url)"]).trim().to_string()
+}
+
+fn deploy_probe(p: &Platform, extra: &[&str]) {
+    let source = script("sandbox_probe");
+    let command = format!("--command={},main.py", python().display());
+    let mut args = vec!["run", "deploy", "probe", REGION, "--allow-unauthenticated"];
+    let source = format!("--source={}", source.display());
+    args.extend([source.as_str(), command.as_str()]);
+    args.extend(extra);
+    p.ok(&args);
+}
+
+fn probe(url: &str, home: &Path, target: &str) -> Value {
+    let r = http()
+        .get(format!("{url}/probe"))
+        .query(&[("home", home.display().to_string()), ("url", target.to_string())])
+        .send()
+        .expect("the probe answers");
+    let status = r.status();
+    let body = r.text().unwrap_or_default();
+    if status != 200 {
+        let logs = std::process::Command::new(common::BIN)
+            .args(["run", "services", "logs", "read", "probe", REGION])
+            .env("GATEHOUSE_HOME", home)
+            .output()
+            .unwrap();
+        panic!("{status}: {body}\n{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+    }
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn errno(v: &Value) -> &str {
+    assert_eq!(v["ok"], false, "expected a failure: {v}");
+    v["errno"].as_str().unwrap_or("")
+}
+
+#[test]
+fn an_instance_sees_only_its_sandbox_and_the_platform() {
+    if !sandbox_available() {
+        return;
+    }
+    let before = host_state();
+    // A home outside /tmp, so that it is hidden by the sandbox, not merely by the private /tmp.
+    let parent = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut p = Platform::start_in(parent.path(), &[]);
+    let home = p.home.path().to_path_buf();
+    p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated"]);
+    deploy_probe(&p, &["--memory=256Mi"]);
+    let (hello, probe_url) = (url(&p, "hello"), url(&p, "probe"));
+
+    let r = probe(&probe_url, &home, &format!("{hello}/whoami"));
+    assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(65534), Some(65534)), "{r}");
+    assert_eq!(r["hostname"], "localhost");
+    assert_eq!(r["pids"], serde_json::json!([1, 2]), "only its init and itself are visible");
+    let env: Vec<&str> = r["env"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(env, ["HOME", "K_CONFIGURATION", "K_REVISION", "K_SERVICE", "LANG", "PATH", "PORT"]);
+    // The platform's state is out of reach.
+    assert_eq!(errno(&r["list_home"]), "EACCES", "{r}");
+    assert!(!r["read_key"]["ok"].as_bool().unwrap(), "{r}");
+    assert!(!r["read_db"]["ok"].as_bool().unwrap(), "{r}");
+    // The host is read-only; the app's own copy of its source and /tmp are not.
+    assert_eq!(errno(&r["write_etc"]), "EROFS");
+    assert_eq!(r["write_cwd"]["ok"], true, "{r}");
+    assert!(!script("sandbox_probe").join("probe-wrote-here").exists(), "the host's source directory is untouched");
+    assert_eq!(r["write_tmp"]["ok"], true);
+    // No route off the machine; the metadata server by its documented name; google-auth with an empty environment.
+    assert_eq!(errno(&r["connect_out"]), "ENETUNREACH");
+    assert_eq!(r["metadata_host"]["value"], "169.254.169.254");
+    assert_eq!(r["id_token_empty_env"]["value"], 2, "a JWT from fetch_id_token: {r}");
+    // A service URL, the same string as on the host, answers from inside.
+    let fetched = &r["fetch"]["value"];
+    assert_eq!(fetched["status"], 200, "{r}");
+    let whoami: Value = serde_json::from_str(fetched["body"].as_str().unwrap()).unwrap();
+    assert_eq!(whoami["service"], "hello");
+    assert_eq!(whoami["serviceAccount"], p.compute_sa());
+    // So does the API URL of daemon.json.
+    let r = probe(&probe_url, &home, &format!("{}/oauth2/v3/certs", p.api));
+    assert_eq!(r["fetch"]["value"]["status"], 200, "{r}");
+    assert!(r["fetch"]["value"]["body"].as_str().unwrap().contains("keys"));
+
+    // A memory hog is stopped at --memory, and the instance replaced.
+    let hog = http().get(format!("{probe_url}/hog")).send();
+    assert!(hog.map(|r| r.status().as_u16()).unwrap_or(502) >= 500);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exited = || p.ok(&["run", "services", "logs", "read", "probe", REGION]).contains("exited with status 137");
+    while !exited() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(exited(), "{}", p.ok(&["run", "services", "logs", "read", "probe", REGION]));
+    let r = probe(&probe_url, &home, "");
+    assert_eq!(r["uid"], 65534);
+
+    let daemon = p.pid();
+    let processes = descendants_of(daemon);
+    assert!(processes.len() >= 6, "two instances, three processes each: {processes:?}");
+    assert!(cgroup_dirs(daemon).iter().any(|d| d.exists()));
+    assert!(p.stop().success());
+    wait_until_gone(&processes);
+    assert!(cgroup_dirs(daemon).iter().all(|d| !d.exists()), "cgroups removed at stop");
+    assert_eq!(host_state(), before);
+}
+
+#[test]
+fn after_kill_9_of_up_nothing_is_left_once_up_starts_again() {
+    if !sandbox_available() {
+        return;
+    }
+    let before = host_state();
+    let mut p = Platform::start();
+    p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated", "--min-instances=2"]);
+    let hello = url(&p, "hello");
+    assert_eq!(http().get(&hello).send().unwrap().status(), 200);
+    let daemon = p.pid();
+    let processes = descendants_of(daemon);
+    assert!(processes.len() >= 6, "two instances, three processes each: {processes:?}");
+    p.kill9_alone();
+    // The instances end themselves: their init steps notice the daemon is gone.
+    wait_until_gone(&processes);
+    // (A crash leaves the cgroup directories; any `up` that starts now removes them — perhaps another test's.)
+    p.boot(&[]);
+    assert!(cgroup_dirs(daemon).iter().all(|d| !d.exists()), "the next `up` removes them");
+    // Revisions come back in the background after a start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http().get(&hello).send().unwrap().status() != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(http().get(&hello).send().unwrap().status(), 200, "and serves again");
+    let daemon = p.pid();
+    let processes = descendants_of(daemon);
+    assert!(p.stop().success());
+    wait_until_gone(&processes);
+    assert_eq!(host_state(), before);
+}

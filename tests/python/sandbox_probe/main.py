@@ -1,0 +1,114 @@
+"""A Cloud Run service that reports what it can see and reach from inside its instance (the sandbox test's probe).
+
+GET /probe?home=DIR&url=URL  -> JSON: uid/gid, hostname, visible PIDs, whether DIR (the platform's home) can be
+                                listed or read, whether the host filesystem is writable, /tmp, a connection off
+                                the machine, a GET of URL (a platform URL: API or service), and an ID token fetched
+                                by google-auth in a child process with an empty environment.
+GET /hog                     -> allocates memory until the instance is stopped (its --memory limit).
+"""
+import errno
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+TOKEN_CHILD = """
+import json, google.auth.transport.requests, google.oauth2.id_token
+token = google.oauth2.id_token.fetch_id_token(google.auth.transport.requests.Request(), "https://example.test")
+print(json.dumps({"token": token}))
+"""
+
+
+def attempt(fn):
+    try:
+        return {"ok": True, "value": fn()}
+    except OSError as e:
+        return {"ok": False, "errno": errno.errorcode.get(e.errno, str(e.errno)), "error": str(e)}
+    except Exception as e:  # report, never hang
+        return {"ok": False, "error": repr(e)}
+
+
+def connect_out():
+    with socket.create_connection(("192.0.2.1", 80), timeout=3):
+        return "connected"
+
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+    return path
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return {"status": r.status, "body": r.read(300).decode(errors="replace")}
+
+
+def fetch_status(url):
+    try:
+        return fetch(url)
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read(300).decode(errors="replace")}
+
+
+def id_token_with_empty_env():
+    out = subprocess.run([sys.executable, "-c", TOKEN_CHILD], env={}, capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-500:])
+    return json.loads(out.stdout)["token"].count(".")
+
+
+def probe(query):
+    home = query.get("home", [""])[0]
+    url = query.get("url", [""])[0]
+    report = {
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "hostname": socket.gethostname(),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "env": sorted(os.environ),
+        "list_home": attempt(lambda: os.listdir(home)),
+        "read_key": attempt(lambda: open(os.path.join(home, "operator.key")).read()[:4]),
+        "read_db": attempt(lambda: open(os.path.join(home, "state.db"), "rb").read(4).hex()),
+        "write_etc": attempt(lambda: write("/etc/gatehouse-probe")),
+        "write_cwd": attempt(lambda: write("probe-wrote-here")),
+        "write_tmp": attempt(lambda: write("/tmp/probe")),
+        "connect_out": attempt(connect_out),
+        "metadata_host": attempt(lambda: socket.gethostbyname("metadata.google.internal")),
+        "id_token_empty_env": attempt(id_token_with_empty_env),
+    }
+    if url:
+        report["fetch"] = attempt(lambda: fetch_status(url))
+    return report
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        parsed = urllib.parse.urlparse(self.path)
+        if parsed.path == "/hog":
+            hog = []
+            while True:
+                hog.append(bytearray(16 << 20))
+        if parsed.path != "/probe":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.dumps(probe(urllib.parse.parse_qs(parsed.query))).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        print(fmt % args, flush=True)
+
+
+if __name__ == "__main__":
+    port = int(os.environ["PORT"])
+    print(f"listening on {port}", flush=True)
+    http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
