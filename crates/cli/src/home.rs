@@ -23,6 +23,10 @@ pub struct Home {
 pub struct DaemonInfo {
     pub api: String,
     pub gateway: String,
+    /// The listener that stands for the external Application Load Balancer (routes by `Host`); `load_balancer`,
+    /// as the network issue names it.
+    #[serde(default, rename = "load_balancer")]
+    pub load_balancer: String,
     pub pid: u32,
     pub project: String,
     pub project_number: String,

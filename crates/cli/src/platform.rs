@@ -118,6 +118,14 @@ impl RuntimeDeployer {
             request_timeout: Duration::from_secs(w.timeout_secs),
             port: w.port,
             limits: runtime::Limits { memory_bytes: w.memory_bytes, cpu_millis: w.cpu_millis },
+            egress: match &w.vpc_access {
+                None => runtime::Egress::default(),
+                Some(v) => runtime::Egress {
+                    connector: Some(v.connector.clone()).filter(|c| !c.is_empty()),
+                    network: v.network_interfaces.first().map(|i| (i.network.clone(), i.subnetwork.clone())),
+                    all_traffic: v.egress == api::run::types::VpcEgress::AllTraffic,
+                },
+            },
             identity: metadata::Identity {
                 email: w.service_account,
                 project_id: project.project_id.clone(),
@@ -186,6 +194,12 @@ impl GatewayPlane {
                 audiences: s.audiences.clone(),
                 invoker_iam_disabled: s.invoker_iam_disabled,
                 timeout: Some(Duration::from_secs(s.timeout_secs)),
+                ingress: match s.ingress {
+                    api::run::types::Ingress::All | api::run::types::Ingress::Unspecified => gateway::Ingress::All,
+                    api::run::types::Ingress::InternalOnly => gateway::Ingress::Internal,
+                    api::run::types::Ingress::InternalLoadBalancer => gateway::Ingress::InternalAndCloudLoadBalancing,
+                    api::run::types::Ingress::None => gateway::Ingress::None,
+                },
             });
             routes.by_port.insert(s.port, route.clone());
             for h in &s.hosts {

@@ -68,19 +68,26 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
     let gw_workers = workers.clone();
     let outcome = runtime.block_on(async move {
         let workers = gw_workers;
-        let (api_port, gw_port) = match args.port_base {
-            0 => (0, 0),
-            b => (b, b.checked_add(1).context("--port-base is too high")?),
+        let (api_port, gw_port, lb_port) = match args.port_base {
+            0 => (0, 0, 0),
+            b => (
+                b,
+                b.checked_add(1).context("--port-base is too high")?,
+                b.checked_add(2).context("--port-base is too high")?,
+            ),
         };
         let api_listener = bind(&args.host, api_port).await?;
         let gw_listener = bind(&args.host, gw_port).await?;
+        let lb_listener = bind(&args.host, lb_port).await?;
         let api_addr = api_listener.local_addr()?;
         let gw_addr = gw_listener.local_addr()?;
+        let lb_addr = lb_listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_router = api::router(boot.app.clone());
         let instance_listeners = Arc::new(InstanceListeners {
             api_port: api_addr.port(),
             gateway_port: gw_addr.port(),
+            load_balancer_port: lb_addr.port(),
             api: api_router.clone(),
             workers: workers.clone(),
             plane: std::sync::OnceLock::new(),
@@ -129,6 +136,15 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             gateway::RouteBy::Host,
             stopped(&stop_rx),
         ));
+        // The external Application Load Balancer: routes by Host like the gateway; ingress counts it apart.
+        let lb_task = tokio::spawn(gateway::serve_from(
+            workers.clone(),
+            lb_listener,
+            plane.clone(),
+            gateway::RouteBy::HostOrServiceUrl,
+            gateway::Source::LoadBalancer,
+            stopped(&stop_rx),
+        ));
         let host = args.host.clone();
         let bind: Bind = Arc::new(move |port| {
             let listener = std::net::TcpListener::bind((host.as_str(), port))?;
@@ -141,6 +157,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let info = DaemonInfo {
             api: format!("http://{api_addr}"),
             gateway: format!("http://{gw_addr}"),
+            load_balancer: format!("http://{lb_addr}"),
             pid: std::process::id(),
             project: project.project_id.clone(),
             project_number: project.project_number.clone(),
@@ -166,6 +183,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         writeln!(out, "  account  {} (roles/owner)", api::OPERATOR)?;
         writeln!(out, "  api      {}", info.api)?;
         writeln!(out, "  gateway  {}", info.gateway)?;
+        writeln!(out, "  load balancer {} (the external Application Load Balancer)", info.load_balancer)?;
         writeln!(out, "  issuer   {} (keys rotate every {})", info.issuer, humanize(args.key_rotation))?;
         writeln!(out, "  jwks     {}", info.jwks)?;
         writeln!(out, "  certs    {}", info.certs)?;
@@ -205,6 +223,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         maintenance.abort();
         let _ = api_task.await;
         let _ = gw_task.await;
+        let _ = lb_task.await;
         let _ = listeners_task.await;
         rt.shutdown().await;
         if let Ok(sandbox) = &sandbox {
@@ -251,21 +270,23 @@ fn humanize(d: std::time::Duration) -> String {
 type Bind = Arc<dyn Fn(u16) -> std::io::Result<TcpListener> + Send + Sync>;
 
 /// Keeps one gateway listener per service port (a service's URL is `http://127.0.0.1:PORT`), following the
-/// control plane's routes, until stopped. `skip`: a port not to take (an instance's own `PORT`).
+/// control plane's routes, until stopped. `inside`: in an instance, its own `PORT` (not taken) and where its
+/// requests come from; `None` on the host (external).
 async fn serve_service_ports(
     plane: Arc<crate::platform::GatewayPlane>,
     workers: Arc<gateway::Workers>,
     bind: Bind,
-    skip: Option<u16>,
+    inside: Option<(u16, gateway::Source)>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let source = inside.map_or(gateway::Source::External, |(_, s)| s);
     let mut changes = plane.app.subscribe_routes();
     let mut listeners: HashMap<u16, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
     loop {
         // The host's loop refreshes the gateway's routes; the loops inside instances only follow them.
-        let ports: Vec<u16> = match skip {
+        let ports: Vec<u16> = match inside {
             None => plane.refresh_routes(),
-            Some(own) => plane.app.routes().iter().map(|r| r.port).filter(|p| *p != own).collect(),
+            Some((own, _)) => plane.app.routes().iter().map(|r| r.port).filter(|p| *p != own).collect(),
         };
         listeners.retain(|port, task| {
             let keep = ports.contains(port);
@@ -281,8 +302,9 @@ async fn serve_service_ports(
             match bind(port) {
                 Ok(listener) => {
                     let by = gateway::RouteBy::Port(port);
-                    let task =
-                        tokio::spawn(gateway::serve_on(workers.clone(), listener, plane.clone(), by, stopped(&stop)));
+                    let serve =
+                        gateway::serve_from(workers.clone(), listener, plane.clone(), by, source, stopped(&stop));
+                    let task = tokio::spawn(serve);
                     listeners.insert(port, task);
                 }
                 Err(e) => {
@@ -314,6 +336,7 @@ fn stopped(rx: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<
 pub(crate) struct InstanceListeners {
     api_port: u16,
     gateway_port: u16,
+    load_balancer_port: u16,
     api: axum::Router,
     workers: Arc<gateway::Workers>,
     /// Set once the plane exists (it needs the runtime, which needs this).
@@ -334,15 +357,19 @@ impl runtime::Attach for InstanceListeners {
     fn attach(
         &self,
         netns: &Arc<network::netns::Netns>,
-        _service: &str,
-        port: u16,
+        revision: &runtime::RevisionSpec,
     ) -> Result<Box<dyn std::any::Any + Send + Sync>, String> {
+        // Its requests arrive through the VPC only when all its egress goes there (PROTOCOL.md §4.2).
+        let source =
+            if revision.egress.arrives_internal() { gateway::Source::Internal } else { gateway::Source::External };
         let plane = self.plane.get().ok_or("the platform is still starting")?.clone();
         let ns = netns.clone();
         let bind: Bind =
             Arc::new(move |port| ns.listen(SocketAddr::from(([127, 0, 0, 1], port))).and_then(TcpListener::from_std));
         let api = bind(self.api_port).map_err(|e| format!("cannot serve the API inside the instance: {e}"))?;
         let gw = bind(self.gateway_port).map_err(|e| format!("cannot serve the gateway inside the instance: {e}"))?;
+        let lb = bind(self.load_balancer_port)
+            .map_err(|e| format!("cannot serve the load balancer inside the instance: {e}"))?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut global = self.stop.clone();
         let local = tx.clone();
@@ -360,9 +387,11 @@ impl runtime::Attach for InstanceListeners {
                 .with_graceful_shutdown(api_stop)
                 .await
         });
-        let by = gateway::RouteBy::Host;
-        tokio::spawn(gateway::serve_on(self.workers.clone(), gw, plane.clone(), by, stopped(&rx)));
-        tokio::spawn(serve_service_ports(plane, self.workers.clone(), bind, Some(port), rx));
+        let (host, workers) = (gateway::RouteBy::Host, &self.workers);
+        tokio::spawn(gateway::serve_from(workers.clone(), gw, plane.clone(), host, source, stopped(&rx)));
+        let (lb_by, lb_source) = (gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer);
+        tokio::spawn(gateway::serve_from(workers.clone(), lb, plane.clone(), lb_by, lb_source, stopped(&rx)));
+        tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source)), rx));
         Ok(Box::new(Attached(tx)))
     }
 }

@@ -169,6 +169,7 @@ fn main() {
         audiences,
         invoker_iam_disabled: false,
         timeout: None,
+        ingress: gateway::Ingress::All,
     });
     let port = cfg.listen.port();
     let mut routes = Routes::default();

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use pages::NOT_FOUND_PAGE;
-pub use server::{serve, serve_on};
+pub use server::{serve, serve_from, serve_on};
 pub use workers::Workers;
 
 /// The OAuth client id of gcloud: `gcloud auth print-identity-token` for a user yields ID tokens with this `aud`, and
@@ -51,6 +51,63 @@ pub struct Route {
     pub invoker_iam_disabled: bool,
     /// The revision's request timeout: no response head within it → 504 `upstream request timeout`.
     pub timeout: Option<Duration>,
+    /// Where requests may come from (checked before anything else).
+    pub ingress: Ingress,
+}
+
+/// A service's ingress setting (PROTOCOL.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Ingress {
+    #[default]
+    All,
+    Internal,
+    InternalAndCloudLoadBalancing,
+    /// `INGRESS_TRAFFIC_NONE`: no traffic at all.
+    None,
+}
+
+/// Where a listener's requests come from, as ingress sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The host shell, the internet; instances whose egress does not go through the VPC.
+    External,
+    /// The external Application Load Balancer's listener.
+    LoadBalancer,
+    /// VPC hosts, and instances whose egress goes through the VPC with `all-traffic`.
+    Internal,
+}
+
+impl Ingress {
+    /// Whether requests from `source` reach the service.
+    pub fn admits(self, source: Source) -> bool {
+        match self {
+            Ingress::All => true,
+            Ingress::Internal => source == Source::Internal,
+            Ingress::InternalAndCloudLoadBalancing => source != Source::External,
+            Ingress::None => false,
+        }
+    }
+
+    /// gcloud's name of the setting.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ingress::All => "all",
+            Ingress::Internal => "internal",
+            Ingress::InternalAndCloudLoadBalancing => "internal-and-cloud-load-balancing",
+            Ingress::None => "none",
+        }
+    }
+}
+
+impl Source {
+    /// How the troubleshooter names the source.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::External => "external (the internet, or a caller whose egress does not go through the VPC)",
+            Source::LoadBalancer => "the external Application Load Balancer",
+            Source::Internal => "internal (the VPC)",
+        }
+    }
 }
 
 /// Every route, by the service's own loopback port and by host name (lowercase, without port).
@@ -66,6 +123,8 @@ pub struct Routes {
 pub enum RouteBy {
     Port(u16),
     Host,
+    /// The load balancer: by host, or by the service URL given as the host.
+    HostOrServiceUrl,
 }
 
 /// An instance slot handed out by the control plane.
@@ -136,7 +195,7 @@ pub enum Unavailable {
 pub struct Denial {
     pub service: String,
     pub resource: String,
-    /// 401 or 403.
+    /// 404 (ingress), 401 or 403.
     pub status: u16,
     /// Why, e.g. `token expired at …`, `no token`, `` `user:x` lacks `run.routes.invoke` ``.
     pub reason: String,

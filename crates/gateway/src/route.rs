@@ -1,5 +1,6 @@
 //! Step 1: which service does this request name? By the listener's port (each service has its own loopback URL) or,
-//! on the main gateway port, by the `Host` header (lowercase, port removed). No match is Google's 404 page.
+//! on the main gateway port, by the `Host` header (lowercase, port removed); on the load balancer's, by the `Host`
+//! header or a service URL's own `127.0.0.1:PORT` in it. No match is Google's 404 page.
 
 use std::sync::Arc;
 
@@ -20,14 +21,25 @@ pub fn find(routes: &Routes, by: RouteBy, headers: &HeaderMap, uri: &Uri) -> Opt
 pub fn find_host(routes: &Routes, by: RouteBy, host: Option<&str>) -> Option<Arc<Route>> {
     match by {
         RouteBy::Port(port) => routes.by_port.get(&port).cloned(),
-        RouteBy::Host => {
-            let host = strip_port(host?);
-            if host.bytes().any(|b| b.is_ascii_uppercase()) {
-                routes.by_host.get(&host.to_ascii_lowercase()).cloned()
-            } else {
-                routes.by_host.get(host).cloned()
-            }
+        RouteBy::Host => by_host(routes, host?),
+        // A service URL's own `127.0.0.1:PORT` as the Host names the service too (the load balancer's backends
+        // are the services, whatever URL the caller used).
+        RouteBy::HostOrServiceUrl => {
+            let host = host?;
+            by_host(routes, host).or_else(|| match host.rsplit_once(':') {
+                Some(("127.0.0.1" | "localhost", port)) => routes.by_port.get(&port.parse().ok()?).cloned(),
+                _ => None,
+            })
         }
+    }
+}
+
+fn by_host(routes: &Routes, host: &str) -> Option<Arc<Route>> {
+    let host = strip_port(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        routes.by_host.get(&host.to_ascii_lowercase()).cloned()
+    } else {
+        routes.by_host.get(host).cloned()
     }
 }
 
@@ -61,6 +73,7 @@ mod tests {
             audiences: vec![],
             invoker_iam_disabled: false,
             timeout: None,
+            ingress: crate::Ingress::All,
         });
         let mut routes = Routes::default();
         routes.by_host.insert("api.run.app".into(), route);

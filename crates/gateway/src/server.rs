@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::proxy::{self, page, Body};
-use crate::{h1, invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Unavailable, Upstream, Workers};
+use crate::{h1, invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Source, Unavailable, Upstream, Workers};
 
 /// How long open connections get to finish after `shutdown` resolves.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -34,6 +34,8 @@ pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Shared<P> {
     pub(crate) plane: Arc<P>,
     pub(crate) by: RouteBy,
+    /// Where this listener's requests come from, for ingress.
+    pub(crate) source: Source,
     hyper: http1::Builder,
 }
 
@@ -56,9 +58,22 @@ pub async fn serve_on<P: Plane>(
     by: RouteBy,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_from(workers, listener, plane, by, Source::External, shutdown).await
+}
+
+/// As [`serve_on`], for a listener whose callers count as `source` for ingress (the host's listeners are
+/// external; the load balancer's and those inside instances and VPC hosts say otherwise).
+pub async fn serve_from<P: Plane>(
+    workers: Arc<Workers>,
+    listener: TcpListener,
+    plane: Arc<P>,
+    by: RouteBy,
+    source: Source,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let mut hyper = http1::Builder::new();
     hyper.timer(TokioTimer::new()).keep_alive(true).header_read_timeout(HEAD_TIMEOUT);
-    let shared = Arc::new(Shared { plane, by, hyper });
+    let shared = Arc::new(Shared { plane, by, source, hyper });
     // Every connection holds a receiver: `send` tells them to stop, `closed` says they all have.
     let (stop, stopping) = watch::channel(());
     tokio::pin!(shutdown);
@@ -185,6 +200,25 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
     let Some(route) = route::find_host(&plane.routes(), shared.by, host) else {
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     };
+    if !route.ingress.admits(shared.source) {
+        // Cloud Run answers 404 and leaves no request log entry; the denial is kept for the troubleshooter.
+        plane.denied(Denial {
+            service: route.service.clone(),
+            resource: route.resource.clone(),
+            status: StatusCode::NOT_FOUND.as_u16(),
+            reason: format!(
+                "ingress `{}` does not admit requests from {}",
+                route.ingress.as_str(),
+                shared.source.as_str()
+            ),
+            principal: None,
+            explanation: None,
+            caller_ip: caller.ip.clone(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+        });
+        return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
+    }
     let served = Served { plane, service: &route.service, method, path, caller_ip: &caller.ip, start };
     let checked = {
         let (iam, verifier) = (plane.iam(), plane.verifier());

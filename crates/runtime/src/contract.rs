@@ -92,6 +92,7 @@ mod tests {
             },
             port: 8080,
             limits: crate::Limits::default(),
+            egress: crate::Egress::default(),
         }
     }
 

@@ -304,7 +304,7 @@ async fn sandboxed(
         .map_err(cleanup)?;
     let attached = sandbox
         .attach
-        .attach(&netns, &spec.service, port)
+        .attach(&netns, spec)
         .map_err(|e| spawn_err("cannot serve the platform inside the instance", e))
         .map_err(cleanup)?;
     let launch = Launch {

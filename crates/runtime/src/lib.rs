@@ -88,6 +88,27 @@ pub struct RevisionSpec {
     pub port: u16,
     /// `--memory` and `--cpu`, enforced as cgroup limits in a sandbox.
     pub limits: sandbox::Limits,
+    /// Where its outbound traffic goes.
+    pub egress: Egress,
+}
+
+/// Where an instance's outbound traffic goes (PROTOCOL.md §5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Egress {
+    /// The Serverless VPC Access connector its traffic enters the VPC through (`projects/P/locations/L/connectors/C`).
+    pub connector: Option<String>,
+    /// Direct VPC egress: the network and subnetwork its traffic enters the VPC on.
+    pub network: Option<(String, String)>,
+    /// `all-traffic`: everything goes through the VPC; else only private ranges do.
+    pub all_traffic: bool,
+}
+
+impl Egress {
+    /// Whether its requests to other services arrive through the VPC — internal, for ingress: only when all of its
+    /// traffic enters the VPC (a `run.app` URL is not a private address).
+    pub fn arrives_internal(&self) -> bool {
+        self.all_traffic && (self.connector.is_some() || self.network.is_some())
+    }
 }
 
 /// Where instances' metadata servers get their tokens: one source per service-account email.

@@ -49,12 +49,12 @@ impl std::fmt::Debug for SandboxConfig {
 /// gateway and every service URL, at the same addresses as on the host.
 pub trait Attach: Send + Sync + 'static {
     /// Called before the instance's process starts, on a runtime thread; what it returns is dropped once the
-    /// instance has exited (closing those listeners). `port` is the instance's own `PORT`, which stays the app's.
+    /// instance has exited (closing those listeners). The revision's own `port` stays the app's; its `egress` says
+    /// whether its requests count as internal.
     fn attach(
         &self,
         netns: &Arc<Netns>,
-        service: &str,
-        port: u16,
+        revision: &crate::RevisionSpec,
     ) -> Result<Box<dyn std::any::Any + Send + Sync>, String>;
 }
 

@@ -678,10 +678,17 @@ impl App {
             "path": d.path,
             "status": d.status,
             "reason": d.reason,
-            "control": "invoker IAM (the gateway's invocation check)",
+            "control": match d.status {
+                404 => "ingress (where the request came from)",
+                _ => "invoker IAM (the gateway's invocation check)",
+            },
             "explanation": d.explanation,
         }));
-        let code = if d.status == 401 { Code::Unauthenticated } else { Code::PermissionDenied };
+        let code = match d.status {
+            401 => Code::Unauthenticated,
+            404 => Code::NotFound,
+            _ => Code::PermissionDenied,
+        };
         let entry = call.entry(self, &caller, Some(&ApiError::new(code, d.reason)));
         if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
             tracing::error!(error = %e, "could not record a refused invocation in the audit log");

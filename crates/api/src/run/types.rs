@@ -293,6 +293,8 @@ pub struct Workload {
     pub memory_bytes: u64,
     /// `resources.limits.cpu`, in thousandths of a CPU (1 CPU by default).
     pub cpu_millis: u32,
+    /// The template's `vpcAccess` (already checked against the VPC model).
+    pub vpc_access: Option<VpcAccess>,
 }
 
 /// `env[i].valueSource.secretKeyRef`: an env var read from Secret Manager.
@@ -616,6 +618,7 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
         port,
         memory_bytes,
         cpu_millis,
+        vpc_access: template.vpc_access.clone(),
     })
 }
 

@@ -71,6 +71,7 @@ pub fn route(invoker_iam_disabled: bool) -> Route {
         audiences: vec![URL.into(), format!("{URL}/"), URL2.into(), CUSTOM.into()],
         invoker_iam_disabled,
         timeout: None,
+        ingress: gateway::Ingress::All,
     }
 }
 

@@ -112,6 +112,7 @@ pub fn spec(service: &str, revision: &str, dir: &Path, argv: &[&str]) -> Revisio
         identity: identity(),
         port: 8080,
         limits: runtime::Limits::default(),
+        egress: runtime::Egress::default(),
     }
 }
 
