@@ -681,3 +681,26 @@ pub(crate) fn check_vpc_access(app: &App, access: &mut VpcAccess, region: &str) 
         _ => Err(ApiError::invalid("Direct VPC egress supports one network interface")),
     }
 }
+
+impl App {
+    /// Where a connector's traffic enters its VPC: the network's name and the connector's range (its own /28, or
+    /// its subnet's). `None` when the connector is gone.
+    pub fn connector_route(&self, path: &str) -> Option<(String, Ipv4Net)> {
+        let c = self.read(|tx| Ok(tx.get::<Connector>(kind::CONNECTOR, path)?)).ok()??;
+        let range = match &c.subnet {
+            None => c.ip_cidr_range.clone(),
+            Some(s) => {
+                let region = path.split('/').nth(3).unwrap_or_default();
+                self.subnet_route(region, &s.name)?.1.to_string()
+            }
+        };
+        Some((c.network, range.parse().ok()?))
+    }
+
+    /// A subnetwork's network name and range.
+    pub fn subnet_route(&self, region: &str, name: &str) -> Option<(String, Ipv4Net)> {
+        let path = network::subnet_path(&self.project.project_id, region, name);
+        let s = self.read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &path)?)).ok()??;
+        Some((basename(&s.network).to_owned(), s.ip_cidr_range.parse().ok()?))
+    }
+}

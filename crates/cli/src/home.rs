@@ -27,6 +27,9 @@ pub struct DaemonInfo {
     /// as the network issue names it.
     #[serde(default, rename = "load_balancer")]
     pub load_balancer: String,
+    /// The simulated internet host that answers with the caller's address (reachable from inside instances).
+    #[serde(default, rename = "internet_echo", skip_serializing_if = "String::is_empty")]
+    pub internet_echo: String,
     pub pid: u32,
     pub project: String,
     pub project_number: String,

@@ -91,9 +91,24 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             api: api_router.clone(),
             workers: workers.clone(),
             plane: std::sync::OnceLock::new(),
+            fabric: std::sync::OnceLock::new(),
             stop: stop_rx.clone(),
         });
         let sandbox = sandbox(&home, instance_listeners.clone());
+        // The simulated internet and VPC routers, when instances have network namespaces to link.
+        let fabric = match &sandbox {
+            Ok(_) => Some(network::fabric::Fabric::new().context("cannot create the simulated networks")?),
+            Err(_) => None,
+        };
+        let echo_task = match &fabric {
+            Some(f) => {
+                let addr = SocketAddr::from((network::fabric::ECHO_IP, 80));
+                let listener = TcpListener::from_std(f.internet().listen(addr)?)?;
+                Some(tokio::spawn(serve_echo(listener, stopped(&stop_rx))))
+            }
+            None => None,
+        };
+        let _ = instance_listeners.fabric.set(fabric.clone());
         let mut api_stop = stop_rx.clone();
         let api_task = tokio::spawn(async move {
             axum::serve(api_listener, api_router.into_make_service_with_connect_info::<SocketAddr>())
@@ -158,6 +173,10 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             api: format!("http://{api_addr}"),
             gateway: format!("http://{gw_addr}"),
             load_balancer: format!("http://{lb_addr}"),
+            internet_echo: match &fabric {
+                Some(_) => format!("http://{}/", network::fabric::ECHO_IP),
+                None => String::new(),
+            },
             pid: std::process::id(),
             project: project.project_id.clone(),
             project_number: project.project_number.clone(),
@@ -224,6 +243,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let _ = api_task.await;
         let _ = gw_task.await;
         let _ = lb_task.await;
+        if let Some(task) = echo_task {
+            let _ = task.await;
+        }
         let _ = listeners_task.await;
         rt.shutdown().await;
         if let Ok(sandbox) = &sandbox {
@@ -341,16 +363,50 @@ pub(crate) struct InstanceListeners {
     workers: Arc<gateway::Workers>,
     /// Set once the plane exists (it needs the runtime, which needs this).
     plane: std::sync::OnceLock<Arc<crate::platform::GatewayPlane>>,
+    /// The simulated networks instances are linked into.
+    fabric: std::sync::OnceLock<Option<Arc<network::fabric::Fabric>>>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Stops one instance's listeners when dropped.
-struct Attached(tokio::sync::watch::Sender<bool>);
+/// Stops one instance's listeners when dropped, and gives back its addresses.
+struct Attached(tokio::sync::watch::Sender<bool>, #[allow(dead_code)] Option<network::fabric::Attachment>);
 
 impl Drop for Attached {
     fn drop(&mut self) {
         let _ = self.0.send(true);
     }
+}
+
+/// The egress plan of a revision, resolved against the VPC resources as they are now.
+fn egress_plan(app: &api::App, egress: &runtime::Egress) -> Result<network::fabric::EgressPlan, String> {
+    use network::fabric::{EgressPlan, Via, VpcPlan};
+    let vpc = match (&egress.connector, &egress.network) {
+        (Some(connector), _) => {
+            let (network, range) = app
+                .connector_route(connector)
+                .ok_or_else(|| format!("VPC connector `{connector}` no longer exists; redeploy without it"))?;
+            Some(VpcPlan { network, via: Via::Connector { name: connector.clone(), range } })
+        }
+        (None, Some((network, subnet))) => {
+            let region = app.project().region.clone();
+            let (_, range) = app
+                .subnet_route(&region, subnet)
+                .ok_or_else(|| format!("subnetwork `{subnet}` no longer exists; redeploy without it"))?;
+            Some(VpcPlan { network: network.clone(), via: Via::Subnet { name: subnet.clone(), range } })
+        }
+        (None, None) => None,
+    };
+    Ok(EgressPlan { vpc, all_traffic: egress.all_traffic })
+}
+
+/// The simulated internet host: answers every request with the caller's address.
+async fn serve_echo(listener: TcpListener, stop: impl std::future::Future<Output = ()> + Send + 'static) {
+    use axum::extract::ConnectInfo;
+    let echo = axum::Router::new()
+        .fallback(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { format!("{}\n", peer.ip()) });
+    let _ = axum::serve(listener, echo.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(stop)
+        .await;
 }
 
 impl runtime::Attach for InstanceListeners {
@@ -363,6 +419,13 @@ impl runtime::Attach for InstanceListeners {
         let source =
             if revision.egress.arrives_internal() { gateway::Source::Internal } else { gateway::Source::External };
         let plane = self.plane.get().ok_or("the platform is still starting")?.clone();
+        let attachment = match self.fabric.get().cloned().flatten() {
+            Some(fabric) => {
+                let plan = egress_plan(&plane.app, &revision.egress)?;
+                Some(fabric.attach(netns, &plan).map_err(|e| format!("cannot link the instance's network: {e}"))?)
+            }
+            None => None,
+        };
         let ns = netns.clone();
         let bind: Bind =
             Arc::new(move |port| ns.listen(SocketAddr::from(([127, 0, 0, 1], port))).and_then(TcpListener::from_std));
@@ -392,7 +455,7 @@ impl runtime::Attach for InstanceListeners {
         let (lb_by, lb_source) = (gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer);
         tokio::spawn(gateway::serve_from(workers.clone(), lb, plane.clone(), lb_by, lb_source, stopped(&rx)));
         tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source)), rx));
-        Ok(Box::new(Attached(tx)))
+        Ok(Box::new(Attached(tx, attachment)))
     }
 }
 

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fabric;
 pub mod netns;
 
 use std::net::Ipv4Addr;

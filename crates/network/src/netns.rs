@@ -94,8 +94,14 @@ impl Netns {
 
     /// Runs `ip -batch -` with `commands` inside the namespace.
     pub fn ip(&self, commands: &str) -> io::Result<()> {
-        let commands = commands.to_string();
-        self.run(move || ip_batch(&commands))
+        self.command("ip", &["-batch", "-"], commands)
+    }
+
+    /// Runs `program args` inside the namespace with `input` on its stdin; Err carries its stderr.
+    pub fn command(&self, program: &str, args: &[&str], input: &str) -> io::Result<()> {
+        let (program, input) = (program.to_string(), input.to_string());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.run(move || run_command(&program, &args, &input))
     }
 }
 
@@ -122,23 +128,29 @@ pub fn available() -> Result<(), String> {
 
 /// Runs `ip -batch -` in the calling thread's namespace.
 fn ip_batch(commands: &str) -> io::Result<()> {
+    run_command("ip", &["-batch".to_string(), "-".to_string()], commands)
+}
+
+/// Runs `program` in the calling thread's namespace, `input` on its stdin.
+fn run_command(program: &str, args: &[String], input: &str) -> io::Result<()> {
     use std::io::Write as _;
-    let mut child = Command::new("ip")
-        .args(["-batch", "-"])
+    let package = if program == "ip" { "iproute2" } else { program };
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| io::Error::other(format!("cannot run `ip` (install iproute2): {e}")))?;
+        .map_err(|e| io::Error::other(format!("cannot run `{program}` (install {package}): {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(commands.as_bytes())?;
+        stdin.write_all(input.as_bytes())?;
     }
     let out = child.wait_with_output()?;
     if out.status.success() {
         return Ok(());
     }
     Err(io::Error::other(format!(
-        "`ip` failed configuring a network namespace: {}",
+        "`{program}` failed configuring a network namespace: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     )))
 }

@@ -1,8 +1,10 @@
 """A Cloud Run service that reports what it can see and reach from inside its instance (the sandbox test's probe).
 
-GET /probe?home=DIR&url=URL  -> JSON: uid/gid, hostname, visible PIDs, whether DIR (the platform's home) can be
+GET /probe?home=DIR&url=URL&echo=URL&private=IP
+                             -> JSON: uid/gid, hostname, visible PIDs, whether DIR (the platform's home) can be
                                 listed or read, whether the host filesystem is writable, /tmp, a connection off
-                                the machine, a GET of URL (a platform URL: API or service), and an ID token fetched
+                                the machine and one to a private address, a GET of URL (a platform URL: API or
+                                service), what the internet echo host says our address is, and an ID token fetched
                                 by google-auth in a child process with an empty environment.
 GET /hog                     -> allocates memory until the instance is stopped (its --memory limit).
 """
@@ -32,8 +34,8 @@ def attempt(fn):
         return {"ok": False, "error": repr(e)}
 
 
-def connect_out():
-    with socket.create_connection(("192.0.2.1", 80), timeout=3):
+def connect(host, port):
+    with socket.create_connection((host, port), timeout=3):
         return "connected"
 
 
@@ -77,12 +79,18 @@ def probe(query):
         "write_etc": attempt(lambda: write("/etc/gatehouse-probe")),
         "write_cwd": attempt(lambda: write("probe-wrote-here")),
         "write_tmp": attempt(lambda: write("/tmp/probe")),
-        "connect_out": attempt(connect_out),
+        # A real public address: nothing is routed off the machine.
+        "connect_out": attempt(lambda: connect("8.8.8.8", 53)),
+        # A private address, reachable only through a VPC.
+        "connect_private": attempt(lambda: connect(query.get("private", ["10.255.255.1"])[0], 5432)),
         "metadata_host": attempt(lambda: socket.gethostbyname("metadata.google.internal")),
         "id_token_empty_env": attempt(id_token_with_empty_env),
     }
     if url:
         report["fetch"] = attempt(lambda: fetch_status(url))
+    echo = query.get("echo", [""])[0]
+    if echo:
+        report["echo"] = attempt(lambda: fetch(echo)["body"].strip())
     return report
 
 
