@@ -5,7 +5,7 @@
 use crate::auth::Caller;
 use crate::state::{App, Result};
 use crate::{
-    credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts, troubleshoot, vpc,
+    compute_instances, credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts, troubleshoot, vpc,
 };
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -238,6 +238,16 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         }
 
         // Compute Engine v1: VPC networks and subnetworks.
+        (["compute", "v1", "projects", p, "zones", z, "instances"], None) if post => {
+            compute_instances::insert(app, req, p, z)
+        }
+        (["compute", "v1", "projects", p, "zones", z, "instances"], None) if get => compute_instances::list(app, req, p, z),
+        (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if get => {
+            compute_instances::get(app, req, p, z, n)
+        }
+        (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if delete => {
+            compute_instances::delete(app, req, p, z, n)
+        }
         (["compute", "v1", "projects", p, "global", "networks"], None) if post => vpc::networks_insert(app, req, p),
         (["compute", "v1", "projects", p, "global", "networks"], None) if get => vpc::networks_list(app, req, p),
         (["compute", "v1", "projects", p, "global", "networks", n], None) if get => vpc::networks_get(app, req, p, n),

@@ -28,6 +28,7 @@ mod service_accounts;
 mod state;
 mod troubleshoot;
 mod vpc;
+pub mod compute_instances;
 
 pub use bootstrap::{bootstrap, Bootstrap, BootstrapOptions, OPERATOR};
 pub use http::router;

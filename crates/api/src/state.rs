@@ -26,6 +26,7 @@ pub(crate) mod kind {
     pub const NETWORK: &str = "network";
     pub const SUBNETWORK: &str = "subnetwork";
     pub const CONNECTOR: &str = "vpcConnector";
+    pub const COMPUTE_INSTANCE: &str = "computeInstance";
 }
 
 /// Now, as Google's APIs write timestamps (RFC 3339, UTC).
@@ -69,6 +70,8 @@ pub struct App {
     pub(crate) routes: ArcSwap<Vec<crate::run::ServiceRoute>>,
     pub(crate) routes_changed: tokio::sync::watch::Sender<u64>,
     pub(crate) deployer: std::sync::OnceLock<Arc<dyn crate::run::Deployer>>,
+    /// Runs VPC hosts (Compute Engine instances); unset without a sandbox.
+    pub(crate) hosts: std::sync::OnceLock<Arc<dyn crate::compute_instances::HostRunner>>,
     /// First port tried for service URLs (0: any free port).
     pub(crate) service_port_base: u16,
     /// Unique id → service account, for ID tokens minted without the email claim.
@@ -121,6 +124,7 @@ impl App {
             routes: ArcSwap::from_pointee(Vec::new()),
             routes_changed: tokio::sync::watch::channel(0).0,
             deployer: std::sync::OnceLock::new(),
+            hosts: std::sync::OnceLock::new(),
             service_port_base,
             subjects: ArcSwap::from_pointee(Default::default()),
             store,

@@ -957,6 +957,52 @@ mod tests {
 pub enum ComputeCmd {
     #[command(subcommand)]
     Networks(NetworksCmd),
+    #[command(subcommand)]
+    Instances(InstancesCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InstancesCmd {
+    /// Create a VM in a VPC subnet that runs its startup script (a private host, e.g. a database).
+    Create {
+        name: String,
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        network: Option<String>,
+        /// The instance's address in the subnet (default: the next free one).
+        #[arg(long)]
+        private_network_ip: Option<String>,
+        /// `startup-script=COMMAND` (other keys are kept as metadata).
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Accepted for compatibility (the host has no external address anyway).
+        #[arg(long)]
+        no_address: bool,
+        #[arg(long)]
+        machine_type: Option<String>,
+        #[arg(long)]
+        service_account: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        zones: Option<String>,
+    },
+    Describe {
+        name: String,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    Delete {
+        names: Vec<String>,
+        #[arg(long)]
+        zone: Option<String>,
+        /// Accepted for compatibility: Gatehouse does not prompt.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -1078,7 +1124,17 @@ pub enum ConnectorsCmd {
 
 impl ComputeCmd {
     pub fn path(&self) -> &'static str {
-        let ComputeCmd::Networks(n) = self;
+        let n = match self {
+            ComputeCmd::Networks(n) => n,
+            ComputeCmd::Instances(i) => {
+                return match i {
+                    InstancesCmd::Create { .. } => "compute.instances.create",
+                    InstancesCmd::List { .. } => "compute.instances.list",
+                    InstancesCmd::Describe { .. } => "compute.instances.describe",
+                    InstancesCmd::Delete { .. } => "compute.instances.delete",
+                }
+            }
+        };
         match n {
             NetworksCmd::Create { .. } => "compute.networks.create",
             NetworksCmd::List => "compute.networks.list",

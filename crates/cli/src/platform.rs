@@ -124,6 +124,7 @@ impl RuntimeDeployer {
                     connector: Some(v.connector.clone()).filter(|c| !c.is_empty()),
                     network: v.network_interfaces.first().map(|i| (i.network.clone(), i.subnetwork.clone())),
                     all_traffic: v.egress == api::run::types::VpcEgress::AllTraffic,
+                    address: None,
                 },
             },
             identity: metadata::Identity {
@@ -154,6 +155,76 @@ impl Deployer for RuntimeDeployer {
 
     fn logs(&self, service: &str, limit: usize) -> Vec<serde_json::Value> {
         self.runtime.logs(service, limit).into_iter().filter_map(|l| serde_json::to_value(l).ok()).collect()
+    }
+}
+
+/// Runs Compute Engine instances as VPC hosts: each one's startup script in a sandbox of its own, on the subnet
+/// at its address, with a metadata server for its service account. Only with a sandbox (`up` as root).
+pub struct VpcHosts {
+    pub runtime: Arc<Runtime>,
+    pub handle: tokio::runtime::Handle,
+    pub app: Arc<App>,
+    pub hosts: std::sync::Mutex<std::collections::HashMap<String, runtime::Host>>,
+}
+
+impl VpcHosts {
+    /// Stops every host (at `up` stop).
+    pub async fn stop_all(&self) {
+        let hosts: Vec<runtime::Host> = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, h)| h).collect();
+        for h in hosts {
+            h.stop().await;
+        }
+    }
+}
+
+impl api::compute_instances::HostRunner for VpcHosts {
+    fn start(&self, host: api::compute_instances::VpcHost) -> Result<(), String> {
+        let project = self.app.project();
+        let name = host.path.rsplit('/').next().unwrap_or_default().to_string();
+        let spec = runtime::RevisionSpec {
+            service: name.clone(),
+            revision: name.clone(),
+            configuration: name,
+            workload: runtime::Workload::Command {
+                argv: vec!["/bin/sh".into(), "-c".into(), host.startup_script.clone()],
+            },
+            env: Vec::new(),
+            secret_env: Vec::new(),
+            secret_files: Vec::new(),
+            min_instances: 1,
+            max_instances: 1,
+            concurrency: 1,
+            request_timeout: Duration::from_secs(1),
+            port: 0,
+            limits: runtime::Limits::default(),
+            egress: runtime::Egress {
+                connector: None,
+                network: Some((host.network.clone(), host.subnet.clone())),
+                all_traffic: true,
+                address: Some(host.address),
+            },
+            identity: metadata::Identity {
+                email: host.service_account.clone(),
+                project_id: project.project_id.clone(),
+                project_number: project.project_number.clone(),
+                region: project.region.clone(),
+                zone: format!("{}-a", project.region),
+                instance_id: String::new(),
+                scopes: metadata::Identity::default_scopes(),
+            },
+        };
+        let running = self.handle.block_on(self.runtime.run_host(spec))?;
+        if let Some(old) = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).insert(host.path, running) {
+            drop(old);
+        }
+        Ok(())
+    }
+
+    fn stop(&self, path: &str) {
+        let host = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+        if let Some(h) = host {
+            self.handle.block_on(h.stop());
+        }
     }
 }
 

@@ -169,6 +169,21 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let listeners_task =
             tokio::spawn(serve_service_ports(plane.clone(), workers.clone(), bind, None, stop_rx.clone()));
         crate::platform::start_services(app.clone(), rt.clone());
+        let vpc_hosts = match &fabric {
+            Some(_) => {
+                let hosts = Arc::new(crate::platform::VpcHosts {
+                    runtime: rt.clone(),
+                    handle: tokio::runtime::Handle::current(),
+                    app: app.clone(),
+                    hosts: Default::default(),
+                });
+                let (app, runner) = (app.clone(), hosts.clone());
+                // Stored hosts start in the background (start blocks on the runtime).
+                tokio::task::spawn_blocking(move || app.set_host_runner(runner));
+                Some(hosts)
+            }
+            None => None,
+        };
         let info = DaemonInfo {
             api: format!("http://{api_addr}"),
             gateway: format!("http://{gw_addr}"),
@@ -247,6 +262,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             let _ = task.await;
         }
         let _ = listeners_task.await;
+        if let Some(hosts) = &vpc_hosts {
+            hosts.stop_all().await;
+        }
         rt.shutdown().await;
         if let Ok(sandbox) = &sandbox {
             sandbox.cgroups.close();
@@ -392,7 +410,8 @@ fn egress_plan(app: &api::App, egress: &runtime::Egress) -> Result<network::fabr
             let (_, range) = app
                 .subnet_route(&region, subnet)
                 .ok_or_else(|| format!("subnetwork `{subnet}` no longer exists; redeploy without it"))?;
-            Some(VpcPlan { network: network.clone(), via: Via::Subnet { name: subnet.clone(), range } })
+            let via = Via::Subnet { name: subnet.clone(), range, address: egress.address };
+            Some(VpcPlan { network: network.clone(), via })
         }
         (None, None) => None,
     };

@@ -213,6 +213,10 @@ const PERMISSIONS: &[&str] = &[
     "pubsub.topics.setIamPolicy",
     "pubsub.topics.update",
     // VPC networks and Serverless VPC Access
+    "compute.instances.create",
+    "compute.instances.delete",
+    "compute.instances.get",
+    "compute.instances.list",
     "compute.networks.create",
     "compute.networks.delete",
     "compute.networks.get",
@@ -414,6 +418,12 @@ const PREDEFINED: &[Predef] = &[
         "Compute Network Admin",
         "Permissions to create, modify, and delete networking resources.",
         &[PROJECT_READ, &["compute.networks.*", "compute.subnetworks.*"]],
+    ),
+    list(
+        "roles/compute.instanceAdmin.v1",
+        "Compute Instance Admin (v1)",
+        "Full control of Compute Engine instances.",
+        &[PROJECT_READ, &["compute.instances.*", "compute.subnetworks.use", "compute.networks.use"]],
     ),
     list(
         "roles/compute.networkUser",

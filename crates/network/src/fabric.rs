@@ -57,8 +57,9 @@ pub enum Via {
     /// A Serverless VPC Access connector (its full name) and its range: inside the VPC its traffic comes from an
     /// address of that range.
     Connector { name: String, range: Ipv4Net },
-    /// Direct VPC egress on a subnet (its name) and its range: the instance has an address of its own there.
-    Subnet { name: String, range: Ipv4Net },
+    /// Direct VPC egress on a subnet (its name) and its range: the instance has an address of its own there —
+    /// `address` when given (a VPC host's), else the next free one.
+    Subnet { name: String, range: Ipv4Net, address: Option<Ipv4Addr> },
 }
 
 impl Via {
@@ -186,8 +187,8 @@ impl Fabric {
                         attachment.link = Some(l);
                         (Ipv4Addr::new(169, 254, 1 + (l / 250) as u8, 1 + (l % 250) as u8), VPC_LINK_GATEWAY)
                     }
-                    Via::Subnet { range, .. } => {
-                        let ip = claim(&router, range, None)?;
+                    Via::Subnet { range, address, .. } => {
+                        let ip = claim(&router, range, *address)?;
                         attachment.subnet = Some((router.clone(), ip));
                         attachment.vpc_address = Some(ip);
                         (ip, gateway_of(range))
@@ -211,36 +212,6 @@ impl Fabric {
             }
         }
         ns.ip(&routes)?;
-        Ok(attachment)
-    }
-
-    /// Links `ns` (a VPC host's namespace) into `network` on the subnet `range`, at `ip` or the next free address.
-    pub fn attach_host(
-        self: &Arc<Fabric>,
-        ns: &Netns,
-        network: &str,
-        range: Ipv4Net,
-        ip: Option<Ipv4Addr>,
-    ) -> io::Result<Attachment> {
-        let router = self.router(network)?;
-        let me = claim(&router, &range, ip)?;
-        let gateway = gateway_of(&range);
-        let peer = self.iface("h");
-        let attachment = Attachment {
-            fabric: self.clone(),
-            public: None,
-            link: None,
-            subnet: Some((router.clone(), me)),
-            vpc_address: Some(me),
-        };
-        ns.ip(&format!(
-            "link add eth0 type veth peer name {peer} netns {r}\naddress add {me}/32 dev eth0\nlink set eth0 up\n\
-             route add {gateway}/32 dev eth0\nroute add default via {gateway} dev eth0\n",
-            r = path(&router.ns)
-        ))?;
-        router.ns.ip(&format!(
-            "address add {gateway}/32 dev {peer}\nlink set {peer} up\nroute replace {me}/32 dev {peer}\n"
-        ))?;
         Ok(attachment)
     }
 

@@ -85,7 +85,7 @@ pub(crate) async fn start<S: metadata::TokenSource>(
 ) -> Result<Started, StartFailure> {
     let (program, args) = match &spec.workload {
         Workload::Sample => (config.sample_program.clone(), vec!["sample-hello".to_string()]),
-        Workload::Process { argv, .. } => match argv.split_first() {
+        Workload::Process { argv, .. } | Workload::Command { argv } => match argv.split_first() {
             Some((program, args)) => (program.into(), args.to_vec()),
             None => return Err(StartFailure::Spawn("the container command is empty".to_string())),
         },
@@ -142,6 +142,10 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     if !(ctx.register)(&proc) {
         proc.stop(FAILED_START_GRACE).await;
         return Err(StartFailure::Spawn("the runtime is shutting down".to_string()));
+    }
+    if port == 0 {
+        // Nothing to wait for: a process that serves no requests (a VPC host).
+        return Ok(Started { proc, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), netns });
     }
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -220,7 +224,7 @@ async fn plain(
         .map_err(|e| spawn_err("cannot create the instance's home directory", e))?;
     let cwd = match &spec.workload {
         Workload::Process { dir, .. } => dir.clone(),
-        Workload::Sample => home.path().to_path_buf(),
+        Workload::Sample | Workload::Command { .. } => home.path().to_path_buf(),
     };
     let daemon_path = std::env::var("PATH").ok();
     let env = contract::environment(spec, port, Some(md_addr), home.path(), daemon_path.as_deref());
@@ -256,13 +260,17 @@ async fn sandboxed(
 ) -> Result<Prepared, StartFailure> {
     let port = spec.port;
     let daemon_path = std::env::var("PATH").ok();
-    let env = contract::environment(spec, port, None, Path::new(sandbox::SANDBOX_HOME), daemon_path.as_deref());
+    let mut env = contract::environment(spec, port, None, Path::new(sandbox::SANDBOX_HOME), daemon_path.as_deref());
+    if port == 0 {
+        // Not a Cloud Run instance: no container contract.
+        env.retain(|(k, _)| k != "PORT" && !k.starts_with("K_"));
+    }
     let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let mut needs = sandbox::program_paths(&program, &path);
     needs.extend(sandbox::program_paths(&config.sample_program, ""));
     let source = match &spec.workload {
         Workload::Process { dir, .. } => Some(dir.clone()),
-        Workload::Sample => None,
+        Workload::Sample | Workload::Command { .. } => None,
     };
     let cgroup_procs = sandbox
         .cgroups

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use runtime::{Lease, Runtime};
+pub use runtime::{Host, Lease, Runtime};
 pub use sandbox::{Attach, Cgroups, Limits, SandboxConfig};
 pub use secrets::{SecretEnv, SecretFile, SecretRead};
 
@@ -59,6 +59,8 @@ pub enum Workload {
     Sample,
     /// `argv` (program and arguments) run in `dir`.
     Process { dir: PathBuf, argv: Vec<String> },
+    /// `argv` run in the instance's `HOME`, with no source directory (a VPC host's startup script).
+    Command { argv: Vec<String> },
 }
 
 /// One revision of a service, as the runtime needs it.
@@ -101,6 +103,8 @@ pub struct Egress {
     pub network: Option<(String, String)>,
     /// `all-traffic`: everything goes through the VPC; else only private ranges do.
     pub all_traffic: bool,
+    /// A fixed address on the Direct VPC subnet (a VPC host's `networkIP`).
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 impl Egress {

@@ -81,6 +81,30 @@ pub struct Runtime<F: SourceFactory> {
     procs: Mutex<Procs>,
 }
 
+/// A process run by [`Runtime::run_host`]. Dropping it kills the process.
+pub struct Host {
+    proc: Arc<Proc>,
+    ring: Arc<LogRing>,
+}
+
+impl Host {
+    /// SIGTERM, SIGKILL after a grace period.
+    pub async fn stop(&self) {
+        self.proc.stop(Duration::from_secs(2)).await;
+    }
+
+    /// Its output and exit, oldest first.
+    pub fn logs(&self, limit: usize) -> Vec<LogLine> {
+        self.ring.tail(limit)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.proc.kill_now();
+    }
+}
+
 /// A slot on a ready instance. Dropping it frees the slot and marks the instance used now.
 pub struct Lease {
     pub addr: SocketAddr,
@@ -363,6 +387,29 @@ impl<F: SourceFactory> Runtime<F> {
             procs.live.values().cloned().collect()
         };
         stop_all(procs).await;
+    }
+
+    /// Runs `spec` (port 0, one process, no scaling) in a sandbox of its own: a VPC host. It runs until it exits or
+    /// the [`Host`] is stopped or dropped; nothing restarts it.
+    pub async fn run_host(&self, spec: RevisionSpec) -> Result<Host, String> {
+        let ring = Arc::new(LogRing::new(self.config.log_lines));
+        let id = crate::contract::new_instance_id();
+        let (log, revision, instance) = (ring.clone(), spec.revision.clone(), id.clone());
+        let on_exit: spawn::OnExit = Box::new(move |status| {
+            let text = format!("exited with {}", spawn::describe(status));
+            log.push(LogLine::now(&revision, &instance, Stream::System, text));
+        });
+        let ctx = StartContext {
+            instance_id: id,
+            source: self.factory.source(&spec.identity.email),
+            ring: ring.clone(),
+            on_exit,
+            register: Box::new(|_| true),
+            secrets: None,
+        };
+        let spec = RevisionSpec { port: 0, ..spec };
+        let started = instance::start(&spec, &self.config, ctx).await.map_err(|f| f.reason().to_string())?;
+        Ok(Host { proc: started.proc, ring })
     }
 
     /// Launches one instance of `spec` with its metadata server and waits for readiness.

@@ -1,9 +1,10 @@
-//! `compute networks …`, `compute networks subnets …` and `compute networks vpc-access connectors …`, as gcloud's:
+//! `compute networks …`, `compute networks subnets …`, `compute networks vpc-access connectors …` and
+//! `compute instances …` (private hosts in a VPC), as gcloud's:
 //! the same flags, the same `Created [URL].` lines, tables with gcloud's columns (any `--format` shows the
 //! resources themselves).
 
 use super::{basename, region, seg};
-use crate::args::{ComputeCmd, ConnectorsCmd, Global, NetworksCmd, SubnetsCmd, VpcAccessCmd};
+use crate::args::{ComputeCmd, ConnectorsCmd, Global, InstancesCmd, NetworksCmd, SubnetsCmd, VpcAccessCmd};
 use crate::client::Client;
 use crate::format::{self, Default};
 use anyhow::{bail, Result};
@@ -14,7 +15,10 @@ const COMPUTE: &str = "https://www.googleapis.com/compute/v1/";
 
 pub fn run(g: &Global, cmd: ComputeCmd) -> Result<u8> {
     let client = Client::new(g)?;
-    let ComputeCmd::Networks(cmd) = cmd;
+    let cmd = match cmd {
+        ComputeCmd::Networks(cmd) => cmd,
+        ComputeCmd::Instances(cmd) => return instances(&client, g, cmd),
+    };
     match cmd {
         NetworksCmd::Subnets(c) => subnets(&client, g, c),
         NetworksCmd::VpcAccess(VpcAccessCmd::Connectors(c)) => connectors(&client, g, c),
@@ -264,6 +268,97 @@ fn connectors(client: &Client, g: &Global, cmd: ConnectorsCmd) -> Result<u8> {
             eprintln!("Delete request issued for: [{name}]");
             eprintln!("Waiting for operation [{}] to complete...done.", op["name"].as_str().unwrap_or_default());
             eprintln!("Deleted connector [{name}].");
+        }
+    }
+    Ok(0)
+}
+
+const INSTANCE_TABLE: &str = "table(name:label=NAME,zone:label=ZONE,machine:label=MACHINE_TYPE,\
+                              ip:label=INTERNAL_IP,status:label=STATUS)";
+
+fn instance_row(i: &Value) -> Value {
+    json!({
+        "name": i["name"],
+        "zone": basename(i["zone"].as_str().unwrap_or_default()),
+        "machine": basename(i["machineType"].as_str().unwrap_or_default()),
+        "ip": i["networkInterfaces"][0]["networkIP"],
+        "status": i["status"],
+    })
+}
+
+/// The zone: `--zone`, else the configured `compute/zone`, else the region's `-a` zone.
+fn zone(client: &Client, zone: &Option<String>) -> String {
+    zone.clone().unwrap_or_else(|| format!("{}-a", region(client, &None)))
+}
+
+fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
+    let project = seg(&client.project(g));
+    let base = |z: &str| format!("/compute/v1/projects/{project}/zones/{}/instances", seg(z));
+    match cmd {
+        InstancesCmd::Create {
+            name,
+            zone: z,
+            subnet,
+            network,
+            private_network_ip,
+            metadata,
+            no_address: _,
+            machine_type: _,
+            service_account,
+        } => {
+            let z = zone(client, &z);
+            let Some(subnet) = subnet else {
+                bail!("add --subnet=SUBNET: a Gatehouse instance is a private host in a VPC subnet");
+            };
+            let region = z.rsplit_once('-').map(|(r, _)| r.to_string()).unwrap_or_default();
+            let mut items = Vec::new();
+            for pair in metadata.as_deref().map(super::split_list).unwrap_or_default() {
+                let Some((k, v)) = pair.split_once('=') else {
+                    bail!("invalid --metadata `{pair}`; use KEY=VALUE, e.g. startup-script=COMMAND");
+                };
+                items.push(json!({ "key": k, "value": v }));
+            }
+            let mut nic = json!({
+                "subnetwork": format!("projects/{project}/regions/{region}/subnetworks/{}", seg(&subnet)),
+            });
+            if let Some(n) = network {
+                nic["network"] = json!(format!("projects/{project}/global/networks/{}", seg(&n)));
+            }
+            if let Some(ip) = private_network_ip {
+                nic["networkIP"] = json!(ip);
+            }
+            let mut body = json!({ "name": name, "networkInterfaces": [nic], "metadata": { "items": items } });
+            if let Some(sa) = service_account {
+                body["serviceAccounts"] = json!([{ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] }]);
+            }
+            let op = client.post(&base(&z), &body)?;
+            eprintln!("Created [{}].", op["targetLink"].as_str().unwrap_or_default());
+            let i = client.get(&format!("{}/{}", base(&z), seg(&name)))?;
+            show(g, i.clone(), instance_row(&i), INSTANCE_TABLE)?;
+        }
+        InstancesCmd::List { zones } => {
+            let zones = zones.map(|z| super::split_list(&z)).unwrap_or_else(|| vec![zone(client, &None)]);
+            let mut all = Vec::new();
+            for z in zones {
+                let list = client.get(&base(&z))?;
+                all.extend(list["items"].as_array().cloned().unwrap_or_default());
+            }
+            let rows: Vec<Value> = all.iter().map(instance_row).collect();
+            show(g, Value::Array(all), Value::Array(rows), INSTANCE_TABLE)?;
+        }
+        InstancesCmd::Describe { name, zone: z } => {
+            let i = client.get(&format!("{}/{}", base(&zone(client, &z)), seg(&name)))?;
+            format::print(&i, g, Default::Yaml)?;
+        }
+        InstancesCmd::Delete { names, zone: z, quiet: _ } => {
+            if names.is_empty() {
+                bail!("name the instance(s) to delete");
+            }
+            let z = zone(client, &z);
+            for name in names {
+                let op = client.call(Method::DELETE, &format!("{}/{}", base(&z), seg(&name)), None)?;
+                eprintln!("Deleted [{}].", op["targetLink"].as_str().unwrap_or_default());
+            }
         }
     }
     Ok(0)

@@ -1,0 +1,339 @@
+//! Compute Engine instances (v1 REST) as private hosts in a VPC: `gcloud compute instances create NAME --zone=Z
+//! --subnet=S [--private-network-ip=IP] --metadata=startup-script=CMD` runs CMD in a sandbox of its own, linked into
+//! the subnet's network at its address (`networkInterfaces[0].networkIP`). The address is chosen here — the first
+//! free one after the subnet's gateway — and kept, so `describe` shows it before and after restarts.
+//!
+//! The platform runs the hosts through a [`HostRunner`] (set by `up`); without a sandbox there is nothing to run
+//! them in, and creation says so.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::audit_trail::Call;
+use crate::http::{Reply, Req};
+use crate::projects;
+use crate::state::{kind, now_rfc3339, App, Result};
+use model::ApiError;
+use network::{Ipv4Net, Subnetwork, COMPUTE};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+const COMPUTE_SERVICE: &str = "compute.googleapis.com";
+
+/// A stored instance (`compute#instance`, the fields that matter here).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub kind: String,
+    pub id: String,
+    pub creation_timestamp: String,
+    pub name: String,
+    pub zone: String,
+    pub machine_type: String,
+    pub status: String,
+    pub network_interfaces: Vec<NetworkInterface>,
+    pub metadata: Value,
+    pub service_accounts: Vec<Value>,
+    pub self_link: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    pub name: String,
+    pub network: String,
+    pub subnetwork: String,
+    #[serde(rename = "networkIP")]
+    pub network_ip: String,
+}
+
+/// What the platform needs to run a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpcHost {
+    /// `projects/P/zones/Z/instances/N`.
+    pub path: String,
+    pub network: String,
+    pub subnet: String,
+    pub range: Ipv4Net,
+    pub address: Ipv4Addr,
+    pub startup_script: String,
+    /// The service account its metadata server answers for.
+    pub service_account: String,
+}
+
+/// Runs VPC hosts (set by `up` when it has a sandbox).
+pub trait HostRunner: Send + Sync + 'static {
+    /// Starts the host (returns once it runs, or why it cannot).
+    fn start(&self, host: VpcHost) -> std::result::Result<(), String>;
+    fn stop(&self, path: &str);
+}
+
+fn instance_path(project: &str, zone: &str, name: &str) -> String {
+    format!("projects/{project}/zones/{zone}/instances/{name}")
+}
+
+/// `us-central1-a` → `us-central1`.
+fn region_of(zone: &str) -> Result<&str> {
+    match zone.rsplit_once('-') {
+        Some((region, z)) if region.contains('-') && z.len() == 1 && z.bytes().all(|b| b.is_ascii_lowercase()) => {
+            Ok(region)
+        }
+        _ => Err(ApiError::invalid(format!("Invalid value for field 'zone': '{zone}'. Use a zone such as us-central1-a"))
+            .into()),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::not_found(format!("The resource '{path}' was not found"))
+}
+
+fn operation(project: &str, zone: &str, op_type: &str, target: &str, id: &str, user: &str) -> Value {
+    let now = now_rfc3339();
+    let name = format!("operation-{}", crate::run::uid());
+    json!({
+        "kind": "compute#operation",
+        "id": id,
+        "name": name,
+        "zone": format!("{COMPUTE}projects/{project}/zones/{zone}"),
+        "operationType": op_type,
+        "targetLink": target,
+        "targetId": id,
+        "status": "DONE",
+        "user": user,
+        "progress": 100,
+        "insertTime": now,
+        "startTime": now,
+        "endTime": now,
+        "selfLink": format!("{COMPUTE}projects/{project}/zones/{zone}/operations/{name}"),
+    })
+}
+
+impl Instance {
+    fn host(&self, range: Ipv4Net) -> Result<VpcHost> {
+        let nic = self.network_interfaces.first().ok_or_else(|| ApiError::internal("instance without a network"))?;
+        let script = self.metadata["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["key"] == "startup-script")
+            .and_then(|i| i["value"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        Ok(VpcHost {
+            path: self.self_link.trim_start_matches(COMPUTE).to_string(),
+            network: basename(&nic.network).to_string(),
+            subnet: basename(&nic.subnetwork).to_string(),
+            range,
+            address: nic.network_ip.parse().map_err(|_| ApiError::internal("stored address is malformed"))?,
+            startup_script: script,
+            service_account: self.service_accounts.first().and_then(|s| s["email"].as_str()).unwrap_or_default().into(),
+        })
+    }
+}
+
+fn basename(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.instances.create")?.project_id.clone();
+    let full = app.project.full_name();
+    let body: Value = req.json()?;
+    let name = body["name"]
+        .as_str()
+        .ok_or_else(|| ApiError::invalid("Required field 'resource.name' not specified"))?
+        .to_string();
+    let path = instance_path(&project, zone, &name);
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.insert", &path).needs("compute.instances.create", &full);
+    app.authorize(&caller, "compute.instances.create", &full, &call)?;
+    network::check_name("instance", &name).map_err(ApiError::invalid)?;
+    let region = region_of(zone)?.to_string();
+    let runner = app.hosts.get().cloned().ok_or_else(|| {
+        ApiError::failed_precondition(
+            "this platform runs without a sandbox (not root), so it has no VPC to run instances in; start \
+             `gatehouse up` as root",
+        )
+    })?;
+    let nics = body["networkInterfaces"].as_array().cloned().unwrap_or_default();
+    let [nic] = nics.as_slice() else {
+        return Err(ApiError::invalid("an instance needs exactly one network interface: add --subnet=SUBNET").into());
+    };
+    let subnet_ref = nic["subnetwork"].as_str().unwrap_or_default();
+    if subnet_ref.is_empty() {
+        return Err(ApiError::invalid("an instance needs a subnetwork: add --subnet=SUBNET").into());
+    }
+    let subnet_name = basename(subnet_ref).to_string();
+    let s_path = network::subnet_path(&project, &region, &subnet_name);
+    let subnet = app
+        .read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?))?
+        .ok_or_else(|| ApiError::invalid(format!("subnetwork `{subnet_name}` was not found in region {region}")))?;
+    if let Some(net) = nic["network"].as_str().filter(|n| !n.is_empty()) {
+        if basename(net) != basename(&subnet.network) {
+            return Err(ApiError::invalid(format!(
+                "subnetwork `{subnet_name}` belongs to network `{}`, not `{}`",
+                basename(&subnet.network),
+                basename(net)
+            ))
+            .into());
+        }
+    }
+    let range: Ipv4Net = subnet.ip_cidr_range.parse().map_err(|_| ApiError::internal("stored range is malformed"))?;
+    let wanted = match nic["networkIP"].as_str().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+            ApiError::invalid(format!("Invalid value for field 'resource.networkInterfaces[0].networkIP': '{ip}'"))
+        })?),
+    };
+    if let Some(ip) = wanted {
+        let gateway = Ipv4Addr::from(u32::from(range.network()) + 1);
+        if !range.contains(&ip) || ip == range.network() || ip == range.broadcast() || ip == gateway {
+            return Err(ApiError::invalid(format!(
+                "IP address '{ip}' is not a usable address of subnetwork '{subnet_name}' ({range}): not its network, \
+                 gateway or broadcast address"
+            ))
+            .into());
+        }
+    }
+    let script = body["metadata"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["key"] == "startup-script")
+        .and_then(|i| i["value"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if script.is_empty() {
+        return Err(ApiError::invalid(
+            "an instance runs its startup script and nothing else: add --metadata=startup-script=COMMAND",
+        )
+        .into());
+    }
+    let sa = body["serviceAccounts"][0]["email"].as_str().map(str::to_owned).unwrap_or_else(|| model::names::default_compute_email(&app.project.project_number));
+    let self_link = format!("{COMPUTE}{path}");
+    let call = call.with_request(json!({ "name": name, "subnetwork": subnet_name, "networkIP": wanted }));
+    let instance = app.mutate(&caller, call, false, |tx| {
+        if tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?.is_some() {
+            return Err(ApiError::already_exists(format!("The resource '{path}' already exists")).into());
+        }
+        let used: Vec<Ipv4Addr> = tx
+            .list::<Instance>(kind::COMPUTE_INSTANCE, "")?
+            .into_iter()
+            .filter_map(|(_, i)| i.network_interfaces.first().and_then(|n| n.network_ip.parse().ok()))
+            .collect();
+        let ip = match wanted {
+            Some(ip) if used.contains(&ip) => {
+                return Err(ApiError::invalid(format!("IP address '{ip}' is already in use in '{subnet_name}'")).into())
+            }
+            Some(ip) => ip,
+            // After the gateway (.1) and the address a connector on this range would use (.2).
+            None => range.hosts().skip(2).find(|ip| !used.contains(ip)).ok_or_else(|| {
+                ApiError::new(model::Code::ResourceExhausted, format!("subnetwork '{subnet_name}' has no free address"))
+            })?,
+        };
+        let instance = Instance {
+            kind: "compute#instance".into(),
+            id: (1_000_000_000_000_000_000 + tokens::random_u64() % 9_000_000_000_000_000_000).to_string(),
+            creation_timestamp: now_rfc3339(),
+            name: name.clone(),
+            zone: format!("{COMPUTE}projects/{project}/zones/{zone}"),
+            machine_type: format!("{COMPUTE}projects/{project}/zones/{zone}/machineTypes/e2-small"),
+            status: "RUNNING".into(),
+            network_interfaces: vec![NetworkInterface {
+                name: "nic0".into(),
+                network: subnet.network.clone(),
+                subnetwork: subnet.self_link.clone(),
+                network_ip: ip.to_string(),
+            }],
+            metadata: json!({ "kind": "compute#metadata", "items": [{ "key": "startup-script", "value": script }] }),
+            service_accounts: vec![json!({ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] })],
+            self_link: self_link.clone(),
+        };
+        tx.put(kind::COMPUTE_INSTANCE, &path, &instance)?;
+        Ok(instance)
+    })?;
+    if let Err(why) = runner.start(instance.host(range)?) {
+        // Nothing half-made stays behind: the instance goes with its failure.
+        let _ = app.store.write(|tx| tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ()));
+        return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")).into());
+    }
+    Ok(Reply::Json(operation(&project, zone, "insert", &self_link, &instance.id, caller.principal.email().unwrap_or_default())))
+}
+
+pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.instances.get")?.project_id.clone();
+    let path = instance_path(&project, zone, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.get", &path).reading();
+    app.authorize(&caller, "compute.instances.get", &full, &call)?;
+    let i = app.read(|tx| Ok(tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?))?.ok_or_else(|| not_found(&path))?;
+    Ok(Reply::Json(serde_json::to_value(i).unwrap_or_default()))
+}
+
+pub(crate) fn list(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.instances.list")?.project_id.clone();
+    let full = app.project.full_name();
+    let prefix = format!("projects/{project}/zones/{zone}/instances/");
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.list", &prefix).reading();
+    app.authorize(&caller, "compute.instances.list", &full, &call)?;
+    let items: Vec<Instance> =
+        app.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, &prefix)?))?.into_iter().map(|(_, i)| i).collect();
+    Ok(Reply::Json(json!({ "kind": "compute#instanceList", "items": items })))
+}
+
+pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.instances.delete")?.project_id.clone();
+    let path = instance_path(&project, zone, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.delete", &path).needs("compute.instances.delete", &full);
+    app.authorize(&caller, "compute.instances.delete", &full, &call)?;
+    let i = app.mutate(&caller, call, false, |tx| {
+        let i = tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?.ok_or_else(|| not_found(&path))?;
+        tx.delete(kind::COMPUTE_INSTANCE, &path)?;
+        Ok(i)
+    })?;
+    if let Some(runner) = app.hosts.get() {
+        runner.stop(&path);
+    }
+    Ok(Reply::Json(operation(&project, zone, "delete", &i.self_link, &i.id, caller.principal.email().unwrap_or_default())))
+}
+
+impl App {
+    /// Runs VPC hosts from now on, starting every stored one (at `up`).
+    pub fn set_host_runner(&self, runner: Arc<dyn HostRunner>) {
+        if self.hosts.set(runner.clone()).is_err() {
+            return;
+        }
+        let stored = self.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, "")?)).unwrap_or_default();
+        for (_, i) in stored {
+            let region = basename(&i.zone).rsplit_once('-').map(|(r, _)| r.to_string()).unwrap_or_default();
+            let Some(subnet) = i.network_interfaces.first().map(|n| basename(&n.subnetwork).to_string()) else {
+                continue;
+            };
+            let started = match self.subnet_route(&region, &subnet) {
+                Some((_, range)) => i.host(range).map_err(|e| e.to_string()).and_then(|h| runner.start(h)),
+                None => Err(format!("its subnetwork `{subnet}` is gone")),
+            };
+            if let Err(why) = started {
+                tracing::warn!(instance = %i.name, %why, "cannot start a stored VPC host");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_name_their_region() {
+        assert_eq!(region_of("us-central1-a").unwrap(), "us-central1");
+        assert_eq!(region_of("europe-west4-c").unwrap(), "europe-west4");
+        for bad in ["us-central1", "central", "us-central1-", "us-central1-AB"] {
+            assert!(region_of(bad).is_err(), "{bad}");
+        }
+    }
+}
