@@ -78,8 +78,10 @@ fn region_of(zone: &str) -> Result<&str> {
         Some((region, z)) if region.contains('-') && z.len() == 1 && z.bytes().all(|b| b.is_ascii_lowercase()) => {
             Ok(region)
         }
-        _ => Err(ApiError::invalid(format!("Invalid value for field 'zone': '{zone}'. Use a zone such as us-central1-a"))
-            .into()),
+        _ => Err(ApiError::invalid(format!(
+            "Invalid value for field 'zone': '{zone}'. Use a zone such as us-central1-a"
+        ))
+        .into()),
     }
 }
 
@@ -145,7 +147,8 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         .ok_or_else(|| ApiError::invalid("Required field 'resource.name' not specified"))?
         .to_string();
     let path = instance_path(&project, zone, &name);
-    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.insert", &path).needs("compute.instances.create", &full);
+    let call =
+        Call::new(COMPUTE_SERVICE, "v1.compute.instances.insert", &path).needs("compute.instances.create", &full);
     app.authorize(&caller, "compute.instances.create", &full, &call)?;
     network::check_name("instance", &name).map_err(ApiError::invalid)?;
     let region = region_of(zone)?.to_string();
@@ -209,7 +212,10 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         )
         .into());
     }
-    let sa = body["serviceAccounts"][0]["email"].as_str().map(str::to_owned).unwrap_or_else(|| model::names::default_compute_email(&app.project.project_number));
+    let sa = body["serviceAccounts"][0]["email"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| model::names::default_compute_email(&app.project.project_number));
     let self_link = format!("{COMPUTE}{path}");
     let call = call.with_request(json!({ "name": name, "subnetwork": subnet_name, "networkIP": wanted }));
     let instance = app.mutate(&caller, call, false, |tx| {
@@ -246,7 +252,9 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
                 network_ip: ip.to_string(),
             }],
             metadata: json!({ "kind": "compute#metadata", "items": [{ "key": "startup-script", "value": script }] }),
-            service_accounts: vec![json!({ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] })],
+            service_accounts: vec![
+                json!({ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] }),
+            ],
             self_link: self_link.clone(),
         };
         tx.put(kind::COMPUTE_INSTANCE, &path, &instance)?;
@@ -257,7 +265,14 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         let _ = app.store.write(|tx| tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ()));
         return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")).into());
     }
-    Ok(Reply::Json(operation(&project, zone, "insert", &self_link, &instance.id, caller.principal.email().unwrap_or_default())))
+    Ok(Reply::Json(operation(
+        &project,
+        zone,
+        "insert",
+        &self_link,
+        &instance.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
 }
 
 pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
@@ -288,7 +303,8 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str
     let project = projects::resolve(app, project, "compute.instances.delete")?.project_id.clone();
     let path = instance_path(&project, zone, name);
     let full = app.project.full_name();
-    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.delete", &path).needs("compute.instances.delete", &full);
+    let call =
+        Call::new(COMPUTE_SERVICE, "v1.compute.instances.delete", &path).needs("compute.instances.delete", &full);
     app.authorize(&caller, "compute.instances.delete", &full, &call)?;
     let i = app.mutate(&caller, call, false, |tx| {
         let i = tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?.ok_or_else(|| not_found(&path))?;
@@ -298,7 +314,14 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str
     if let Some(runner) = app.hosts.get() {
         runner.stop(&path);
     }
-    Ok(Reply::Json(operation(&project, zone, "delete", &i.self_link, &i.id, caller.principal.email().unwrap_or_default())))
+    Ok(Reply::Json(operation(
+        &project,
+        zone,
+        "delete",
+        &i.self_link,
+        &i.id,
+        caller.principal.email().unwrap_or_default(),
+    )))
 }
 
 impl App {

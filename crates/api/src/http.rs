@@ -5,7 +5,8 @@
 use crate::auth::Caller;
 use crate::state::{App, Result};
 use crate::{
-    compute_instances, credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts, troubleshoot, vpc,
+    compute_instances, credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts,
+    troubleshoot, vpc,
 };
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -241,7 +242,9 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["compute", "v1", "projects", p, "zones", z, "instances"], None) if post => {
             compute_instances::insert(app, req, p, z)
         }
-        (["compute", "v1", "projects", p, "zones", z, "instances"], None) if get => compute_instances::list(app, req, p, z),
+        (["compute", "v1", "projects", p, "zones", z, "instances"], None) if get => {
+            compute_instances::list(app, req, p, z)
+        }
         (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if get => {
             compute_instances::get(app, req, p, z, n)
         }

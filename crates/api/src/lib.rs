@@ -13,6 +13,7 @@
 mod audit_trail;
 pub mod auth;
 mod bootstrap;
+pub mod compute_instances;
 mod credentials;
 mod groups;
 mod http;
@@ -28,7 +29,6 @@ mod service_accounts;
 mod state;
 mod troubleshoot;
 mod vpc;
-pub mod compute_instances;
 
 pub use bootstrap::{bootstrap, Bootstrap, BootstrapOptions, OPERATOR};
 pub use http::router;

@@ -170,7 +170,8 @@ pub struct VpcHosts {
 impl VpcHosts {
     /// Stops every host (at `up` stop).
     pub async fn stop_all(&self) {
-        let hosts: Vec<runtime::Host> = self.hosts.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, h)| h).collect();
+        let hosts: Vec<runtime::Host> =
+            self.hosts.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, h)| h).collect();
         for h in hosts {
             h.stop().await;
         }

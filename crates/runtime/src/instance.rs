@@ -268,6 +268,13 @@ async fn sandboxed(
     let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let mut needs = sandbox::program_paths(&program, &path);
     needs.extend(sandbox::program_paths(&config.sample_program, ""));
+    if let Workload::Command { argv } = &spec.workload {
+        // A startup script names its programs and files by absolute path: those must be reachable too.
+        let words = argv.iter().flat_map(|a| a.split(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '=')));
+        for word in words.filter(|w| w.starts_with('/') && Path::new(w).exists()) {
+            needs.extend(sandbox::program_paths(Path::new(word), ""));
+        }
+    }
     let source = match &spec.workload {
         Workload::Process { dir, .. } => Some(dir.clone()),
         Workload::Sample | Workload::Command { .. } => None,

@@ -6,6 +6,8 @@ GET /probe?home=DIR&url=URL&echo=URL&private=IP
                                 the machine and one to a private address, a GET of URL (a platform URL: API or
                                 service), what the internet echo host says our address is, and an ID token fetched
                                 by google-auth in a child process with an empty environment.
+GET /call?url=URL&token=T    -> JSON {"status": N, "body": ...}: a GET of URL with `Authorization: Bearer T`
+                                (status 0 when unreachable) — a caller for the network matrix.
 GET /hog                     -> allocates memory until the instance is stopped (its --memory limit).
 """
 import errno
@@ -57,6 +59,18 @@ def fetch_status(url):
         return {"status": e.code, "body": e.read(300).decode(errors="replace")}
 
 
+def call(url, token):
+    """GET url with `Authorization: Bearer token` (none when empty): the status, or 0 when unreachable."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return {"status": r.status, "body": r.read(2000).decode(errors="replace")}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read(2000).decode(errors="replace")}
+    except OSError as e:
+        return {"status": 0, "error": str(e)}
+
+
 def id_token_with_empty_env():
     out = subprocess.run([sys.executable, "-c", TOKEN_CHILD], env={}, capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
@@ -101,11 +115,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             hog = []
             while True:
                 hog.append(bytearray(16 << 20))
-        if parsed.path != "/probe":
+        query = urllib.parse.parse_qs(parsed.query)
+        if parsed.path == "/call":
+            report = call(query["url"][0], query.get("token", [""])[0])
+        elif parsed.path == "/probe":
+            report = probe(query)
+        else:
             self.send_response(404)
             self.end_headers()
             return
-        body = json.dumps(probe(urllib.parse.parse_qs(parsed.query))).encode()
+        body = json.dumps(report).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

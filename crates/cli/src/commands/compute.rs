@@ -329,7 +329,8 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             }
             let mut body = json!({ "name": name, "networkInterfaces": [nic], "metadata": { "items": items } });
             if let Some(sa) = service_account {
-                body["serviceAccounts"] = json!([{ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] }]);
+                body["serviceAccounts"] =
+                    json!([{ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] }]);
             }
             let op = client.post(&base(&z), &body)?;
             eprintln!("Created [{}].", op["targetLink"].as_str().unwrap_or_default());

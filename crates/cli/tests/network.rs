@@ -1,0 +1,336 @@
+//! Ingress and VPC egress through the real binary, enforced by the kernel (needs root, as CI runs):
+//! - the whole matrix — ingress setting × caller (host shell, load-balancer listener, VPC host, instance without VPC
+//!   access, instance with connector `private-ranges-only`, instance with connector `all-traffic`) × token (none,
+//!   valid without invoker, valid with invoker) — against Cloud Run's documented answers (404 vs 403 vs 200);
+//! - Google's documented commands; a connector instance reaches a private host, one without cannot; `all-traffic`
+//!   reaches the simulated internet from the connector's one NAT address.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{http, python, script, Platform};
+use serde_json::Value;
+
+const REGION: &str = "--region=us-central1";
+
+fn sandbox_available() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        assert!(
+            std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some_and(|v| v == "1"),
+            "the network tests need root (namespaces, nftables): run them as root, as CI does, or set \
+             GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
+        );
+    }
+    root
+}
+
+fn url(p: &Platform, service: &str) -> String {
+    p.ok(&["run", "services", "describe", service, REGION, "--format=value(status.url)"]).trim().to_string()
+}
+
+/// A probe service (tests/python/sandbox_probe) with `extra` deploy flags.
+fn deploy_probe(p: &Platform, name: &str, extra: &[&str]) -> String {
+    let source = format!("--source={}", script("sandbox_probe").display());
+    let command = format!("--command={},main.py", python().display());
+    let mut args = vec!["run", "deploy", name, REGION, "--allow-unauthenticated", &source, &command];
+    args.extend(extra);
+    p.ok(&args);
+    url(p, name)
+}
+
+/// `GET {probe}/call?url=…&token=…`: the status the probe's instance got.
+fn call_from(probe: &str, target: &str, token: &str) -> Value {
+    let r = http()
+        .get(format!("{probe}/call"))
+        .query(&[("url", target), ("token", token)])
+        .send()
+        .unwrap_or_else(|e| panic!("the probe at {probe} answers: {e}"));
+    assert_eq!(r.status(), 200, "{probe}");
+    r.json().expect("JSON")
+}
+
+fn status_from(probe: &str, target: &str, token: &str) -> u64 {
+    call_from(probe, target, token)["status"].as_u64().unwrap_or(0)
+}
+
+fn get(url: &str, host: Option<&str>, token: &str) -> u64 {
+    let mut req = http().get(url);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    if !token.is_empty() {
+        req = req.bearer_auth(token);
+    }
+    u64::from(req.send().expect("the platform answers").status().as_u16())
+}
+
+fn identity_token(p: &Platform, sa: &str, audience: &str) -> String {
+    p.let_owner_impersonate(sa);
+    p.ok(&[
+        "auth",
+        "print-identity-token",
+        &format!("--impersonate-service-account={sa}"),
+        &format!("--audiences={audience}"),
+    ])
+    .trim()
+    .to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Caller {
+    HostShell,
+    LoadBalancer,
+    VpcHost,
+    InstanceWithoutVpc,
+    InstancePrivateRanges,
+    InstanceAllTraffic,
+}
+
+/// Cloud Run's documented answer (PROTOCOL.md §3, §4): ingress first (404), then the invocation check.
+fn expected(ingress: &str, caller: Caller, token: &str) -> u64 {
+    let internal = matches!(caller, Caller::VpcHost | Caller::InstanceAllTraffic);
+    let admitted = match ingress {
+        "all" => true,
+        "internal" => internal,
+        "internal-and-cloud-load-balancing" => internal || caller == Caller::LoadBalancer,
+        other => panic!("unknown ingress {other}"),
+    };
+    match (admitted, token) {
+        (false, _) => 404,
+        (true, "invoker") => 200,
+        (true, _) => 403,
+    }
+}
+
+#[test]
+fn ingress_caller_and_token_matrix_matches_cloud_run() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    let project = p.daemon_json()["project"].as_str().unwrap().to_string();
+    // Google's documented commands, as written.
+    p.ok(&["compute", "networks", "create", "my-vpc", "--subnet-mode=custom"]);
+    p.ok(&[
+        "compute",
+        "networks",
+        "subnets",
+        "create",
+        "my-subnet",
+        "--network=my-vpc",
+        "--range=10.10.0.0/24",
+        REGION,
+    ]);
+    p.ok(&[
+        "compute",
+        "networks",
+        "subnets",
+        "create",
+        "conn-subnet",
+        "--network=my-vpc",
+        "--range=10.8.0.0/28",
+        REGION,
+    ]);
+    p.ok(&[
+        "compute",
+        "networks",
+        "vpc-access",
+        "connectors",
+        "create",
+        "my-connector",
+        "--region=us-central1",
+        "--subnet=conn-subnet",
+        "--subnet-project=local-project",
+        "--min-instances=2",
+        "--max-instances=10",
+    ]);
+
+    // The private service every caller calls, and who may invoke it.
+    p.ok(&["run", "deploy", "my-private-api", "--image=us-docker.pkg.dev/cloudrun/container/hello", REGION]);
+    let target = url(&p, "my-private-api");
+    let host_header = target.trim_start_matches("http://").to_string();
+    let lb = p.daemon_json()["load_balancer"].as_str().unwrap().to_string();
+    let (invoker, outsider) =
+        (format!("invoker@{project}.iam.gserviceaccount.com"), format!("outsider@{project}.iam.gserviceaccount.com"));
+    for sa in ["invoker", "outsider"] {
+        p.ok(&["iam", "service-accounts", "create", sa]);
+    }
+    p.ok(&[
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        "my-private-api",
+        REGION,
+        &format!("--member=serviceAccount:{invoker}"),
+        "--role=roles/run.invoker",
+    ]);
+    let tokens = [
+        ("none", String::new()),
+        ("no-invoker", identity_token(&p, &outsider, &target)),
+        ("invoker", identity_token(&p, &invoker, &target)),
+    ];
+
+    // The callers inside: instances with each kind of egress, and a VM in the VPC running the same probe.
+    let direct = deploy_probe(&p, "caller-direct", &[]);
+    let private =
+        deploy_probe(&p, "caller-private", &["--vpc-connector=my-connector", "--vpc-egress=private-ranges-only"]);
+    let all = deploy_probe(&p, "caller-all", &["--vpc-connector=my-connector", "--vpc-egress=all-traffic"]);
+    let startup =
+        format!("startup-script=PORT=8080 exec {} {}", python().display(), script("sandbox_probe/main.py").display());
+    p.ok(&[
+        "compute",
+        "instances",
+        "create",
+        "vpc-caller",
+        "--zone=us-central1-a",
+        "--subnet=my-subnet",
+        &format!("--metadata={startup}"),
+    ]);
+    let vm_ip = p
+        .ok(&[
+            "compute",
+            "instances",
+            "describe",
+            "vpc-caller",
+            "--zone=us-central1-a",
+            "--format=value(networkInterfaces[0].networkIP)",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(vm_ip, "10.10.0.3", "the first free address after the gateway (and the connector's)");
+    let vm = format!("http://{vm_ip}:8080");
+    // Reach the VM's probe through the all-traffic instance (the host shell has no route into the VPC).
+    let via_vm = |token: &str| -> u64 {
+        let inner = format!("{vm}/call?url={}&token={token}", urlencode(&target));
+        let outer = call_from(&all, &inner, "");
+        if outer["status"] != 200 {
+            return 0;
+        }
+        serde_json::from_str::<Value>(outer["body"].as_str().unwrap_or("{}")).unwrap_or_default()["status"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while via_vm("") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut mismatches = Vec::new();
+    let mut cells = 0;
+    for ingress in ["all", "internal", "internal-and-cloud-load-balancing"] {
+        // Takes effect without a redeploy.
+        p.ok(&["run", "services", "update", "my-private-api", REGION, &format!("--ingress={ingress}")]);
+        for (kind, token) in &tokens {
+            let got = [
+                (Caller::HostShell, get(&target, None, token)),
+                (Caller::LoadBalancer, get(&lb, Some(&host_header), token)),
+                (Caller::VpcHost, via_vm(token)),
+                (Caller::InstanceWithoutVpc, status_from(&direct, &target, token)),
+                (Caller::InstancePrivateRanges, status_from(&private, &target, token)),
+                (Caller::InstanceAllTraffic, status_from(&all, &target, token)),
+            ];
+            for (caller, status) in got {
+                cells += 1;
+                let want = expected(ingress, caller, kind);
+                if status != want {
+                    mismatches
+                        .push(format!("ingress={ingress} caller={caller:?} token={kind}: got {status}, want {want}"));
+                }
+            }
+        }
+    }
+    assert_eq!(cells, 54);
+    assert!(
+        mismatches.is_empty(),
+        "{} of 54 cells differ from Cloud Run:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+
+    // Refusals by ingress never reach the request log; each is an audited denial that says why.
+    let logs = p.ok(&["run", "services", "logs", "read", "my-private-api", REGION, "--limit=1000"]);
+    assert!(!logs.contains(" 404 "), "{logs}");
+    let denials = p.ok(&["logging", "read", "protoPayload.status.code=5", "--format=json", "--limit=200"]);
+    assert!(denials.contains("ingress `internal` does not admit requests from external"), "{denials}");
+}
+
+#[test]
+fn egress_reaches_private_hosts_only_through_the_vpc_and_the_internet_from_one_nat_address() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    let echo = p.daemon_json()["internet_echo"].as_str().expect("internet_echo in daemon.json").to_string();
+    p.ok(&["compute", "networks", "create", "my-vpc", "--subnet-mode=custom"]);
+    p.ok(&[
+        "compute",
+        "networks",
+        "subnets",
+        "create",
+        "db-subnet",
+        "--network=my-vpc",
+        "--range=10.20.0.0/24",
+        REGION,
+    ]);
+    p.ok(&[
+        "compute",
+        "networks",
+        "vpc-access",
+        "connectors",
+        "create",
+        "my-connector",
+        REGION,
+        "--network=my-vpc",
+        "--range=10.8.0.0/28",
+    ]);
+    // A private database-like host that answers on its address.
+    p.ok(&[
+        "compute",
+        "instances",
+        "create",
+        "db",
+        "--zone=us-central1-a",
+        "--subnet=db-subnet",
+        "--private-network-ip=10.20.0.50",
+        &format!("--metadata=startup-script=exec {} -m http.server 5432", python().display()),
+    ]);
+    let db = "http://10.20.0.50:5432/";
+    // As in Google's docs: `run deploy … --vpc-connector=… --vpc-egress=private-ranges-only`.
+    let private = deploy_probe(&p, "my-api", &["--vpc-connector=my-connector", "--vpc-egress=private-ranges-only"]);
+    let all = deploy_probe(&p, "all-api", &["--vpc-connector=my-connector", "--vpc-egress=all-traffic"]);
+    let all2 = deploy_probe(&p, "all-api-2", &["--vpc-connector=my-connector", "--vpc-egress=all-traffic"]);
+    let direct = deploy_probe(&p, "plain-api", &[]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_from(&private, db, "") != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status_from(&private, db, ""), 200, "a connector instance reaches the private host");
+    assert_eq!(status_from(&all, db, ""), 200);
+    let refused = call_from(&direct, db, "");
+    assert_eq!(refused["status"], 0, "no VPC access, no route: {refused}");
+    assert!(refused["error"].as_str().unwrap_or("").contains("No route to host"), "fails fast: {refused}");
+
+    let seen = |probe: &str| call_from(probe, &echo, "")["body"].as_str().unwrap_or("").trim().to_string();
+    let nat = seen(&all);
+    assert!(nat.starts_with("198.51.100."), "the connector's NAT address: {nat}");
+    assert_eq!(seen(&all2), nat, "one fixed address for every all-traffic instance of the connector");
+    let direct_ip = seen(&direct);
+    assert!(direct_ip.starts_with("192.0.2."), "{direct_ip}");
+    assert_ne!(seen(&private), nat, "private-ranges-only leaves directly");
+    // Nothing else exists out there.
+    let nowhere = call_from(&direct, "http://8.8.8.8/", "");
+    assert_eq!(nowhere["status"], 0, "{nowhere}");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
