@@ -80,8 +80,7 @@ fn region_of(zone: &str) -> Result<&str> {
         }
         _ => Err(ApiError::invalid(format!(
             "Invalid value for field 'zone': '{zone}'. Use a zone such as us-central1-a"
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -160,11 +159,11 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     })?;
     let nics = body["networkInterfaces"].as_array().cloned().unwrap_or_default();
     let [nic] = nics.as_slice() else {
-        return Err(ApiError::invalid("an instance needs exactly one network interface: add --subnet=SUBNET").into());
+        return Err(ApiError::invalid("an instance needs exactly one network interface: add --subnet=SUBNET"));
     };
     let subnet_ref = nic["subnetwork"].as_str().unwrap_or_default();
     if subnet_ref.is_empty() {
-        return Err(ApiError::invalid("an instance needs a subnetwork: add --subnet=SUBNET").into());
+        return Err(ApiError::invalid("an instance needs a subnetwork: add --subnet=SUBNET"));
     }
     let subnet_name = basename(subnet_ref).to_string();
     let s_path = network::subnet_path(&project, &region, &subnet_name);
@@ -177,8 +176,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
                 "subnetwork `{subnet_name}` belongs to network `{}`, not `{}`",
                 basename(&subnet.network),
                 basename(net)
-            ))
-            .into());
+            )));
         }
     }
     let range: Ipv4Net = subnet.ip_cidr_range.parse().map_err(|_| ApiError::internal("stored range is malformed"))?;
@@ -194,8 +192,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
             return Err(ApiError::invalid(format!(
                 "IP address '{ip}' is not a usable address of subnetwork '{subnet_name}' ({range}): not its network, \
                  gateway or broadcast address"
-            ))
-            .into());
+            )));
         }
     }
     let script = body["metadata"]["items"]
@@ -209,8 +206,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     if script.is_empty() {
         return Err(ApiError::invalid(
             "an instance runs its startup script and nothing else: add --metadata=startup-script=COMMAND",
-        )
-        .into());
+        ));
     }
     let sa = body["serviceAccounts"][0]["email"]
         .as_str()
@@ -263,7 +259,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     if let Err(why) = runner.start(instance.host(range)?) {
         // Nothing half-made stays behind: the instance goes with its failure.
         let _ = app.store.write(|tx| tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ()));
-        return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")).into());
+        return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")));
     }
     Ok(Reply::Json(operation(
         &project,
