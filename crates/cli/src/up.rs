@@ -232,8 +232,9 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 )?;
                 writeln!(
                     out,
-                    "  network  NOT ENFORCED: ingress and VPC egress settings are stored and shown, not applied \
-                     (instances reach only the platform's own addresses)"
+                    "  network  ingress and VPC egress enforced in network namespaces; simulated internet echo at {} \
+                     (from inside instances); no platform DNS yet: names resolve through each instance's /etc/hosts",
+                    info.internet_echo
                 )?;
             }
             Err(why) => writeln!(

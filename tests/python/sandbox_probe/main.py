@@ -8,6 +8,7 @@ GET /probe?home=DIR&url=URL&echo=URL&private=IP
                                 by google-auth in a child process with an empty environment.
 GET /call?url=URL&token=T    -> JSON {"status": N, "body": ...}: a GET of URL with `Authorization: Bearer T`
                                 (status 0 when unreachable) — a caller for the network matrix.
+GET /wrk?url=URL&d=S&c=N     -> wrk's output for S seconds (at most 30) of load on URL from inside the instance.
 GET /hog                     -> allocates memory until the instance is stopped (its --memory limit).
 """
 import errno
@@ -118,6 +119,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(parsed.query)
         if parsed.path == "/call":
             report = call(query["url"][0], query.get("token", [""])[0])
+        elif parsed.path == "/wrk":
+            # For bench/sandbox.sh: load from inside the instance, bounded by -d and a timeout.
+            secs = min(int(query.get("d", ["5"])[0]), 30)
+            args = ["wrk", "-t1", f"-c{int(query.get('c', ['8'])[0])}", f"-d{secs}s", query["url"][0]]
+            out = subprocess.run(args, capture_output=True, text=True, timeout=secs + 20)
+            report = {"stdout": out.stdout, "stderr": out.stderr[-500:]}
         elif parsed.path == "/probe":
             report = probe(query)
         else:
