@@ -321,6 +321,20 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str
 }
 
 impl App {
+    /// Every VPC host's DNS names and address (platform DNS).
+    pub fn vpc_host_names(&self) -> Vec<(String, Ipv4Addr)> {
+        let stored = self.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, "")?)).unwrap_or_default();
+        let project = &self.project.project_id;
+        let mut out = Vec::new();
+        for (_, i) in stored {
+            let Some(ip) = i.network_interfaces.first().and_then(|n| n.network_ip.parse().ok()) else { continue };
+            for name in network::dns::host_names(&i.name, basename(&i.zone), project) {
+                out.push((name, ip));
+            }
+        }
+        out
+    }
+
     /// Runs VPC hosts from now on, starting every stored one (at `up`).
     pub fn set_host_runner(&self, runner: Arc<dyn HostRunner>) {
         if self.hosts.set(runner.clone()).is_err() {

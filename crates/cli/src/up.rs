@@ -232,8 +232,8 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 )?;
                 writeln!(
                     out,
-                    "  network  ingress and VPC egress enforced in network namespaces; simulated internet echo at {} \
-                     (from inside instances); no platform DNS yet: names resolve through each instance's /etc/hosts",
+                    "  network  ingress and VPC egress enforced in network namespaces; platform DNS inside sandboxes; \
+                     simulated internet echo at {} (from inside instances)",
                     info.internet_echo
                 )?;
             }
@@ -419,6 +419,38 @@ fn egress_plan(app: &api::App, egress: &runtime::Egress) -> Result<network::fabr
     Ok(EgressPlan { vpc, all_traffic: egress.all_traffic })
 }
 
+/// The platform's resolver inside one sandbox (see `network::dns`): services' `run.app` hosts are 127.0.0.1 (the
+/// gateway inside), VPC hosts their subnet addresses, the metadata server its link-local address; nothing else.
+async fn serve_dns(
+    socket: tokio::net::UdpSocket,
+    app: Arc<api::App>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    tokio::pin!(stop);
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let (n, peer) = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(r) => r,
+                Err(_) => continue,
+            },
+            () = &mut stop => return,
+        };
+        let lookup = |name: &str| -> Option<std::net::Ipv4Addr> {
+            if name == "metadata.google.internal" || name == "metadata" {
+                return Some(network::netns::METADATA_IP);
+            }
+            if app.routes().iter().any(|r| r.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))) {
+                return Some(std::net::Ipv4Addr::LOCALHOST);
+            }
+            app.vpc_host_names().into_iter().find(|(n, _)| n == name).map(|(_, ip)| ip)
+        };
+        if let Some(reply) = network::dns::answer(&buf[..n], lookup) {
+            let _ = socket.send_to(&reply, peer).await;
+        }
+    }
+}
+
 /// The simulated internet host: answers every request with the caller's address.
 async fn serve_echo(listener: TcpListener, stop: impl std::future::Future<Output = ()> + Send + 'static) {
     use axum::extract::ConnectInfo;
@@ -472,6 +504,17 @@ impl runtime::Attach for InstanceListeners {
         });
         let (host, workers) = (gateway::RouteBy::Host, &self.workers);
         tokio::spawn(gateway::serve_from(workers.clone(), gw, plane.clone(), host, source, stopped(&rx)));
+        // `http://SERVICE-NUMBER.REGION.run.app/`: the platform's resolver answers 127.0.0.1 for it, and the gateway
+        // routes by Host on port 80 too (unless the app itself listens there).
+        if revision.port != 80 {
+            let web = bind(80).map_err(|e| format!("cannot serve the gateway on port 80 inside the instance: {e}"))?;
+            tokio::spawn(gateway::serve_from(workers.clone(), web, plane.clone(), host, source, stopped(&rx)));
+        }
+        let dns = netns
+            .udp(SocketAddr::from(([127, 0, 0, 1], 53)))
+            .and_then(tokio::net::UdpSocket::from_std)
+            .map_err(|e| format!("cannot serve DNS inside the instance: {e}"))?;
+        tokio::spawn(serve_dns(dns, plane.app.clone(), stopped(&rx)));
         let (lb_by, lb_source) = (gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer);
         tokio::spawn(gateway::serve_from(workers.clone(), lb, plane.clone(), lb_by, lb_source, stopped(&rx)));
         tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source)), rx));

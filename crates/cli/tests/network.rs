@@ -324,6 +324,21 @@ fn egress_reaches_private_hosts_only_through_the_vpc_and_the_internet_from_one_n
     // Nothing else exists out there.
     let nowhere = call_from(&direct, "http://8.8.8.8/", "");
     assert_eq!(nowhere["status"], 0, "{nowhere}");
+
+    // Platform DNS: VM names as on Compute Engine (short names through the search domains), services' run.app
+    // hosts at the gateway inside the sandbox, nothing else.
+    let number = p.daemon_json()["projectNumber"].as_str().unwrap().to_string();
+    let run_app = format!("plain-api-{number}.us-central1.run.app");
+    let names = ["db", "db.us-central1-a.c.local-project.internal", run_app.as_str(), "www.google.com"];
+    let mut query: Vec<(&str, &str)> = names.iter().map(|n| ("resolve", *n)).collect();
+    let fetch = format!("http://{run_app}/call?url=http://203.0.113.10/");
+    query.push(("url", &fetch));
+    let r: Value = http().get(format!("{private}/probe")).query(&query).send().unwrap().json().unwrap();
+    assert_eq!(r["resolved"]["db"]["value"], "10.20.0.50", "{r}");
+    assert_eq!(r["resolved"]["db.us-central1-a.c.local-project.internal"]["value"], "10.20.0.50");
+    assert_eq!(r["resolved"][&run_app]["value"], "127.0.0.1");
+    assert_eq!(r["resolved"]["www.google.com"]["ok"], false, "no name leaves the machine: {r}");
+    assert_eq!(r["fetch"]["value"]["status"], 200, "a run.app URL works inside: {r}");
 }
 
 fn urlencode(s: &str) -> String {

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod fabric;
 pub mod netns;
 

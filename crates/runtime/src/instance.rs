@@ -293,7 +293,7 @@ async fn sandboxed(
         source,
         needs,
         hosts: sandbox::hosts_file(),
-        resolv: sandbox::resolv_file(),
+        resolv: sandbox::resolv_file(&spec.identity.zone, &spec.identity.project_id),
         home: PathBuf::from(sandbox::SANDBOX_HOME),
     };
     let cleanup = |e: StartFailure| {

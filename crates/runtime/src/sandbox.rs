@@ -94,10 +94,13 @@ pub(crate) fn hosts_file() -> String {
     )
 }
 
-/// `/etc/resolv.conf` inside every sandbox: no resolver answers there yet, so lookups of names that are not in
-/// `/etc/hosts` fail at once instead of leaving the machine.
-pub(crate) fn resolv_file() -> String {
-    "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".to_string()
+/// `/etc/resolv.conf` inside every sandbox: the platform's resolver on `127.0.0.1` (served by the daemon inside the
+/// namespace, see `network::dns`), Compute Engine's search domains.
+pub(crate) fn resolv_file(zone: &str, project: &str) -> String {
+    format!(
+        "nameserver 127.0.0.1\nsearch {}\noptions timeout:1 attempts:2\n",
+        network::dns::search_domains(zone, project)
+    )
 }
 
 /// Resolves `program` the way `execvp` would with `path` (the instance's `PATH`), then follows symlinks: every

@@ -1,11 +1,11 @@
 """A Cloud Run service that reports what it can see and reach from inside its instance (the sandbox test's probe).
 
-GET /probe?home=DIR&url=URL&echo=URL&private=IP
+GET /probe?home=DIR&url=URL&echo=URL&private=IP&resolve=NAME...
                              -> JSON: uid/gid, hostname, visible PIDs, whether DIR (the platform's home) can be
                                 listed or read, whether the host filesystem is writable, /tmp, a connection off
                                 the machine and one to a private address, a GET of URL (a platform URL: API or
                                 service), what the internet echo host says our address is, and an ID token fetched
-                                by google-auth in a child process with an empty environment.
+                                by google-auth in a child process with an empty environment; each NAME resolved.
 GET /call?url=URL&token=T    -> JSON {"status": N, "body": ...}: a GET of URL with `Authorization: Bearer T`
                                 (status 0 when unreachable) — a caller for the network matrix.
 GET /wrk?url=URL&d=S&c=N     -> wrk's output for S seconds (at most 30) of load on URL from inside the instance.
@@ -103,6 +103,8 @@ def probe(query):
     }
     if url:
         report["fetch"] = attempt(lambda: fetch_status(url))
+    for name in query.get("resolve", []):
+        report.setdefault("resolved", {})[name] = attempt(lambda: socket.gethostbyname(name))
     echo = query.get("echo", [""])[0]
     if echo:
         report["echo"] = attempt(lambda: fetch(echo)["body"].strip())
