@@ -124,6 +124,7 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     let (hello, probe_url) = (url(&p, "hello"), url(&p, "probe"));
 
     let r = probe(&probe_url, &home, &format!("{hello}/whoami"));
+    assert_eq!(r["tmp_before"], serde_json::json!([]), "a private /tmp: {r}");
     assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(65534), Some(65534)), "{r}");
     assert_eq!(r["hostname"], "localhost");
     assert_eq!(r["pids"], serde_json::json!([1, 2]), "only its init and itself are visible");
@@ -165,6 +166,8 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     assert!(exited(), "{}", p.ok(&["run", "services", "logs", "read", "probe", REGION]));
     let r = probe(&probe_url, &home, "");
     assert_eq!(r["uid"], 65534);
+    // The new instance has a /tmp of its own: nothing the previous one wrote there.
+    assert_eq!(r["tmp_before"], serde_json::json!([]), "{r}");
 
     let daemon = p.pid();
     let processes = descendants_of(daemon);

@@ -83,6 +83,8 @@ def probe(query):
     home = query.get("home", [""])[0]
     url = query.get("url", [""])[0]
     report = {
+        # What earlier writers left in /tmp (before this probe writes its own file there).
+        "tmp_before": sorted(os.listdir("/tmp")),
         "uid": os.getuid(),
         "gid": os.getgid(),
         "hostname": socket.gethostname(),
