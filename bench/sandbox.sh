@@ -63,9 +63,16 @@ echo "sandbox creation to ready (difference of medians): $(( (boxed - plain) / 1
   --region=us-central1 --allow-unauthenticated >/dev/null 2>&1
 target=$("$BIN" run services describe target --region=us-central1 --format='value(status.url)')
 caller=$("$BIN" run services describe caller --region=us-central1 --format='value(status.url)')
-rps() { awk '/Requests\/sec/ {print $2}'; }
-host=$(timeout $((DUR + 20)) wrk -t1 -c8 -d"${DUR}s" "$target/" | rps)
-inside=$(curl -s --max-time $((DUR + 30)) "$caller/wrk?url=$target/&d=$DUR&c=8" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["stdout"])' | rps)
-echo "sample through the gateway, wrk -t1 -c8 ${DUR}s: host shell $host req/s, inside an instance $inside req/s"
+rps() { awk '/Requests\/sec/ {printf "%d\n", $2}'; }
+# Alternating runs (the machine's throughput drifts by ±20% over a minute), medians compared.
+hosts=(); insides=()
+for _ in $(seq "${PAIRS:-5}"); do
+  hosts+=("$(timeout $((DUR + 20)) wrk -t1 -c8 -d"${DUR}s" "$target/" | rps)")
+  insides+=("$(curl -s --max-time $((DUR + 30)) "$caller/wrk?url=$target/&d=$DUR&c=8" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["stdout"])' | rps)")
+done
+host=$(printf '%s\n' "${hosts[@]}" | median)
+inside=$(printf '%s\n' "${insides[@]}" | median)
+echo "sample through the gateway, wrk -t1 -c8 ${DUR}s x ${PAIRS:-5} alternating: host shell median $host req/s" \
+  "(${hosts[*]}), inside an instance median $inside req/s (${insides[*]})"
 awk -v h="$host" -v i="$inside" 'BEGIN {printf "inside / host: %.2f\n", i / h}'
