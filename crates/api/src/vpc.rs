@@ -379,6 +379,13 @@ pub(crate) fn subnets_delete(app: &App, req: &Req, project: &str, region: &str, 
         if let Some((c, _)) = user {
             return Err(in_use(&path, &c).into());
         }
+        let vm = tx
+            .list::<crate::compute_instances::Instance>(kind::COMPUTE_INSTANCE, "")?
+            .into_iter()
+            .find(|(_, i)| i.network_interfaces.iter().any(|n| n.subnetwork == subnet.self_link));
+        if let Some((i, _)) = vm {
+            return Err(in_use(&path, &i).into());
+        }
         let net_path = subnet.network.strip_prefix(COMPUTE).unwrap_or(&subnet.network).to_owned();
         if let Some(mut net) = tx.get::<Network>(kind::NETWORK, &net_path)? {
             net.subnetworks.retain(|l| l != &subnet.self_link);

@@ -341,6 +341,62 @@ fn egress_reaches_private_hosts_only_through_the_vpc_and_the_internet_from_one_n
     assert_eq!(r["fetch"]["value"]["status"], 200, "a run.app URL works inside: {r}");
 }
 
+#[test]
+fn compute_instances_refuse_bad_input_with_clear_errors_and_keep_what_is_in_use() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    p.ok(&["compute", "networks", "create", "my-vpc", "--subnet-mode=custom"]);
+    p.ok(&["compute", "networks", "subnets", "create", "s1", "--network=my-vpc", "--range=10.30.0.0/29", REGION]);
+    let zone = "--zone=us-central1-a";
+    let script = "--metadata=startup-script=sleep 600";
+    for (args, why) in [
+        (vec![zone, script], "add --subnet=SUBNET"),
+        (vec![zone, "--subnet=nope", script], "subnetwork `nope` was not found in region us-central1"),
+        (vec![zone, "--subnet=s1"], "add --metadata=startup-script=COMMAND"),
+        (vec![zone, "--subnet=s1", script, "--private-network-ip=10.30.0.1"], "not a usable address"),
+        (vec![zone, "--subnet=s1", script, "--private-network-ip=10.31.0.4"], "not a usable address"),
+        (vec![zone, "--subnet=s1", script, "--private-network-ip=ten"], "networkIP': 'ten'"),
+        (vec!["--zone=central", "--subnet=s1", script], "Use a zone such as us-central1-a"),
+        (vec![zone, "--subnet=s1", "--metadata=startup-script"], "use KEY=VALUE"),
+    ] {
+        let mut all = vec!["compute", "instances", "create", "vm"];
+        all.extend(args);
+        let e = p.fail(&all);
+        assert!(e.contains(why), "{all:?}: {e}");
+    }
+    assert!(p.ok(&["compute", "instances", "list", "--zones=us-central1-a"]).lines().count() <= 1, "nothing half-made");
+    p.ok(&["compute", "instances", "create", "vm", zone, "--subnet=s1", script, "--private-network-ip=10.30.0.4"]);
+    let e = p.fail(&[
+        "compute",
+        "instances",
+        "create",
+        "vm2",
+        zone,
+        "--subnet=s1",
+        script,
+        "--private-network-ip=10.30.0.4",
+    ]);
+    assert!(e.contains("already in use"), "{e}");
+    let e = p.fail(&["compute", "instances", "create", "vm", zone, "--subnet=s1", script]);
+    assert!(e.contains("already exists"), "{e}");
+    // A /29 has 10.30.0.2..6 for hosts: .2 is kept for a connector, .4 is taken; .3, .5, .6 remain.
+    for name in ["a", "b", "c"] {
+        p.ok(&["compute", "instances", "create", name, zone, "--subnet=s1", script]);
+    }
+    let e = p.fail(&["compute", "instances", "create", "d", zone, "--subnet=s1", script]);
+    assert!(e.contains("has no free address"), "{e}");
+    let e = p.fail(&["compute", "networks", "subnets", "delete", "s1", REGION]);
+    assert!(e.contains("is already being used by 'projects/local-project/zones/us-central1-a/instances/"), "{e}");
+    for name in ["vm", "a", "b", "c"] {
+        p.ok(&["compute", "instances", "delete", name, zone, "--quiet"]);
+    }
+    p.ok(&["compute", "networks", "subnets", "delete", "s1", REGION]);
+    let e = p.fail(&["compute", "instances", "describe", "vm", zone]);
+    assert!(e.contains("was not found"), "{e}");
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

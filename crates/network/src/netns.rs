@@ -134,7 +134,11 @@ fn ip_batch(commands: &str) -> io::Result<()> {
 /// Runs `program` in the calling thread's namespace, `input` on its stdin.
 fn run_command(program: &str, args: &[String], input: &str) -> io::Result<()> {
     use std::io::Write as _;
-    let package = if program == "ip" { "iproute2" } else { program };
+    let package = match program {
+        "ip" => "iproute2",
+        "nft" => "nftables",
+        other => other,
+    };
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
