@@ -88,38 +88,10 @@ fn not_found(path: &str) -> ApiError {
     ApiError::not_found(format!("The resource '{path}' was not found"))
 }
 
-fn operation(project: &str, zone: &str, op_type: &str, target: &str, id: &str, user: &str) -> Value {
-    let now = now_rfc3339();
-    let name = format!("operation-{}", crate::run::uid());
-    json!({
-        "kind": "compute#operation",
-        "id": id,
-        "name": name,
-        "zone": format!("{COMPUTE}projects/{project}/zones/{zone}"),
-        "operationType": op_type,
-        "targetLink": target,
-        "targetId": id,
-        "status": "DONE",
-        "user": user,
-        "progress": 100,
-        "insertTime": now,
-        "startTime": now,
-        "endTime": now,
-        "selfLink": format!("{COMPUTE}projects/{project}/zones/{zone}/operations/{name}"),
-    })
-}
-
 impl Instance {
     fn host(&self, range: Ipv4Net) -> Result<VpcHost> {
         let nic = self.network_interfaces.first().ok_or_else(|| ApiError::internal("instance without a network"))?;
-        let script = self.metadata["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["key"] == "startup-script")
-            .and_then(|i| i["value"].as_str())
-            .unwrap_or_default()
-            .to_string();
+        let script = startup_script(&self.metadata);
         Ok(VpcHost {
             path: self.self_link.trim_start_matches(COMPUTE).to_string(),
             network: basename(&nic.network).to_string(),
@@ -130,6 +102,12 @@ impl Instance {
             service_account: self.service_accounts.first().and_then(|s| s["email"].as_str()).unwrap_or_default().into(),
         })
     }
+}
+
+/// The `startup-script` item of instance metadata (empty when absent).
+fn startup_script(metadata: &Value) -> String {
+    let items = metadata["items"].as_array().into_iter().flatten();
+    items.filter(|i| i["key"] == "startup-script").find_map(|i| i["value"].as_str()).unwrap_or_default().to_string()
 }
 
 fn basename(s: &str) -> &str {
@@ -195,14 +173,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
             )));
         }
     }
-    let script = body["metadata"]["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["key"] == "startup-script")
-        .and_then(|i| i["value"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let script = startup_script(&body["metadata"]);
     if script.is_empty() {
         return Err(ApiError::invalid(
             "an instance runs its startup script and nothing else: add --metadata=startup-script=COMMAND",
@@ -235,7 +206,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         };
         let instance = Instance {
             kind: "compute#instance".into(),
-            id: (1_000_000_000_000_000_000 + tokens::random_u64() % 9_000_000_000_000_000_000).to_string(),
+            id: crate::vpc::new_id(),
             creation_timestamp: now_rfc3339(),
             name: name.clone(),
             zone: format!("{COMPUTE}projects/{project}/zones/{zone}"),
@@ -261,9 +232,8 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         let _ = app.store.write(|tx| tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ()));
         return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")));
     }
-    Ok(Reply::Json(operation(
-        &project,
-        zone,
+    Ok(Reply::Json(crate::vpc::operation_in(
+        &format!("projects/{project}/zones/{zone}"),
         "insert",
         &self_link,
         &instance.id,
@@ -310,9 +280,8 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str
     if let Some(runner) = app.hosts.get() {
         runner.stop(&path);
     }
-    Ok(Reply::Json(operation(
-        &project,
-        zone,
+    Ok(Reply::Json(crate::vpc::operation_in(
+        &format!("projects/{project}/zones/{zone}"),
         "delete",
         &i.self_link,
         &i.id,

@@ -18,7 +18,7 @@ const COMPUTE_SERVICE: &str = "compute.googleapis.com";
 const VPCACCESS: &str = "vpcaccess.googleapis.com";
 
 /// A numeric id as Compute gives resources (19 digits).
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     (1_000_000_000_000_000_000 + tokens::random_u64() % 9_000_000_000_000_000_000).to_string()
 }
 
@@ -30,11 +30,16 @@ fn in_use(path: &str, user: &str) -> ApiError {
     ApiError::invalid(format!("The resource '{path}' is already being used by '{user}'; delete '{user}' first"))
 }
 
-/// A finished Compute Engine operation for `op_type` on `target` (a self link).
+/// A finished global Compute Engine operation for `op_type` on `target` (a self link).
 fn compute_operation(project: &str, op_type: &str, target: &str, target_id: &str, user: &str) -> Value {
+    operation_in(&format!("projects/{project}/global"), op_type, target, target_id, user)
+}
+
+/// A finished Compute Engine operation in `scope` (`projects/P/global`, `projects/P/zones/Z`).
+pub(crate) fn operation_in(scope: &str, op_type: &str, target: &str, target_id: &str, user: &str) -> Value {
     let now = now_rfc3339();
     let name = format!("operation-{}", crate::run::uid());
-    json!({
+    let mut op = json!({
         "kind": "compute#operation",
         "id": new_id(),
         "name": name,
@@ -47,8 +52,12 @@ fn compute_operation(project: &str, op_type: &str, target: &str, target_id: &str
         "insertTime": now,
         "startTime": now,
         "endTime": now,
-        "selfLink": format!("{COMPUTE}projects/{project}/global/operations/{name}"),
-    })
+        "selfLink": format!("{COMPUTE}{scope}/operations/{name}"),
+    });
+    if let Some(zone) = scope.split_once("/zones/").map(|(p, z)| format!("{COMPUTE}{p}/zones/{z}")) {
+        op["zone"] = json!(zone);
+    }
+    op
 }
 
 /// Fields gcloud and the client libraries send on insert that Gatehouse accepts and does not model.

@@ -9,23 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{http, python, script, Platform};
+use common::{http, python, sandbox_available, script, Platform};
 use serde_json::Value;
 
 const REGION: &str = "--region=us-central1";
-
-fn sandbox_available() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        assert!(
-            std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some_and(|v| v == "1"),
-            "the network tests need root (namespaces, nftables): run them as root, as CI does, or set \
-             GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
-        );
-    }
-    root
-}
 
 fn url(p: &Platform, service: &str) -> String {
     p.ok(&["run", "services", "describe", service, REGION, "--format=value(status.url)"]).trim().to_string()

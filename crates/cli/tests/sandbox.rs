@@ -8,26 +8,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{descendants_of, http, python, script, Platform};
+use common::{descendants_of, http, python, sandbox_available, script, Platform};
 use serde_json::Value;
 
 const REGION: &str = "--region=us-central1";
 const HELLO: &str = "--image=us-docker.pkg.dev/cloudrun/container/hello";
-
-/// Whether the sandbox can be tested here; without root the test fails with the reason, unless
-/// GATEHOUSE_TEST_NO_SANDBOX=1 says on purpose that this machine has no sandbox.
-fn sandbox_available() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    if !root {
-        assert!(
-            std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some_and(|v| v == "1"),
-            "the sandbox tests need root (namespaces, cgroups): run them as root, as CI does, or set \
-             GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
-        );
-    }
-    root
-}
 
 /// What of the host a sandbox could leave behind: named network namespaces, links, mount points.
 #[derive(Debug, PartialEq)]

@@ -265,3 +265,18 @@ pub fn python() -> PathBuf {
 pub fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/python").join(name)
 }
+
+/// Whether the sandbox can be tested here (root: namespaces, cgroups, nftables). Without root the calling test fails
+/// with the reason, unless GATEHOUSE_TEST_NO_SANDBOX=1 says on purpose that this machine has no sandbox.
+pub fn sandbox_available() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        assert!(
+            std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some_and(|v| v == "1"),
+            "the sandbox and network tests need root (namespaces, cgroups, nftables): run them as root, as CI does, \
+             or set GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
+        );
+    }
+    root
+}
