@@ -529,6 +529,10 @@ pub struct UpArgs {
     /// Address to listen on; loopback by default.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Run instances as plain processes even where the sandbox is available (as without root: ingress, egress and
+    /// --memory/--cpu are then not enforced, and `up` says so). Also GATEHOUSE_NO_SANDBOX=1.
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// `iss` of the ID tokens the platform mints.
     #[arg(long, default_value = "https://accounts.google.com")]
     pub issuer: String,

@@ -94,7 +94,10 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             fabric: std::sync::OnceLock::new(),
             stop: stop_rx.clone(),
         });
-        let sandbox = sandbox(&home, instance_listeners.clone());
+        let sandbox = match args.no_sandbox {
+            true => Err("--no-sandbox".to_string()),
+            false => sandbox(&home, instance_listeners.clone()),
+        };
         // The simulated internet and VPC routers, when instances have network namespaces to link.
         let fabric = match &sandbox {
             Ok(_) => Some(network::fabric::Fabric::new().context("cannot create the simulated networks")?),

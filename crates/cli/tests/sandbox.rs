@@ -199,3 +199,16 @@ fn after_kill_9_of_up_nothing_is_left_once_up_starts_again() {
     wait_until_gone(&processes);
     assert_eq!(host_state(), before);
 }
+
+#[test]
+fn without_the_sandbox_up_says_what_is_not_enforced_and_instances_still_run() {
+    let p = Platform::start_with(&["--no-sandbox"]);
+    let banner = p.banner.join("\n");
+    assert!(banner.contains("sandbox  NOT ENFORCED (--no-sandbox)"), "{banner}");
+    assert!(banner.contains("ingress, VPC egress and --memory/--cpu are stored and shown, not applied"), "{banner}");
+    assert!(!banner.contains("enforced in network namespaces"), "nothing claims what it does not do: {banner}");
+    assert!(p.daemon_json().get("internet_echo").is_none(), "no simulated internet without namespaces");
+    p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated", "--memory=256Mi"]);
+    let whoami: Value = http().get(format!("{}/whoami", url(&p, "hello"))).send().unwrap().json().unwrap();
+    assert_eq!(whoami["serviceAccount"], p.compute_sa(), "the metadata server still answers (through env vars)");
+}

@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 pub struct Platform {
     pub home: tempfile::TempDir,
+    /// What `up` printed before its ready line (and that line).
+    pub banner: Vec<String>,
     child: Option<Child>,
     pub api: String,
     pub gateway: String,
@@ -49,8 +51,14 @@ impl Platform {
     /// A platform whose `GATEHOUSE_HOME` is a new directory in `parent`.
     pub fn start_in(parent: &Path, extra: &[&str]) -> Platform {
         let home = tempfile::tempdir_in(parent).expect("temporary GATEHOUSE_HOME");
-        let mut p =
-            Platform { home, child: None, api: String::new(), gateway: String::new(), project_number: String::new() };
+        let mut p = Platform {
+            home,
+            banner: Vec::new(),
+            child: None,
+            api: String::new(),
+            gateway: String::new(),
+            project_number: String::new(),
+        };
         p.boot(extra);
         p
     }
@@ -78,8 +86,11 @@ impl Platform {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains("ready") => break,
-                Ok(_) => continue,
+                Ok(line) if line.contains("ready") => {
+                    self.banner.push(line);
+                    break;
+                }
+                Ok(line) => self.banner.push(line),
                 Err(_) => panic!("`gatehouse up` did not print a ready line within 30 s"),
             }
         }
