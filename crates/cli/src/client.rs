@@ -44,6 +44,22 @@ pub fn remote(e: &anyhow::Error) -> Option<&ApiError> {
     e.downcast_ref::<Remote>().map(|r| &r.0)
 }
 
+/// `GET {metadata}/computeMetadata/v1/instance/service-accounts/default/{path}`, as gcloud asks it on Cloud Run.
+fn metadata_get(http: &Http, metadata: &str, path: &str) -> Result<String> {
+    let url = format!("{metadata}/computeMetadata/v1/instance/service-accounts/default/{path}");
+    let resp = http
+        .get(&url)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .map_err(|e| anyhow!("the instance's metadata server does not answer at {metadata}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text()?;
+    if !status.is_success() {
+        return Err(anyhow!("the metadata server answered {status} for {path}: {}", text.trim()));
+    }
+    Ok(text)
+}
+
 pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -59,14 +75,24 @@ impl Client {
     pub fn new(global: &Global) -> Result<Client> {
         let home = Home::locate()?;
         let daemon = home.daemon()?;
-        let account = match &global.account {
-            Some(a) => a.clone(),
-            None => home.config().get("account").cloned().ok_or_else(|| {
-                anyhow!("no account is active; log in with `gatehouse auth login EMAIL` or set one with `gatehouse config set account EMAIL`")
-            })?,
+        let http = http()?;
+        let account = match (&global.account, home.config().get("account")) {
+            (Some(a), _) | (None, Some(a)) => a.clone(),
+            // Inside an instance: the instance's service account, as gcloud on Cloud Run.
+            (None, None) if !daemon.metadata.is_empty() => metadata_get(&http, &daemon.metadata, "email")?,
+            (None, None) => {
+                return Err(anyhow!(
+                    "no account is active; log in with `gatehouse auth login EMAIL` or set one with `gatehouse config set account EMAIL`"
+                ))
+            }
         };
         let impersonate = global.impersonate_service_account.clone();
-        Ok(Client { http: http()?, home, daemon, account, impersonate })
+        Ok(Client { http, home, daemon, account, impersonate })
+    }
+
+    /// Whether the active account's credentials come from the instance's metadata server.
+    fn uses_metadata_server(&self) -> bool {
+        !self.daemon.metadata.is_empty() && !self.home.credentials().contains_key(&self.account)
     }
 
     /// The project to act on: `--project`, then the `project` property, then the platform's project.
@@ -111,6 +137,11 @@ impl Client {
     /// The active account's own credentials: its refresh credential and the full `/token` answer (which carries an
     /// ID token for users).
     pub fn refresh_user(&self, audience: Option<&str>) -> Result<Value> {
+        if self.uses_metadata_server() {
+            let audience = audience.unwrap_or(crate::commands::GCLOUD_CLIENT_ID);
+            let path = format!("identity?audience={audience}&format=full");
+            return Ok(serde_json::json!({ "id_token": metadata_get(&self.http, &self.daemon.metadata, &path)? }));
+        }
         let cred = self.credential()?;
         let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", cred.refresh_token.as_str())];
         if let Some(a) = audience {
@@ -143,6 +174,13 @@ impl Client {
 
     /// A valid access token for the active account, refreshed through `/token` when missing or about to expire.
     pub fn user_access_token(&self, force_refresh: bool) -> Result<String> {
+        if self.uses_metadata_server() {
+            let token: Value = serde_json::from_str(&metadata_get(&self.http, &self.daemon.metadata, "token")?)?;
+            return token["access_token"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("the metadata server returned no access token"));
+        }
         let cred = self.credential()?;
         if !force_refresh && !cred.access_token.is_empty() && cred.access_token_expires_at > now_unix() + 60 {
             return Ok(cred.access_token.clone());

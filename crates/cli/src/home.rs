@@ -30,6 +30,14 @@ pub struct DaemonInfo {
     /// The simulated internet host that answers with the caller's address (reachable from inside instances).
     #[serde(default, rename = "internet_echo", skip_serializing_if = "String::is_empty")]
     pub internet_echo: String,
+    /// Inside an instance: the metadata server the CLI takes its credentials from (as gcloud does on Cloud Run);
+    /// the daemon's `pid` is not visible there.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub metadata: String,
+    /// Whether instances run in sandboxes, so that ingress, egress and `--memory`/`--cpu` are enforced (the advisor's
+    /// `sandbox-disabled` reads it).
+    #[serde(default, rename = "network_controls_enforced")]
+    pub network_controls_enforced: bool,
     pub pid: u32,
     pub project: String,
     pub project_number: String,
@@ -90,7 +98,7 @@ impl Home {
         };
         let text = fs::read_to_string(&path).map_err(|_| not_running())?;
         let info: DaemonInfo = serde_json::from_str(&text).map_err(|_| not_running())?;
-        if !Path::new(&format!("/proc/{}", info.pid)).exists() {
+        if info.metadata.is_empty() && !Path::new(&format!("/proc/{}", info.pid)).exists() {
             return Err(not_running());
         }
         Ok(info)

@@ -124,6 +124,27 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let app = boot.app.clone();
         let sample_program =
             std::env::current_exe().context("cannot find the gatehouse binary for the sample image")?;
+        // The CLI inside an instance finds the platform at the same URLs, with the metadata server's credentials.
+        let mut sandbox = sandbox;
+        if let Ok(s) = &mut sandbox {
+            let inside = DaemonInfo {
+                api: format!("http://{api_addr}"),
+                gateway: format!("http://{gw_addr}"),
+                load_balancer: format!("http://{lb_addr}"),
+                internet_echo: format!("http://{}/", network::fabric::ECHO_IP),
+                metadata: "http://metadata.google.internal".into(),
+                network_controls_enforced: true,
+                pid: 0,
+                project: project.project_id.clone(),
+                project_number: project.project_number.clone(),
+                region: project.region.clone(),
+                jwks: format!("http://{api_addr}/oauth2/v3/certs"),
+                certs: format!("http://{api_addr}/oauth2/v1/certs"),
+                issuer: boot.app.issuer().url().to_owned(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            s.home_files.push((".gatehouse/daemon.json".into(), serde_json::to_string_pretty(&inside)?));
+        }
         let config = runtime::RuntimeConfig {
             sample_program,
             idle_timeout: args.instance_idle_timeout,
@@ -195,6 +216,8 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 Some(_) => format!("http://{}/", network::fabric::ECHO_IP),
                 None => String::new(),
             },
+            metadata: String::new(),
+            network_controls_enforced: sandbox.is_ok(),
             pid: std::process::id(),
             project: project.project_id.clone(),
             project_number: project.project_number.clone(),
@@ -541,7 +564,7 @@ fn sandbox(home: &Home, listeners: Arc<InstanceListeners>) -> Result<runtime::Sa
     network::netns::available()?;
     let cgroups = runtime::Cgroups::discover()?;
     let hide = vec![std::fs::canonicalize(&home.dir).unwrap_or_else(|_| home.dir.clone())];
-    Ok(runtime::SandboxConfig { cgroups, hide, attach: listeners })
+    Ok(runtime::SandboxConfig { cgroups, hide, attach: listeners, home_files: Vec::new() })
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {

@@ -104,12 +104,14 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     let parent = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut p = Platform::start_in(parent.path(), &[]);
     let home = p.home.path().to_path_buf();
+    assert_eq!(p.daemon_json()["network_controls_enforced"], true);
     p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated"]);
     deploy_probe(&p, &["--memory=256Mi"]);
     let (hello, probe_url) = (url(&p, "hello"), url(&p, "probe"));
 
     let r = probe(&probe_url, &home, &format!("{hello}/whoami"));
-    assert_eq!(r["tmp_before"], serde_json::json!([]), "a private /tmp: {r}");
+    // A private /tmp, holding only where the CLI inside finds the platform (HOME is /tmp).
+    assert_eq!(r["tmp_before"], serde_json::json!([".gatehouse"]), "{r}");
     assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(65534), Some(65534)), "{r}");
     assert_eq!(r["hostname"], "localhost");
     assert_eq!(r["pids"], serde_json::json!([1, 2]), "only its init and itself are visible");
@@ -140,6 +142,29 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     assert_eq!(r["fetch"]["value"]["status"], 200, "{r}");
     assert!(r["fetch"]["value"]["body"].as_str().unwrap().contains("keys"));
 
+    // gcloud (the platform's CLI) inside, with no environment but HOME: it finds the platform and takes the
+    // instance's service account from the metadata server, as on Cloud Run.
+    let gcloud = |args: &[&str]| -> Value {
+        let mut q: Vec<(&str, &str)> = vec![("bin", common::BIN)];
+        q.extend(args.iter().map(|a| ("arg", *a)));
+        http().get(format!("{probe_url}/gcloud")).query(&q).send().unwrap().json().unwrap()
+    };
+    let r = gcloud(&["auth", "print-identity-token", &format!("--audiences={hello}")]);
+    assert_eq!(r["code"], 0, "{r}");
+    let token = r["stdout"].as_str().unwrap().trim().to_string();
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (claims["email"].as_str(), claims["aud"].as_str()),
+        (Some(p.compute_sa().as_str()), Some(hello.as_str()))
+    );
+    let r = gcloud(&["run", "services", "list", REGION, "--format=value(metadata.name)"]);
+    assert_eq!(r["code"], 0, "{r}");
+    assert!(r["stdout"].as_str().unwrap().contains("hello"), "{r}");
+
     // A memory hog is stopped at --memory, and the instance replaced.
     let hog = http().get(format!("{probe_url}/hog")).send();
     assert!(hog.map(|r| r.status().as_u16()).unwrap_or(502) >= 500);
@@ -152,7 +177,7 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     let r = probe(&probe_url, &home, "");
     assert_eq!(r["uid"], 65534);
     // The new instance has a /tmp of its own: nothing the previous one wrote there.
-    assert_eq!(r["tmp_before"], serde_json::json!([]), "{r}");
+    assert_eq!(r["tmp_before"], serde_json::json!([".gatehouse"]), "{r}");
 
     let daemon = p.pid();
     let processes = descendants_of(daemon);
@@ -208,6 +233,7 @@ fn without_the_sandbox_up_says_what_is_not_enforced_and_instances_still_run() {
     assert!(banner.contains("ingress, VPC egress and --memory/--cpu are stored and shown, not applied"), "{banner}");
     assert!(!banner.contains("enforced in network namespaces"), "nothing claims what it does not do: {banner}");
     assert!(p.daemon_json().get("internet_echo").is_none(), "no simulated internet without namespaces");
+    assert_eq!(p.daemon_json()["network_controls_enforced"], false);
     p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated", "--memory=256Mi"]);
     let whoami: Value = http().get(format!("{}/whoami", url(&p, "hello"))).send().unwrap().json().unwrap();
     assert_eq!(whoami["serviceAccount"], p.compute_sa(), "the metadata server still answers (through env vars)");

@@ -235,6 +235,16 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
         std::os::unix::fs::chown(&plan.home, Some(plan.uid), Some(plan.gid))
             .map_err(|e| format!("cannot hand `{}` to the app: {e}", plan.home.display()))?;
     }
+    for (rel, content) in &plan.home_files {
+        let path = plan.home.join(rel.strip_prefix("/").unwrap_or(rel));
+        let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+            std::os::unix::fs::chown(dir, Some(plan.uid), Some(plan.gid)).map_err(fail)?;
+        }
+        std::fs::write(&path, content).map_err(fail)?;
+        std::os::unix::fs::chown(&path, Some(plan.uid), Some(plan.gid)).map_err(fail)?;
+    }
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
         .map_err(|e| format!("cannot mount the instance's /proc: {e}"))

@@ -295,6 +295,7 @@ async fn sandboxed(
         hosts: sandbox::hosts_file(),
         resolv: sandbox::resolv_file(&spec.identity.zone, &spec.identity.project_id),
         home: PathBuf::from(sandbox::SANDBOX_HOME),
+        home_files: sandbox.home_files.clone(),
     };
     let cleanup = |e: StartFailure| {
         let (cgroups, id) = (sandbox.cgroups.clone(), instance_id.to_string());

@@ -34,6 +34,9 @@ pub struct SandboxConfig {
     pub hide: Vec<PathBuf>,
     /// Binds the platform's listeners inside each new instance's network namespace.
     pub attach: Arc<dyn Attach>,
+    /// Files written into every instance's `HOME` (relative path, content; no secrets): how the CLI inside finds
+    /// the platform.
+    pub home_files: Vec<(PathBuf, String)>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -81,6 +84,9 @@ pub(crate) struct Plan {
     pub(crate) resolv: String,
     /// The app's `HOME` and working directory when there is no source: inside the private `/tmp`.
     pub(crate) home: PathBuf,
+    /// Written under `home`, owned by the app.
+    #[serde(default)]
+    pub(crate) home_files: Vec<(PathBuf, String)>,
 }
 
 /// The app's `HOME` inside a sandbox.

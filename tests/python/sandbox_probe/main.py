@@ -8,6 +8,7 @@ GET /probe?home=DIR&url=URL&echo=URL&private=IP&resolve=NAME...
                                 by google-auth in a child process with an empty environment; each NAME resolved.
 GET /call?url=URL&token=T    -> JSON {"status": N, "body": ...}: a GET of URL with `Authorization: Bearer T`
                                 (status 0 when unreachable) — a caller for the network matrix.
+GET /gcloud?bin=PATH&arg=A… -> the CLI at PATH run with ARGs and only HOME set: {"code", "stdout", "stderr"}.
 GET /wrk?url=URL&d=S&c=N     -> wrk's output for S seconds (at most 30) of load on URL from inside the instance.
 GET /hog                     -> allocates memory until the instance is stopped (its --memory limit).
 """
@@ -123,6 +124,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = urllib.parse.parse_qs(parsed.query)
         if parsed.path == "/call":
             report = call(query["url"][0], query.get("token", [""])[0])
+        elif parsed.path == "/gcloud":
+            # The platform's CLI (as gcloud) inside the instance, with nothing but HOME in its environment.
+            out = subprocess.run(
+                [query["bin"][0]] + query.get("arg", []),
+                env={"HOME": os.environ["HOME"]},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            report = {"code": out.returncode, "stdout": out.stdout, "stderr": out.stderr[-2000:]}
         elif parsed.path == "/wrk":
             # For bench/sandbox.sh: load from inside the instance, bounded by -d and a timeout.
             secs = min(int(query.get("d", ["5"])[0]), 30)

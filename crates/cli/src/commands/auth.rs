@@ -8,7 +8,7 @@ use anyhow::{anyhow, Result};
 use serde_json::{json, Value};
 
 /// gcloud's OAuth client id: the audience of ID tokens printed without `--audiences`.
-const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+use super::GCLOUD_CLIENT_ID;
 
 pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
     let home = Home::locate()?;

@@ -55,6 +55,9 @@ pub(crate) fn basename(name: &str) -> &str {
 }
 
 /// Splits a comma-separated flag value into its non-empty items.
+/// gcloud's OAuth client id: the audience of an ID token printed without `--audiences`.
+pub(crate) const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+
 pub(crate) fn split_list(s: &str) -> Vec<String> {
     s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
 }
