@@ -91,6 +91,23 @@ pub enum Command {
     /// Run a command as a service account: a private metadata server serves it tokens for the account
     /// (Application Default Credentials, no key file). Needs `--impersonate-service-account`.
     Exec(ExecArgs),
+    /// Find the classic Cloud Run security mistakes, on the live platform or in files exported from a project.
+    #[command(subcommand)]
+    Advisor(AdvisorCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdvisorCmd {
+    /// Scan the platform (or, with --offline, an export directory) and report findings as text, json or sarif
+    /// (--format). Exits 1 when a finding is at or above --fail-on, 2 when the input cannot be read.
+    Scan {
+        /// A directory exported from a Google Cloud project (layout in the README).
+        #[arg(long)]
+        offline: Option<PathBuf>,
+        /// critical | high | medium | low | info.
+        #[arg(long, default_value = "high")]
+        fail_on: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -877,6 +894,7 @@ impl Command {
             Command::Logging(LoggingCmd::Verify) => "logging.verify",
             Command::Keys(KeysCmd::Rotate) => "keys.rotate",
             Command::Exec(_) => "exec",
+            Command::Advisor(AdvisorCmd::Scan { .. }) => "advisor.scan",
             Command::SampleHello => "sample-hello",
             Command::Run(c) => c.path(),
             Command::Secrets(c) => c.path(),

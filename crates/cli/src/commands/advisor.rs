@@ -1,0 +1,159 @@
+//! `advisor scan [--offline DIR] [--fail-on SEVERITY]`: the classic Cloud Run mistakes, in a project exported from
+//! Google Cloud (`--offline`) or on the running platform, read through its REST API as the active account.
+//!
+//! Exit status: 1 when a finding is at or above `--fail-on`, 0 otherwise, 2 when the input cannot be read.
+
+use super::{policy, seg};
+use crate::args::{AdvisorCmd, Global};
+use crate::client::Client;
+use advisor::input::{Input, Observations, Origin};
+use advisor::load::{self, Hints};
+use advisor::{Report, Severity, Skipped};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+
+/// Exit status for input that cannot be read.
+const UNREADABLE: u8 = 2;
+
+pub fn run(g: &Global, cmd: AdvisorCmd) -> Result<u8> {
+    let AdvisorCmd::Scan { offline, fail_on } = cmd;
+    let fail_on = Severity::parse(&fail_on)
+        .ok_or_else(|| anyhow!("invalid --fail-on `{fail_on}`; use one of {}", Severity::NAMES.join(", ")))?;
+    let format = g.format.as_deref().unwrap_or("text");
+    if !matches!(format, "text" | "json" | "sarif") {
+        bail!("invalid --format `{format}` for advisor scan; use text, json or sarif");
+    }
+    let report = match offline {
+        Some(dir) => match load::load_dir(&dir, g.project.as_deref()) {
+            Ok(input) => advisor::scan(&input),
+            Err(e) => {
+                eprintln!("ERROR: (gatehouse.advisor.scan) cannot read the export: {e}");
+                return Ok(UNREADABLE);
+            }
+        },
+        None => match live(g) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!(
+                    "ERROR: (gatehouse.advisor.scan) cannot read the platform's state: {}",
+                    crate::client::describe_error(&e)
+                );
+                return Ok(UNREADABLE);
+            }
+        },
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        "sarif" => println!("{}", serde_json::to_string_pretty(&report.to_sarif())?),
+        _ => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            print!("{}", report.to_text(color));
+        }
+    }
+    Ok(report.exit_code(fail_on))
+}
+
+/// Reads the platform's state as the active account and scans it.
+fn live(g: &Global) -> Result<Report> {
+    let client = Client::new(g)?;
+    let project = client.project(g);
+    let p = seg(&project);
+    let region = super::region(&client, &None);
+    let mut input = Input {
+        origin: Origin::Live,
+        project_id: project.clone(),
+        project_number: Some(client.daemon.project_number.clone()),
+        ..Default::default()
+    };
+    let mut hints = Hints::default();
+
+    let v = policy::get(&client, &format!("/v1/projects/{p}"))?;
+    input.project_policy = Some(to_policy(v).context("the project IAM policy")?);
+
+    let base = format!("/v2/projects/{p}/locations/{}/services", seg(&region));
+    let listed = client.get(&base)?;
+    let mut services = Vec::new();
+    let mut service_policies = BTreeMap::new();
+    for s in listed["services"].as_array().into_iter().flatten() {
+        let service = load::parse_service(s, &mut hints).map_err(|e| anyhow!("a service the API listed: {e}"))?;
+        let v = policy::get(&client, &format!("{base}/{}", seg(&service.name)))?;
+        service_policies.insert(service.name.clone(), to_policy(v).context("a service IAM policy")?);
+        services.push(service);
+    }
+    input.services = Some(services);
+    input.service_policies = Some(service_policies);
+
+    let listed = client.get(&format!("/v1/projects/{p}/secrets"))?;
+    let mut secret_policies = BTreeMap::new();
+    for s in listed["secrets"].as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default();
+        let id = super::basename(name);
+        let v = policy::get(&client, &format!("/v1/projects/{p}/secrets/{}", seg(id)))?;
+        secret_policies.insert(id.to_owned(), to_policy(v).context("a secret IAM policy")?);
+    }
+    input.secret_policies = Some(secret_policies);
+
+    let listed = client.get(&format!("/v1/projects/{p}/serviceAccounts"))?;
+    let accounts = load::parse_service_accounts(&listed, &mut hints).map_err(|e| anyhow!("service accounts: {e}"))?;
+    let mut keys = BTreeMap::new();
+    for a in &accounts {
+        let v = client.get(&format!("/v1/projects/{p}/serviceAccounts/{}/keys", seg(&a.email)))?;
+        keys.insert(a.email.clone(), load::parse_keys(&v).map_err(|e| anyhow!("keys of {}: {e}", a.email))?);
+    }
+    input.service_accounts = Some(accounts);
+    input.keys = Some(keys);
+
+    input.observations = Some(Observations {
+        // The gateway's request log is not exposed with caller identities; see the skipped note below.
+        calls: None,
+        used_permissions: Some(used_permissions(&client, &project)?),
+        // Neither daemon.json nor an API says whether the network sandbox is on.
+        network_controls_enforced: None,
+    });
+    let mut report = advisor::scan(&input);
+    let partial = "partial on the live platform: calls between services are not observable (the request log is not exposed with caller identities), so only the configuration is checked";
+    for rule in [advisor::rules::PUBLIC_INTERNAL_SERVICE, advisor::rules::EGRESS_BYPASSES_INTERNAL_INGRESS] {
+        report.skipped.push(Skipped { rule, reason: partial.into() });
+    }
+    report.skipped.push(Skipped {
+        rule: advisor::rules::UNUSED_PERMISSION,
+        reason: "partial on the live platform: the audit log records changes, denials and secret reads but not other reads, so a role used only to read looks unused".into(),
+    });
+    Ok(report)
+}
+
+/// A policy as the API answered it.
+fn to_policy(v: Value) -> Result<model::Policy> {
+    Ok(serde_json::from_value(v)?)
+}
+
+/// The permissions each principal was granted and used, from the audit log (Admin Activity and, when the caller
+/// may read it, Data Access): principal email → (permission, full resource name).
+fn used_permissions(client: &Client, project: &str) -> Result<BTreeMap<String, BTreeSet<(String, String)>>> {
+    let mut used: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut token = String::new();
+    loop {
+        let body = json!({ "resourceNames": [format!("projects/{project}")], "pageSize": 1000, "pageToken": token });
+        let page = client.post("/v2/entries:list", &body)?;
+        for e in page["entries"].as_array().into_iter().flatten() {
+            let payload = &e["protoPayload"];
+            let Some(who) = payload["authenticationInfo"]["principalEmail"].as_str() else { continue };
+            for a in payload["authorizationInfo"].as_array().into_iter().flatten() {
+                let (Some(permission), Some(true)) = (a["permission"].as_str(), a["granted"].as_bool()) else {
+                    continue;
+                };
+                let resource = a["resource"].as_str().unwrap_or_default();
+                // Roles are granted on secrets, not on their versions.
+                let resource = resource.split("/versions/").next().unwrap_or(resource);
+                used.entry(who.to_owned()).or_default().insert((permission.to_owned(), resource.to_owned()));
+            }
+        }
+        match page["nextPageToken"].as_str() {
+            Some(t) if !t.is_empty() => token = t.to_owned(),
+            _ => break,
+        }
+    }
+    Ok(used)
+}
