@@ -11,6 +11,7 @@
 
 pub mod detect;
 pub mod input;
+pub mod invocation;
 pub mod load;
 pub mod report;
 pub mod rules;

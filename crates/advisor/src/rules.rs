@@ -109,12 +109,34 @@ struct Cx<'a> {
     skipped: Vec<Skipped>,
 }
 
-/// A member holding a role that can invoke a service, and where the binding is.
-struct PublicGrant {
-    role: String,
-    member: String,
+/// A public member (`allUsers`, `allAuthenticatedUsers`) holding a role that can invoke a service, and where the
+/// binding is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicGrant {
+    pub role: String,
+    pub member: String,
     /// True for a binding on the project (it reaches every service).
-    on_project: bool,
+    pub on_project: bool,
+}
+
+impl std::fmt::Display for PublicGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.on_project { "project" } else { "service" };
+        write!(f, "{at} binding: {} → {}", self.role, self.member)
+    }
+}
+
+/// Public members with a role holding `run.routes.invoke` on a service (its policy) or on the whole project.
+pub fn public_grants(catalogue: &Catalogue, service: &Policy, project: Option<&Policy>) -> Vec<PublicGrant> {
+    let mut out = Vec::new();
+    for (p, on_project) in std::iter::once((service, false)).chain(project.map(|p| (p, true))) {
+        for b in p.bindings.iter().filter(|b| catalogue.role_has_permission(&b.role, INVOKE)) {
+            for m in b.members.iter().filter(|m| *m == "allUsers" || *m == "allAuthenticatedUsers") {
+                out.push(PublicGrant { role: b.role.clone(), member: m.clone(), on_project });
+            }
+        }
+    }
+    out
 }
 
 impl<'a> Cx<'a> {
@@ -297,22 +319,7 @@ impl<'a> Cx<'a> {
     /// `None` when the service's IAM policy is unknown.
     fn public_grants(&self, s: &Service) -> Option<Vec<PublicGrant>> {
         let policy = self.input.service_policies.as_ref()?.get(&s.name)?;
-        let mut out = Vec::new();
-        let mut collect = |p: &Policy, on_project: bool| {
-            for b in &p.bindings {
-                if !self.catalogue.role_has_permission(&b.role, INVOKE) {
-                    continue;
-                }
-                for m in b.members.iter().filter(|m| *m == "allUsers" || *m == "allAuthenticatedUsers") {
-                    out.push(PublicGrant { role: b.role.clone(), member: m.clone(), on_project });
-                }
-            }
-        };
-        collect(policy, false);
-        if let Some(p) = &self.input.project_policy {
-            collect(p, true);
-        }
-        Some(out)
+        Some(public_grants(&self.catalogue, policy, self.input.project_policy.as_ref()))
     }
 
     fn remove_public(&self, s: &Service, grants: &[&PublicGrant]) -> String {
@@ -376,12 +383,7 @@ impl<'a> Cx<'a> {
                 continue;
             };
             let resource = self.input.service_resource(s);
-            let bound: Vec<String> = grants
-                .iter()
-                .map(|g| {
-                    format!("{} binding: {} → {}", if g.on_project { "project" } else { "service" }, g.role, g.member)
-                })
-                .collect();
+            let bound: Vec<String> = grants.iter().map(PublicGrant::to_string).collect();
             if !grants.is_empty() || s.invoker_iam_disabled {
                 let mut evidence = bound.clone();
                 if s.invoker_iam_disabled {

@@ -820,6 +820,22 @@ pub enum TroubleshootCmd {
         #[arg(long)]
         permission: String,
     },
+    /// Walk one hypothetical call of SERVICE by --principal-email through ingress, token audience and invoker IAM,
+    /// and print each verdict and the status code the gateway would answer.
+    Invoke {
+        service: String,
+        /// The caller; `allUsers` for a call without a token.
+        #[arg(long)]
+        principal_email: String,
+        /// internet | load-balancer | vpc.
+        #[arg(long, default_value = "internet")]
+        source: String,
+        /// The ID token's audience (default: the service URL).
+        #[arg(long)]
+        audience: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -889,7 +905,8 @@ impl Command {
                 GroupsCmd::Memberships(MembershipsCmd::Add { .. }) => "identity.groups.memberships.add",
                 GroupsCmd::Memberships(MembershipsCmd::List { .. }) => "identity.groups.memberships.list",
             },
-            Command::PolicyTroubleshoot(_) => "policy-troubleshoot.iam",
+            Command::PolicyTroubleshoot(TroubleshootCmd::Iam { .. }) => "policy-troubleshoot.iam",
+            Command::PolicyTroubleshoot(TroubleshootCmd::Invoke { .. }) => "policy-troubleshoot.invoke",
             Command::Logging(LoggingCmd::Read { .. }) => "logging.read",
             Command::Logging(LoggingCmd::Verify) => "logging.verify",
             Command::Keys(KeysCmd::Rotate) => "keys.rotate",
