@@ -95,20 +95,27 @@ fn live(g: &Global) -> Result<Report> {
     }
     input.secret_policies = Some(secret_policies);
 
+    // Keys and the audit log need more than reading services does: without them, their checks are skipped.
+    let mut notes = Vec::new();
     let listed = client.get(&format!("/v1/projects/{p}/serviceAccounts"))?;
     let accounts = load::parse_service_accounts(&listed, &mut hints).map_err(|e| anyhow!("service accounts: {e}"))?;
-    let mut keys = BTreeMap::new();
-    for a in &accounts {
-        let v = client.get(&format!("/v1/projects/{p}/serviceAccounts/{}/keys", seg(&a.email)))?;
-        keys.insert(a.email.clone(), load::parse_keys(&v).map_err(|e| anyhow!("keys of {}: {e}", a.email))?);
-    }
+    let keys: Result<BTreeMap<_, _>> = accounts
+        .iter()
+        .map(|a| {
+            let v = client.get(&format!("/v1/projects/{p}/serviceAccounts/{}/keys", seg(&a.email)))?;
+            Ok((a.email.clone(), load::parse_keys(&v).map_err(|e| anyhow!("keys of {}: {e}", a.email))?))
+        })
+        .collect();
     input.service_accounts = Some(accounts);
-    input.keys = Some(keys);
-
+    input.keys =
+        keys.map_err(|e| notes.push(unreadable(advisor::rules::SERVICE_ACCOUNT_KEY, "the key lists", &e))).ok();
+    let used = used_permissions(&client, &project)
+        .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
+        .ok();
     input.observations = Some(Observations {
         // The gateway's request log is not exposed with caller identities; see the skipped note below.
         calls: None,
-        used_permissions: Some(used_permissions(&client, &project)?),
+        used_permissions: used,
         // Neither daemon.json nor an API says whether the network sandbox is on.
         network_controls_enforced: None,
     });
@@ -117,11 +124,20 @@ fn live(g: &Global) -> Result<Report> {
     for rule in [advisor::rules::PUBLIC_INTERNAL_SERVICE, advisor::rules::EGRESS_BYPASSES_INTERNAL_INGRESS] {
         report.skipped.push(Skipped { rule, reason: partial.into() });
     }
+    report.skipped.extend(notes);
     report.skipped.push(Skipped {
         rule: advisor::rules::UNUSED_PERMISSION,
         reason: "partial on the live platform: the audit log records changes, denials and secret reads but not other reads, so a role used only to read looks unused".into(),
     });
     Ok(report)
+}
+
+/// A skipped note for a part of the state the active account may not read.
+fn unreadable(rule: &'static str, what: &str, e: &anyhow::Error) -> Skipped {
+    Skipped {
+        rule,
+        reason: format!("{what} could not be read as the active account: {}", crate::client::describe_error(e)),
+    }
 }
 
 /// A policy as the API answered it.
