@@ -230,3 +230,54 @@ fn live_scan_finds_the_seeded_mistakes_and_their_fixes_clear_them() {
         !common::members_of(&project_policy, "roles/editor").contains(&format!("serviceAccount:{}", p.compute_sa()))
     );
 }
+
+#[test]
+fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
+    let p = Platform::start();
+    let region = "--region=us-central1";
+    let web = "web-app@local-project.iam.gserviceaccount.com";
+    for sa in ["web-app", "ledger-app"] {
+        p.ok(&["iam", "service-accounts", "create", sa]);
+    }
+    p.ok(&[
+        "run",
+        "deploy",
+        "ledger",
+        HELLO,
+        region,
+        "--ingress=internal",
+        "--service-account=ledger-app@local-project.iam.gserviceaccount.com",
+    ]);
+    p.ok(&["run", "deploy", "web", HELLO, region, &format!("--service-account={web}")]);
+    let member = format!("--member=serviceAccount:{web}");
+    p.ok(&["run", "services", "add-iam-policy-binding", "ledger", region, &member, "--role=roles/run.invoker"]);
+    let egress = |report: &Value| -> Vec<Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "egress-bypasses-internal-ingress")
+            .cloned()
+            .collect()
+    };
+    let (_, before) = scan(&p);
+    assert!(egress(&before).is_empty(), "no call yet: {before:#}");
+
+    // web's account calls ledger (this host does not enforce ingress, so the call gets through; Cloud Run would
+    // answer 404 because web's egress does not enter the VPC).
+    p.let_owner_impersonate(web);
+    let ledger = common::url(&p, "ledger");
+    let token = common::sa_token(&p, web, &ledger);
+    assert_eq!(common::get(&ledger, Some(&token)).0, 200);
+    let (_, after) = scan(&p);
+    let found = egress(&after);
+    assert_eq!(found.len(), 1, "{after:#}");
+    assert_eq!(found[0]["resource"], "//run.googleapis.com/projects/local-project/locations/us-central1/services/web");
+    assert_eq!(found[0]["severity"], "medium");
+    let evidence = found[0]["evidence"].to_string();
+    assert!(
+        evidence.contains(&format!("observed: serviceAccount:{web} called internal service `ledger`")),
+        "{evidence}"
+    );
+    assert!(found[0]["fix"].as_str().unwrap().ends_with("--vpc-egress=all-traffic"), "{}", found[0]["fix"]);
+}

@@ -112,24 +112,51 @@ fn live(g: &Global) -> Result<Report> {
     let used = used_permissions(&client, &project)
         .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
         .ok();
+    let names: Vec<String> = input.services.iter().flatten().map(|s| s.name.clone()).collect();
+    let calls = observed_calls(&client, &base, &names)
+        .map_err(|e| notes.push(unreadable(advisor::rules::EGRESS_BYPASSES_INTERNAL_INGRESS, "the request logs", &e)))
+        .ok();
     input.observations = Some(Observations {
-        // The gateway's request log is not exposed with caller identities; see the skipped note below.
-        calls: None,
+        calls,
         used_permissions: used,
         // Neither daemon.json nor an API says whether the network sandbox is on.
         network_controls_enforced: None,
     });
     let mut report = advisor::scan(&input);
-    let partial = "partial on the live platform: calls between services are not observable (the request log is not exposed with caller identities), so only the configuration is checked";
-    for rule in [advisor::rules::PUBLIC_INTERNAL_SERVICE, advisor::rules::EGRESS_BYPASSES_INTERNAL_INGRESS] {
-        report.skipped.push(Skipped { rule, reason: partial.into() });
-    }
+    let partial = "partial on the live platform: callers come from each service's recent request log (the latest lines only), and a public service's gateway ignores credentials, so calls to it carry no identity";
+    report.skipped.push(Skipped { rule: advisor::rules::PUBLIC_INTERNAL_SERVICE, reason: partial.into() });
     report.skipped.extend(notes);
     report.skipped.push(Skipped {
         rule: advisor::rules::UNUSED_PERMISSION,
         reason: "partial on the live platform: the audit log records changes, denials and secret reads but not other reads, so a role used only to read looks unused".into(),
     });
     Ok(report)
+}
+
+/// Calls that got past the invocation check, from each service's request log (`…/services/S:logs`, lines of the
+/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP`, CALLER an email or `allUsers`): (caller member, service).
+fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(String, String)>> {
+    let mut calls = Vec::new();
+    for name in services {
+        let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
+        for e in v["entries"].as_array().into_iter().flatten().filter(|e| e["stream"] == "request") {
+            let fields: Vec<&str> = e["text"].as_str().unwrap_or_default().split_whitespace().collect();
+            let [_, _, status, _, who, ..] = fields.as_slice() else { continue };
+            // Refused by the invocation check: the caller did not get in.
+            if matches!(*status, "401" | "403" | "404") {
+                continue;
+            }
+            let member = if *who == "allUsers" {
+                "allUsers".to_owned()
+            } else if who.ends_with(".gserviceaccount.com") {
+                format!("serviceAccount:{who}")
+            } else {
+                format!("user:{who}")
+            };
+            calls.push((member, name.clone()));
+        }
+    }
+    Ok(calls)
 }
 
 /// A skipped note for a part of the state the active account may not read.
