@@ -58,9 +58,7 @@ pub fn load_dir(dir: &Path, project: Option<&str>) -> Result<Input, LoadError> {
                 policies.insert(service.to_owned(), parse_policy(&path, &bytes)?);
             } else if name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") {
                 let text = String::from_utf8(read(&path)?).map_err(|_| err(&path, "not UTF-8 text"))?;
-                for doc in documents(&path, &text)? {
-                    services.push(parse_service(&doc, &mut hints).map_err(|p| err(&path, p))?);
-                }
+                services.extend(parse_services(&text, name.ends_with(".json"), &mut hints).map_err(|p| err(&path, p))?);
             }
         }
         input.services = Some(services);
@@ -161,24 +159,24 @@ fn parse_policy(path: &Path, bytes: &[u8]) -> Result<Policy, LoadError> {
     Policy::from_json(bytes).map_err(|e| err(path, e.to_string()))
 }
 
-/// The documents of a service file: YAML (several `---`-separated documents allowed) or JSON (one service or a
-/// list). Empty YAML documents are skipped.
-fn documents(path: &Path, text: &str) -> Result<Vec<Value>, LoadError> {
+/// The services of one service file: YAML (several `---`-separated documents allowed; empty ones are skipped) or,
+/// with `json`, JSON (one service or a list). The error says what is wrong, without the file name.
+pub fn parse_services(text: &str, json: bool, hints: &mut Hints) -> Result<Vec<Service>, String> {
     let mut docs = Vec::new();
-    if file_name(path).ends_with(".json") {
-        match json(path, text.as_bytes())? {
+    if json {
+        match serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))? {
             Value::Array(items) => docs.extend(items),
             v => docs.push(v),
         }
     } else {
         for d in serde_yaml::Deserializer::from_str(text) {
-            let v: Value = serde::Deserialize::deserialize(d).map_err(|e| err(path, format!("invalid YAML: {e}")))?;
+            let v: Value = serde::Deserialize::deserialize(d).map_err(|e| format!("invalid YAML: {e}"))?;
             if !v.is_null() {
                 docs.push(v);
             }
         }
     }
-    Ok(docs)
+    docs.iter().map(|d| parse_service(d, hints)).collect()
 }
 
 /// A Cloud Run service in the v1 Knative form (`apiVersion: serving.knative.dev/v1`, `kind: Service`) or as a v2
