@@ -775,33 +775,16 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// Per resource, the fewest predefined roles that together hold every permission used on it (greedy set cover:
-    /// most still-needed permissions first, then the role with the fewest permissions).
+    /// Per resource, the fewest predefined roles that together hold every permission used on it.
     fn smallest_roles(&self, used: &BTreeSet<(String, String)>) -> BTreeMap<String, Vec<String>> {
         let mut needs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (p, r) in used {
             needs.entry(r.as_str()).or_default().insert(p.as_str());
         }
-        let mut out = BTreeMap::new();
-        for (resource, mut left) in needs {
-            let mut chosen = Vec::new();
-            while !left.is_empty() {
-                let best = self
-                    .catalogue
-                    .predefined_roles()
-                    .filter(|r| !matches!(r.name.as_str(), "roles/owner" | "roles/editor" | "roles/viewer"))
-                    .map(|r| (left.iter().filter(|p| self.catalogue.role_has_permission(&r.name, p)).count(), r))
-                    .filter(|(n, _)| *n > 0)
-                    .max_by(|(n1, r1), (n2, r2)| {
-                        n1.cmp(n2).then(r2.included_permissions.len().cmp(&r1.included_permissions.len()))
-                    });
-                let Some((_, role)) = best else { break };
-                left.retain(|p| !self.catalogue.role_has_permission(&role.name, p));
-                chosen.push(role.name.clone());
-            }
-            out.insert(resource.to_owned(), chosen);
-        }
-        out
+        needs
+            .into_iter()
+            .map(|(resource, needed)| (resource.to_owned(), fewest_roles(&self.catalogue, &needed)))
+            .collect()
     }
 
     fn sandbox_disabled(&mut self) {
@@ -828,6 +811,74 @@ impl<'a> Cx<'a> {
             ),
         }
     }
+}
+
+/// The fewest predefined roles (basic roles excluded) that together hold every `needed` permission, and among
+/// those the set with the fewest permissions in all: an exact search over sets of up to 3 roles, then greedy set
+/// cover (most still-needed permissions first, then the smaller role). Permissions no role holds are left out.
+pub fn fewest_roles(catalogue: &Catalogue, needed: &BTreeSet<&str>) -> Vec<String> {
+    let needed: Vec<&str> = needed.iter().copied().collect();
+    let candidates: Vec<(&iam::Role, u64)> = catalogue
+        .predefined_roles()
+        .filter(|r| !matches!(r.name.as_str(), "roles/owner" | "roles/editor" | "roles/viewer"))
+        .map(|r| {
+            let mask = needed
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(_, p)| catalogue.role_has_permission(&r.name, p))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            (r, mask)
+        })
+        .filter(|(_, m)| *m != 0)
+        .collect();
+    let reachable = candidates.iter().fold(0u64, |m, (_, c)| m | c);
+    if needed.len() <= 64 && reachable != 0 {
+        let size = |set: &[usize]| set.iter().map(|&i| candidates[i].0.included_permissions.len()).sum::<usize>();
+        let n = candidates.len();
+        let mut best: Option<Vec<usize>> = None;
+        for k in 1..=3 {
+            let mut pick = |set: Vec<usize>| {
+                let covered = set.iter().fold(0u64, |m, &i| m | candidates[i].1);
+                if covered == reachable && best.as_ref().is_none_or(|b| size(&set) < size(b)) {
+                    best = Some(set);
+                }
+            };
+            for a in 0..n {
+                if k == 1 {
+                    pick(vec![a]);
+                    continue;
+                }
+                for b in a + 1..n {
+                    if k == 2 {
+                        pick(vec![a, b]);
+                        continue;
+                    }
+                    for c in b + 1..n {
+                        pick(vec![a, b, c]);
+                    }
+                }
+            }
+            if let Some(set) = best {
+                return set.into_iter().map(|i| candidates[i].0.name.clone()).collect();
+            }
+        }
+    }
+    let mut left: BTreeSet<&str> = needed.into_iter().collect();
+    let mut chosen = Vec::new();
+    while !left.is_empty() {
+        let best = candidates
+            .iter()
+            .map(|(r, _)| (left.iter().filter(|p| catalogue.role_has_permission(&r.name, p)).count(), r))
+            .filter(|(n, _)| *n > 0)
+            .max_by(|(n1, r1), (n2, r2)| {
+                n1.cmp(n2).then(r2.included_permissions.len().cmp(&r1.included_permissions.len()))
+            });
+        let Some((_, role)) = best else { break };
+        left.retain(|p| !catalogue.role_has_permission(&role.name, p));
+        chosen.push(role.name.clone());
+    }
+    chosen
 }
 
 /// Lower-case words of a name or label (split on anything not alphanumeric).

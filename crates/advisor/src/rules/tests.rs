@@ -455,3 +455,17 @@ fn rule_ids_are_the_fixed_ones() {
         ]
     );
 }
+
+#[test]
+fn fewest_roles_is_exact_and_least_privileged() {
+    let c = Catalogue::predefined();
+    let set = |ps: &[&'static str]| ps.iter().copied().collect::<BTreeSet<&str>>();
+    assert_eq!(fewest_roles(&c, &set(&["run.routes.invoke"])), ["roles/run.invoker"]);
+    // run.developer and run.admin both hold these; the developer role holds fewer permissions.
+    assert_eq!(fewest_roles(&c, &set(&["run.services.get", "run.services.update"])), ["roles/run.developer"]);
+    let mut two = fewest_roles(&c, &set(&["run.routes.invoke", "secretmanager.versions.access"]));
+    two.sort();
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two.contains(&"roles/secretmanager.secretAccessor".to_owned()), "{two:?}");
+    assert!(fewest_roles(&c, &set(&["no.such.permission"])).is_empty());
+}
