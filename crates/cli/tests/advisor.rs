@@ -281,3 +281,47 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
     );
     assert!(found[0]["fix"].as_str().unwrap().ends_with("--vpc-egress=all-traffic"), "{}", found[0]["fix"]);
 }
+
+#[test]
+fn live_fix_for_an_unpinned_secret_pins_the_version_in_use() {
+    let p = Platform::start();
+    let region = "--region=us-central1";
+    let work = tempfile::tempdir().unwrap();
+    for (i, v) in ["first", "second"].iter().enumerate() {
+        let file = work.path().join(format!("v{i}"));
+        std::fs::write(&file, v).unwrap();
+        let data = format!("--data-file={}", file.display());
+        if i == 0 {
+            p.ok(&["secrets", "create", "signing-key", &data]);
+        } else {
+            p.ok(&["secrets", "versions", "add", "signing-key", &data]);
+        }
+    }
+    let member = format!("--member=serviceAccount:{}", p.compute_sa());
+    p.ok(&["secrets", "add-iam-policy-binding", "signing-key", &member, "--role=roles/secretmanager.secretAccessor"]);
+    p.ok(&["run", "deploy", "web", HELLO, region, "--set-secrets=SIGNING_KEY=signing-key:latest"]);
+    let (_, report) = scan(&p);
+    let fix = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "unpinned-secret-env")
+        .unwrap_or_else(|| panic!("no unpinned-secret-env finding: {report:#}"))["fix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_links, path) = gcloud_path();
+    let out = Command::new("sh")
+        .args(["-c", &fix])
+        .env("PATH", &path)
+        .env("GATEHOUSE_HOME", p.home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{fix}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (_, report) = scan(&p);
+    assert!(!report["findings"].to_string().contains("unpinned-secret-env"), "{report:#}");
+    let web = p.json(&["run", "services", "describe", "web", region]);
+    let env = &web["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["valueFrom"]["secretKeyRef"]["key"], "2", "{web:#}");
+}
