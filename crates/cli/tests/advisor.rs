@@ -121,6 +121,29 @@ fn gcloud_path() -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// Runs a finding's fix through the `gcloud` link (`path` is the PATH with it), with `stdin` on standard input.
+fn apply(p: &Platform, path: &str, f: &Value, stdin: &[u8]) {
+    let fix = f["fix"].as_str().unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", fix])
+        .env("PATH", path)
+        .env("GATEHOUSE_HOME", p.home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fix for {} failed: {fix}
+{stdout}{stderr}",
+        f["rule"]
+    );
+}
+
 fn scan(p: &Platform) -> (i32, Value) {
     let r = p.run(&["advisor", "scan", "--fail-on=high", "--format=json"]);
     assert!(!r.stdout.contains(PASSWORD) && !r.stderr.contains(PASSWORD), "the password leaked:\n{}", r.stdout);
@@ -186,26 +209,8 @@ fn live_scan_finds_the_seeded_mistakes_and_their_fixes_clear_them() {
         else {
             break;
         };
-        let fix = f["fix"].as_str().unwrap();
-        let mut child = Command::new("sh")
-            .args(["-c", fix])
-            .env("PATH", &path)
-            .env("GATEHOUSE_HOME", p.home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         // A fix that moves a value into Secret Manager reads it from standard input.
-        child.stdin.take().unwrap().write_all(PASSWORD.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "fix for {} failed: {fix}\n{}{}",
-            f["rule"],
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply(&p, &path, &f, PASSWORD.as_bytes());
         applied.push(f["rule"].as_str().unwrap().to_owned());
         report = scan(&p).1;
     }
@@ -301,27 +306,90 @@ fn live_fix_for_an_unpinned_secret_pins_the_version_in_use() {
     p.ok(&["secrets", "add-iam-policy-binding", "signing-key", &member, "--role=roles/secretmanager.secretAccessor"]);
     p.ok(&["run", "deploy", "web", HELLO, region, "--set-secrets=SIGNING_KEY=signing-key:latest"]);
     let (_, report) = scan(&p);
-    let fix = report["findings"]
+    let f = report["findings"]
         .as_array()
         .unwrap()
         .iter()
         .find(|f| f["rule"] == "unpinned-secret-env")
-        .unwrap_or_else(|| panic!("no unpinned-secret-env finding: {report:#}"))["fix"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .unwrap_or_else(|| panic!("no unpinned-secret-env finding: {report:#}"))
+        .clone();
     let (_links, path) = gcloud_path();
-    let out = Command::new("sh")
-        .args(["-c", &fix])
-        .env("PATH", &path)
-        .env("GATEHOUSE_HOME", p.home.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{fix}\n{}", String::from_utf8_lossy(&out.stderr));
+    apply(&p, &path, &f, b"");
     let (_, report) = scan(&p);
     assert!(!report["findings"].to_string().contains("unpinned-secret-env"), "{report:#}");
     let web = p.json(&["run", "services", "describe", "web", region]);
     let env = &web["spec"]["template"]["spec"]["containers"][0]["env"][0];
     assert_eq!(env["valueFrom"]["secretKeyRef"]["key"], "2", "{web:#}");
+}
+
+#[test]
+fn live_fixes_for_the_configuration_rules_work_as_given() {
+    let p = Platform::start();
+    let region = "--region=us-central1";
+    let api = "api-runner@local-project.iam.gserviceaccount.com";
+    let deployer = "deployer@local-project.iam.gserviceaccount.com";
+    for sa in ["api-runner", "deployer"] {
+        p.ok(&["iam", "service-accounts", "create", sa]);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("pw");
+    std::fs::write(&file, "v").unwrap();
+    p.ok(&["secrets", "create", "db-password", &format!("--data-file={}", file.display())]);
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        &format!("--member=serviceAccount:{api}"),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        &format!("--member=serviceAccount:{deployer}"),
+        "--role=roles/run.admin",
+    ]);
+    p.ok(&[
+        "run",
+        "deploy",
+        "api",
+        HELLO,
+        region,
+        &format!("--service-account={api}"),
+        "--set-secrets=DB=db-password:1",
+    ]);
+    p.ok(&["run", "deploy", "ledger", HELLO, region, "--ingress=internal", "--no-invoker-iam-check"]);
+    p.ok(&["run", "deploy", "shop", HELLO, region, "--allow-unauthenticated"]);
+
+    let rules = [
+        "project-level-secret-accessor",
+        "broad-project-role",
+        "invoker-iam-disabled",
+        "ingress-internal-without-iam",
+        "public-service",
+    ];
+    let (_, report) = scan(&p);
+    let present = |report: &Value, rule: &str| -> Vec<Value> {
+        report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule).cloned().collect()
+    };
+    for rule in rules {
+        assert!(!present(&report, rule).is_empty(), "{rule} not found: {report:#}");
+    }
+    // Each fix in turn (one fix may settle another rule too: --invoker-iam-check does both ledger findings).
+    let (_links, path) = gcloud_path();
+    for rule in rules {
+        for f in present(&scan(&p).1, rule) {
+            apply(&p, &path, &f, b"");
+        }
+    }
+    let (_, report) = scan(&p);
+    for rule in rules {
+        assert!(present(&report, rule).is_empty(), "{rule} still there: {report:#}");
+    }
+    // The secret is now readable by the api's account on the secret itself, not on the project.
+    let policy = p.json(&["secrets", "get-iam-policy", "db-password"]);
+    assert!(
+        common::members_of(&policy, "roles/secretmanager.secretAccessor").contains(&format!("serviceAccount:{api}")),
+        "{policy}"
+    );
 }
