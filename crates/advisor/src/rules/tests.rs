@@ -159,7 +159,9 @@ fn public_internal_service_by_name_label_and_ingress() {
     named.ingress = Ingress::All;
     let mut labelled = svc("orders");
     labelled.labels.insert("visibility".into(), "internal".into());
-    let mut i = input(vec![named, labelled, svc("frontend")]);
+    let mut imaged = svc("frontend");
+    imaged.annotations.insert("client.knative.dev/user-image".into(), "gcr.io/acme-internal/web".into());
+    let mut i = input(vec![named, labelled, imaged]);
     for s in ["internal-api", "orders", "frontend"] {
         make_public(&mut i, s);
     }
