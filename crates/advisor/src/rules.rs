@@ -350,7 +350,9 @@ impl<'a> Cx<'a> {
         }
         for (kind, map) in [("label", &s.labels), ("annotation", &s.annotations)] {
             for (k, v) in map {
-                if k.starts_with("run.googleapis.com/") || k.starts_with("serving.knative.dev/") {
+                // The platform's own keys (ingress has its own signal; client.knative.dev/user-image names an image).
+                let (prefix, _) = k.split_once('/').unwrap_or_default();
+                if prefix.ends_with("googleapis.com") || prefix.ends_with("knative.dev") {
                     continue;
                 }
                 if words(k).chain(words(v)).any(|w| INTERNAL_MARKS.contains(&w.as_str())) {
