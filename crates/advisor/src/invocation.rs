@@ -9,7 +9,8 @@ use crate::input::{Ingress, Service};
 use crate::rules::PublicGrant;
 use serde::Serialize;
 
-/// The audience gcloud's user tokens carry; the gateway accepts it for any service.
+/// The audience gcloud's user tokens carry; the gateway accepts it for any service (`gateway::GCLOUD_CLIENT_ID`;
+/// the CLI tests that both agree).
 pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
 
 /// Where the hypothetical request comes from.
