@@ -91,6 +91,23 @@ pub enum Command {
     /// Run a command as a service account: a private metadata server serves it tokens for the account
     /// (Application Default Credentials, no key file). Needs `--impersonate-service-account`.
     Exec(ExecArgs),
+    /// Find the classic Cloud Run security mistakes, on the live platform or in files exported from a project.
+    #[command(subcommand)]
+    Advisor(AdvisorCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdvisorCmd {
+    /// Scan the platform (or, with --offline, an export directory) and report findings as text, json or sarif
+    /// (--format). Exits 1 when a finding is at or above --fail-on, 2 when the input cannot be read.
+    Scan {
+        /// A directory exported from a Google Cloud project (layout in the README).
+        #[arg(long)]
+        offline: Option<PathBuf>,
+        /// critical | high | medium | low | info.
+        #[arg(long, default_value = "high")]
+        fail_on: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -813,6 +830,22 @@ pub enum TroubleshootCmd {
         #[arg(long)]
         permission: String,
     },
+    /// Walk one hypothetical call of SERVICE by --principal-email through ingress, token audience and invoker IAM,
+    /// and print each verdict and the status code the gateway would answer.
+    Invoke {
+        service: String,
+        /// The caller; `allUsers` for a call without a token.
+        #[arg(long)]
+        principal_email: String,
+        /// internet | load-balancer | vpc.
+        #[arg(long, default_value = "internet")]
+        source: String,
+        /// The ID token's audience (default: the service URL).
+        #[arg(long)]
+        audience: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -882,11 +915,13 @@ impl Command {
                 GroupsCmd::Memberships(MembershipsCmd::Add { .. }) => "identity.groups.memberships.add",
                 GroupsCmd::Memberships(MembershipsCmd::List { .. }) => "identity.groups.memberships.list",
             },
-            Command::PolicyTroubleshoot(_) => "policy-troubleshoot.iam",
+            Command::PolicyTroubleshoot(TroubleshootCmd::Iam { .. }) => "policy-troubleshoot.iam",
+            Command::PolicyTroubleshoot(TroubleshootCmd::Invoke { .. }) => "policy-troubleshoot.invoke",
             Command::Logging(LoggingCmd::Read { .. }) => "logging.read",
             Command::Logging(LoggingCmd::Verify) => "logging.verify",
             Command::Keys(KeysCmd::Rotate) => "keys.rotate",
             Command::Exec(_) => "exec",
+            Command::Advisor(AdvisorCmd::Scan { .. }) => "advisor.scan",
             Command::SampleHello => "sample-hello",
             Command::Run(c) => c.path(),
             Command::Secrets(c) => c.path(),

@@ -1,4 +1,5 @@
-//! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)`, `table(KEY[:label=L],…)`, `csv(KEY,…)`,
+//! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)`, `table(KEY[:label=L],…)`, `csv(KEY,…)`
+//! (a key may end in gcloud's `.basename()` transform),
 //! with `--flatten=a[].b` and `--filter=EXPR` applied first.
 
 use crate::args::Global;
@@ -58,7 +59,7 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
                 bail!("`--format={name}(...)` needs at least one field, e.g. `--format='{name}(name)'`");
             }
             let rows: Vec<Vec<String>> =
-                records.iter().map(|r| keys.iter().map(|k| cell(&resolve(r, &k.path))).collect()).collect();
+                records.iter().map(|r| keys.iter().map(|k| cell(&values(r, k))).collect()).collect();
             match name.as_str() {
                 "value" => rows.iter().map(|r| r.join("\t") + "\n").collect(),
                 "csv" => {
@@ -76,6 +77,8 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
 struct Key {
     path: Vec<String>,
     label: String,
+    /// gcloud's `.basename()` transform: the last `/` segment of each value.
+    basename: bool,
 }
 
 fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
@@ -98,12 +101,16 @@ fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
         .map(|k| {
             let k = k.trim();
             let (path, attrs) = k.split_once(':').unwrap_or((k, ""));
+            let (path, basename) = match path.trim().strip_suffix(".basename()") {
+                Some(p) => (p, true),
+                None => (path, false),
+            };
             let label = attrs
                 .split(':')
                 .find_map(|a| a.strip_prefix("label="))
                 .map(|l| l.trim_matches(|c| c == '"' || c == '\'').to_owned())
                 .unwrap_or_else(|| default_label(path));
-            Key { path: split_key(path.trim()), label }
+            Key { path: split_key(path.trim()), label, basename }
         })
         .collect();
     Ok((name.trim().to_lowercase(), keys))
@@ -176,6 +183,19 @@ fn resolve(v: &Value, path: &[String]) -> Vec<Value> {
         },
         Some(c) => resolve(c, rest),
     }
+}
+
+/// The values of one key in a record, transformed as the key says.
+fn values(record: &Value, key: &Key) -> Vec<Value> {
+    let mut found = resolve(record, &key.path);
+    if key.basename {
+        for v in &mut found {
+            if let Value::String(s) = v {
+                *s = s.rsplit('/').next().unwrap_or_default().to_owned();
+            }
+        }
+    }
+    found
 }
 
 fn cell(values: &[Value]) -> String {
@@ -284,6 +304,13 @@ mod tests {
         let rows = json!([{"email": "a@x.io", "displayName": "A"}, {"email": "bbbbbb@x.io", "displayName": "B"}]);
         let out = render(&rows, &global("table(displayName:label='DISPLAY NAME',email)"), Default::Yaml).unwrap();
         assert_eq!(out, "DISPLAY NAME  EMAIL\nA             a@x.io\nB             bbbbbb@x.io\n");
+    }
+
+    #[test]
+    fn basename_transform() {
+        let v = serde_json::json!({"name": "projects/123/secrets/sig/versions/2"});
+        assert_eq!(render(&v, &global("value(name.basename())"), Default::Yaml).unwrap(), "2\n");
+        assert_eq!(render(&v, &global("csv(name.basename())"), Default::Yaml).unwrap(), "NAME\n2\n");
     }
 
     #[test]

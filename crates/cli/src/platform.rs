@@ -337,6 +337,7 @@ pub async fn audit_denials(app: Arc<App>, mut rx: tokio::sync::mpsc::UnboundedRe
             principal: d.principal,
             explanation: d.explanation,
             caller_ip: d.caller_ip,
+            source_account: d.source_account,
             method: d.method,
             path: d.path,
         };

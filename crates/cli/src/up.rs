@@ -182,6 +182,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             plane.clone(),
             gateway::RouteBy::HostOrServiceUrl,
             gateway::Source::LoadBalancer,
+            None,
             stopped(&stop_rx),
         ));
         let host = args.host.clone();
@@ -343,17 +344,18 @@ async fn serve_service_ports(
     plane: Arc<crate::platform::GatewayPlane>,
     workers: Arc<gateway::Workers>,
     bind: Bind,
-    inside: Option<(u16, gateway::Source)>,
+    inside: Option<(u16, gateway::Source, Arc<str>)>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let source = inside.map_or(gateway::Source::External, |(_, s)| s);
+    let source = inside.as_ref().map_or(gateway::Source::External, |(_, s, _)| *s);
+    let from = inside.as_ref().map(|(_, _, account)| account.clone());
     let mut changes = plane.app.subscribe_routes();
     let mut listeners: HashMap<u16, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
     loop {
         // The host's loop refreshes the gateway's routes; the loops inside instances only follow them.
         let ports: Vec<u16> = match inside {
             None => plane.refresh_routes(),
-            Some((own, _)) => plane.app.routes().iter().map(|r| r.port).filter(|p| *p != own).collect(),
+            Some((own, ..)) => plane.app.routes().iter().map(|r| r.port).filter(|p| *p != own).collect(),
         };
         listeners.retain(|port, task| {
             let keep = ports.contains(port);
@@ -369,8 +371,15 @@ async fn serve_service_ports(
             match bind(port) {
                 Ok(listener) => {
                     let by = gateway::RouteBy::Port(port);
-                    let serve =
-                        gateway::serve_from(workers.clone(), listener, plane.clone(), by, source, stopped(&stop));
+                    let serve = gateway::serve_from(
+                        workers.clone(),
+                        listener,
+                        plane.clone(),
+                        by,
+                        source,
+                        from.clone(),
+                        stopped(&stop),
+                    );
                     let task = tokio::spawn(serve);
                     listeners.insert(port, task);
                 }
@@ -529,12 +538,16 @@ impl runtime::Attach for InstanceListeners {
                 .await
         });
         let (host, workers) = (gateway::RouteBy::Host, &self.workers);
-        tokio::spawn(gateway::serve_from(workers.clone(), gw, plane.clone(), host, source, stopped(&rx)));
+        let from: Arc<str> = revision.identity.email.as_str().into();
+        let serve = |l, by, src| {
+            gateway::serve_from(workers.clone(), l, plane.clone(), by, src, Some(from.clone()), stopped(&rx))
+        };
+        tokio::spawn(serve(gw, host, source));
         // `http://SERVICE-NUMBER.REGION.run.app/`: the platform's resolver answers 127.0.0.1 for it, and the gateway
         // routes by Host on port 80 too (unless the app itself listens there).
         if revision.port != 80 {
             let web = bind(80).map_err(|e| format!("cannot serve the gateway on port 80 inside the instance: {e}"))?;
-            tokio::spawn(gateway::serve_from(workers.clone(), web, plane.clone(), host, source, stopped(&rx)));
+            tokio::spawn(serve(web, host, source));
         }
         let dns = netns
             .udp(SocketAddr::from(([127, 0, 0, 1], 53)))
@@ -542,8 +555,8 @@ impl runtime::Attach for InstanceListeners {
             .map_err(|e| format!("cannot serve DNS inside the instance: {e}"))?;
         tokio::spawn(serve_dns(dns, plane.app.clone(), stopped(&rx)));
         let (lb_by, lb_source) = (gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer);
-        tokio::spawn(gateway::serve_from(workers.clone(), lb, plane.clone(), lb_by, lb_source, stopped(&rx)));
-        tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source)), rx));
+        tokio::spawn(serve(lb, lb_by, lb_source));
+        tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source, from)), rx));
         Ok(Box::new(Attached(tx, attachment)))
     }
 }

@@ -1,7 +1,8 @@
 //! Ingress and VPC egress through the real binary, enforced by the kernel (needs root, as CI runs):
 //! - the whole matrix — ingress setting × caller (host shell, load-balancer listener, VPC host, instance without VPC
 //!   access, instance with connector `private-ranges-only`, instance with connector `all-traffic`) × token (none,
-//!   valid without invoker, valid with invoker) — against Cloud Run's documented answers (404 vs 403 vs 200);
+//!   valid without invoker, valid with invoker) — against Cloud Run's documented answers (404 vs 403 vs 200), and
+//!   `policy-troubleshoot invoke` agreeing on every cell;
 //! - Google's documented commands; a connector instance reaches a private host, one without cannot; `all-traffic`
 //!   reaches the simulated internet from the connector's one NAT address.
 
@@ -9,14 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{http, python, sandbox_available, script, Platform};
+use common::{http, python, sandbox_available, script, url, Platform};
 use serde_json::Value;
 
 const REGION: &str = "--region=us-central1";
-
-fn url(p: &Platform, service: &str) -> String {
-    p.ok(&["run", "services", "describe", service, REGION, "--format=value(status.url)"]).trim().to_string()
-}
 
 /// A probe service (tests/python/sandbox_probe) with `extra` deploy flags.
 fn deploy_probe(p: &Platform, name: &str, extra: &[&str]) -> String {
@@ -56,14 +53,7 @@ fn get(url: &str, host: Option<&str>, token: &str) -> u64 {
 
 fn identity_token(p: &Platform, sa: &str, audience: &str) -> String {
     p.let_owner_impersonate(sa);
-    p.ok(&[
-        "auth",
-        "print-identity-token",
-        &format!("--impersonate-service-account={sa}"),
-        &format!("--audiences={audience}"),
-    ])
-    .trim()
-    .to_string()
+    common::sa_token(p, sa, audience)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

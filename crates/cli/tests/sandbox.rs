@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{descendants_of, http, python, sandbox_available, script, Platform};
+use common::{descendants_of, http, python, sandbox_available, script, url, Platform};
 use serde_json::Value;
 
 const REGION: &str = "--region=us-central1";
@@ -54,10 +54,6 @@ fn wait_until_gone(pids: &[u32]) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(alive().is_empty(), "instance processes still running: {:?}", alive());
-}
-
-fn url(p: &Platform, service: &str) -> String {
-    p.ok(&["run", "services", "describe", service, REGION, "--format=value(status.url)"]).trim().to_string()
 }
 
 fn deploy_probe(p: &Platform, extra: &[&str]) {

@@ -3,42 +3,12 @@
 
 mod common;
 
-use common::{http, python, script, Platform};
+use common::{get, http, python, sa_token, script, url, user_token, Platform};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const HELLO: &str = "--image=us-docker.pkg.dev/cloudrun/container/hello";
 const CALLER: &str = "caller-sa@local-project.iam.gserviceaccount.com";
-
-fn url(p: &Platform, service: &str) -> String {
-    p.ok(&["run", "services", "describe", service, "--region=us-central1", "--format=value(status.url)"])
-        .trim()
-        .to_owned()
-}
-
-fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = http().get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().unwrap();
-    (resp.status().as_u16(), resp.text().unwrap_or_default())
-}
-
-fn user_token(p: &Platform, aud: &str) -> String {
-    p.ok(&["auth", "print-identity-token", &format!("--audiences={aud}")]).trim().to_owned()
-}
-
-fn sa_token(p: &Platform, sa: &str, aud: &str) -> String {
-    p.ok(&[
-        "auth",
-        "print-identity-token",
-        &format!("--impersonate-service-account={sa}"),
-        &format!("--audiences={aud}"),
-    ])
-    .trim()
-    .to_owned()
-}
 
 #[test]
 fn public_and_private_services_answer_as_cloud_run() {

@@ -204,6 +204,8 @@ pub struct Denial {
     /// `iam::Decision::explanation()` when IAM said no.
     pub explanation: Option<serde_json::Value>,
     pub caller_ip: String,
+    /// The service account of the instance or VPC host the request came from, when it came from one.
+    pub source_account: Option<String>,
     pub method: String,
     pub path: String,
 }

@@ -36,6 +36,9 @@ pub(crate) struct Shared<P> {
     pub(crate) by: RouteBy,
     /// Where this listener's requests come from, for ingress.
     pub(crate) source: Source,
+    /// The service account of the instance (or VPC host) this listener is inside, if it is inside one: who is
+    /// calling, as the network sees it, whatever token the request carries.
+    pub(crate) from: Option<Arc<str>>,
     hyper: http1::Builder,
 }
 
@@ -58,22 +61,24 @@ pub async fn serve_on<P: Plane>(
     by: RouteBy,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_from(workers, listener, plane, by, Source::External, shutdown).await
+    serve_from(workers, listener, plane, by, Source::External, None, shutdown).await
 }
 
 /// As [`serve_on`], for a listener whose callers count as `source` for ingress (the host's listeners are
-/// external; the load balancer's and those inside instances and VPC hosts say otherwise).
+/// external; the load balancer's and those inside instances and VPC hosts say otherwise). `from`: the service
+/// account of the instance or VPC host the listener is inside, recorded with its denials.
 pub async fn serve_from<P: Plane>(
     workers: Arc<Workers>,
     listener: TcpListener,
     plane: Arc<P>,
     by: RouteBy,
     source: Source,
+    from: Option<Arc<str>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut hyper = http1::Builder::new();
     hyper.timer(TokioTimer::new()).keep_alive(true).header_read_timeout(HEAD_TIMEOUT);
-    let shared = Arc::new(Shared { plane, by, source, hyper });
+    let shared = Arc::new(Shared { plane, by, source, from, hyper });
     // Every connection holds a receiver: `send` tells them to stop, `closed` says they all have.
     let (stop, stopping) = watch::channel(());
     tokio::pin!(shutdown);
@@ -214,6 +219,7 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
             principal: None,
             explanation: None,
             caller_ip: caller.ip.clone(),
+            source_account: shared.from.as_deref().map(str::to_owned),
             method: method.to_owned(),
             path: path.to_owned(),
         });
@@ -243,6 +249,7 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
                 principal: email,
                 explanation: refusal.explanation,
                 caller_ip: caller.ip.clone(),
+                source_account: shared.from.as_deref().map(str::to_owned),
                 method: method.to_owned(),
                 path: path.to_owned(),
             });

@@ -656,6 +656,8 @@ pub struct InvocationDenial {
     pub principal: Option<String>,
     pub explanation: Option<Value>,
     pub caller_ip: String,
+    /// The service account of the instance or VPC host the request came from, when it came from one.
+    pub source_account: Option<String>,
     pub method: String,
     pub path: String,
 }
@@ -683,6 +685,7 @@ impl App {
                 _ => "invoker IAM (the gateway's invocation check)",
             },
             "explanation": d.explanation,
+            "sourceAccount": d.source_account,
         }));
         let code = match d.status {
             401 => Code::Unauthenticated,

@@ -1,5 +1,6 @@
 //! One module per command group; each function is a thin client of one or two API calls.
 
+mod advisor;
 mod auth;
 mod compute;
 mod config;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run(c) => run::run(g, *c),
         Command::Secrets(c) => self::secrets::run(g, c),
         Command::Compute(c) => compute::run(g, c),
+        Command::Advisor(c) => advisor::run(g, c),
         Command::SampleHello => crate::up::sample_hello().map(|()| 0),
     }
 }

@@ -291,3 +291,37 @@ pub fn sandbox_available() -> bool {
     }
     root
 }
+
+/// A service's URL (`status.url`), in the platform's default region.
+pub fn url(p: &Platform, service: &str) -> String {
+    p.ok(&["run", "services", "describe", service, "--region=us-central1", "--format=value(status.url)"])
+        .trim()
+        .to_owned()
+}
+
+/// GET through the gateway, with an optional bearer token: (status, body).
+pub fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = http().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().unwrap();
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+/// An ID token of the operator for `aud`.
+pub fn user_token(p: &Platform, aud: &str) -> String {
+    p.ok(&["auth", "print-identity-token", &format!("--audiences={aud}")]).trim().to_owned()
+}
+
+/// An ID token of `sa` for `aud` (the operator must be able to impersonate it).
+pub fn sa_token(p: &Platform, sa: &str, aud: &str) -> String {
+    p.ok(&[
+        "auth",
+        "print-identity-token",
+        &format!("--impersonate-service-account={sa}"),
+        &format!("--audiences={aud}"),
+    ])
+    .trim()
+    .to_owned()
+}

@@ -1,0 +1,237 @@
+//! `advisor scan [--offline DIR] [--fail-on SEVERITY]`: the classic Cloud Run mistakes, in a project exported from
+//! Google Cloud (`--offline`) or on the running platform, read through its REST API as the active account.
+//!
+//! Exit status: 1 when a finding is at or above `--fail-on`, 0 otherwise, 2 when the input cannot be read.
+
+use super::{policy, seg};
+use crate::args::{AdvisorCmd, Global};
+use crate::client::Client;
+use advisor::input::{Input, Observations, Origin};
+use advisor::load::{self, Hints};
+use advisor::{Report, Severity, Skipped};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+
+/// Exit status for input that cannot be read.
+const UNREADABLE: u8 = 2;
+
+pub fn run(g: &Global, cmd: AdvisorCmd) -> Result<u8> {
+    let AdvisorCmd::Scan { offline, fail_on } = cmd;
+    let fail_on = Severity::parse(&fail_on)
+        .ok_or_else(|| anyhow!("invalid --fail-on `{fail_on}`; use one of {}", Severity::NAMES.join(", ")))?;
+    let format = g.format.as_deref().unwrap_or("text");
+    if !matches!(format, "text" | "json" | "sarif") {
+        bail!("invalid --format `{format}` for advisor scan; use text, json or sarif");
+    }
+    let report = match offline {
+        Some(dir) => match load::load_dir(&dir, g.project.as_deref()) {
+            Ok(input) => advisor::scan(&input),
+            Err(e) => {
+                eprintln!("ERROR: (gatehouse.advisor.scan) cannot read the export: {e}");
+                return Ok(UNREADABLE);
+            }
+        },
+        None => match live(g) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!(
+                    "ERROR: (gatehouse.advisor.scan) cannot read the platform's state: {}",
+                    crate::client::describe_error(&e)
+                );
+                return Ok(UNREADABLE);
+            }
+        },
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        "sarif" => println!("{}", serde_json::to_string_pretty(&report.to_sarif())?),
+        _ => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            print!("{}", report.to_text(color));
+        }
+    }
+    Ok(report.exit_code(fail_on))
+}
+
+/// Reads the platform's state as the active account and scans it.
+fn live(g: &Global) -> Result<Report> {
+    let client = Client::new(g)?;
+    let project = client.project(g);
+    let p = seg(&project);
+    let region = super::region(&client, &None);
+    let mut input = Input {
+        origin: Origin::Live,
+        project_id: project.clone(),
+        project_number: Some(client.daemon.project_number.clone()),
+        ..Default::default()
+    };
+    let mut hints = Hints::default();
+
+    let v = policy::get(&client, &format!("/v1/projects/{p}"))?;
+    input.project_policy = Some(to_policy(v).context("the project IAM policy")?);
+
+    let base = format!("/v2/projects/{p}/locations/{}/services", seg(&region));
+    let listed = client.get(&base)?;
+    let mut services = Vec::new();
+    let mut service_policies = BTreeMap::new();
+    for s in listed["services"].as_array().into_iter().flatten() {
+        let service = load::parse_service(s, &mut hints).map_err(|e| anyhow!("a service the API listed: {e}"))?;
+        let v = policy::get(&client, &format!("{base}/{}", seg(&service.name)))?;
+        service_policies.insert(service.name.clone(), to_policy(v).context("a service IAM policy")?);
+        services.push(service);
+    }
+    input.services = Some(services);
+    input.service_policies = Some(service_policies);
+
+    let listed = client.get(&format!("/v1/projects/{p}/secrets"))?;
+    let mut secret_policies = BTreeMap::new();
+    for s in listed["secrets"].as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default();
+        let id = super::basename(name);
+        let v = policy::get(&client, &format!("/v1/projects/{p}/secrets/{}", seg(id)))?;
+        secret_policies.insert(id.to_owned(), to_policy(v).context("a secret IAM policy")?);
+    }
+    input.secret_policies = Some(secret_policies);
+
+    // Keys and the audit log need more than reading services does: without them, their checks are skipped.
+    let mut notes = Vec::new();
+    let listed = client.get(&format!("/v1/projects/{p}/serviceAccounts"))?;
+    let accounts = load::parse_service_accounts(&listed, &mut hints).map_err(|e| anyhow!("service accounts: {e}"))?;
+    let keys: Result<BTreeMap<_, _>> = accounts
+        .iter()
+        .map(|a| {
+            let v = client.get(&format!("/v1/projects/{p}/serviceAccounts/{}/keys", seg(&a.email)))?;
+            Ok((a.email.clone(), load::parse_keys(&v).map_err(|e| anyhow!("keys of {}: {e}", a.email))?))
+        })
+        .collect();
+    input.service_accounts = Some(accounts);
+    input.keys =
+        keys.map_err(|e| notes.push(unreadable(advisor::rules::SERVICE_ACCOUNT_KEY, "the key lists", &e))).ok();
+    let used = used_permissions(&client, &project)
+        .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
+        .ok();
+    let names: Vec<String> = input.services.iter().flatten().map(|s| s.name.clone()).collect();
+    let calls = observed_calls(&client, &base, &names)
+        .and_then(|mut calls| {
+            calls.extend(refused_by_ingress(&client, &project)?);
+            Ok(calls)
+        })
+        .map_err(|e| {
+            let what = "the request logs and the audit log";
+            notes.push(unreadable(advisor::rules::EGRESS_BYPASSES_INTERNAL_INGRESS, what, &e))
+        })
+        .ok();
+    input.observations = Some(Observations {
+        calls,
+        used_permissions: used,
+        // `up` records in daemon.json whether instances run in sandboxes (ingress, egress, limits enforced).
+        network_controls_enforced: Some(client.daemon.network_controls_enforced),
+    });
+    let mut report = advisor::scan(&input);
+    let partial = "partial on the live platform: callers come from each service's recent request log (the latest lines only), and a public service's gateway ignores credentials, so calls to it carry no identity";
+    report.skipped.push(Skipped { rule: advisor::rules::PUBLIC_INTERNAL_SERVICE, reason: partial.into() });
+    report.skipped.extend(notes);
+    report.skipped.push(Skipped {
+        rule: advisor::rules::UNUSED_PERMISSION,
+        reason: "partial on the live platform: the audit log records changes, denials and secret reads but not other reads, so a role used only to read looks unused".into(),
+    });
+    Ok(report)
+}
+
+/// Calls that got past the invocation check, from each service's request log (`…/services/S:logs`, lines of the
+/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP`, CALLER an email or `allUsers`): (caller member, service).
+fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(String, String)>> {
+    let mut calls = Vec::new();
+    for name in services {
+        let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
+        for e in v["entries"].as_array().into_iter().flatten().filter(|e| e["stream"] == "request") {
+            let fields: Vec<&str> = e["text"].as_str().unwrap_or_default().split_whitespace().collect();
+            let [_, _, status, _, who, ..] = fields.as_slice() else { continue };
+            // Refused by the invocation check: the caller did not get in.
+            if matches!(*status, "401" | "403" | "404") {
+                continue;
+            }
+            let member = if *who == "allUsers" {
+                "allUsers".to_owned()
+            } else if who.ends_with(".gserviceaccount.com") {
+                format!("serviceAccount:{who}")
+            } else {
+                format!("user:{who}")
+            };
+            calls.push((member, name.clone()));
+        }
+    }
+    Ok(calls)
+}
+
+/// Calls refused by ingress that came from inside an instance (or VPC host): they never reach a request log, and
+/// the audit log names the account of the instance they came from (`request.sourceAccount`).
+fn refused_by_ingress(client: &Client, project: &str) -> Result<Vec<(String, String)>> {
+    let mut calls = Vec::new();
+    let mut token = String::new();
+    loop {
+        let filter = "protoPayload.methodName=\"run.routes.invoke\" AND protoPayload.status.code=5";
+        let body = json!({
+            "resourceNames": [format!("projects/{project}")],
+            "filter": filter,
+            "pageSize": 1000,
+            "pageToken": token,
+        });
+        let page = client.post("/v2/entries:list", &body)?;
+        for e in page["entries"].as_array().into_iter().flatten() {
+            let payload = &e["protoPayload"];
+            let Some(account) = payload["request"]["sourceAccount"].as_str() else { continue };
+            let service = payload["resourceName"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+            calls.push((format!("serviceAccount:{account}"), service.to_owned()));
+        }
+        match page["nextPageToken"].as_str() {
+            Some(t) if !t.is_empty() => token = t.to_owned(),
+            _ => break,
+        }
+    }
+    Ok(calls)
+}
+
+/// A skipped note for a part of the state the active account may not read.
+fn unreadable(rule: &'static str, what: &str, e: &anyhow::Error) -> Skipped {
+    Skipped {
+        rule,
+        reason: format!("{what} could not be read as the active account: {}", crate::client::describe_error(e)),
+    }
+}
+
+/// A policy as the API answered it.
+fn to_policy(v: Value) -> Result<model::Policy> {
+    Ok(serde_json::from_value(v)?)
+}
+
+/// The permissions each principal was granted and used, from the audit log (Admin Activity and, when the caller
+/// may read it, Data Access): principal email → (permission, full resource name).
+fn used_permissions(client: &Client, project: &str) -> Result<BTreeMap<String, BTreeSet<(String, String)>>> {
+    let mut used: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut token = String::new();
+    loop {
+        let body = json!({ "resourceNames": [format!("projects/{project}")], "pageSize": 1000, "pageToken": token });
+        let page = client.post("/v2/entries:list", &body)?;
+        for e in page["entries"].as_array().into_iter().flatten() {
+            let payload = &e["protoPayload"];
+            let Some(who) = payload["authenticationInfo"]["principalEmail"].as_str() else { continue };
+            for a in payload["authorizationInfo"].as_array().into_iter().flatten() {
+                let (Some(permission), Some(true)) = (a["permission"].as_str(), a["granted"].as_bool()) else {
+                    continue;
+                };
+                let resource = a["resource"].as_str().unwrap_or_default();
+                // Roles are granted on secrets, not on their versions.
+                let resource = resource.split("/versions/").next().unwrap_or(resource);
+                used.entry(who.to_owned()).or_default().insert((permission.to_owned(), resource.to_owned()));
+            }
+        }
+        match page["nextPageToken"].as_str() {
+            Some(t) if !t.is_empty() => token = t.to_owned(),
+            _ => break,
+        }
+    }
+    Ok(used)
+}
