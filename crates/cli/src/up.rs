@@ -124,25 +124,29 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let app = boot.app.clone();
         let sample_program =
             std::env::current_exe().context("cannot find the gatehouse binary for the sample image")?;
+        let info = DaemonInfo {
+            api: format!("http://{api_addr}"),
+            gateway: format!("http://{gw_addr}"),
+            load_balancer: format!("http://{lb_addr}"),
+            internet_echo: match &fabric {
+                Some(_) => format!("http://{}/", network::fabric::ECHO_IP),
+                None => String::new(),
+            },
+            metadata: String::new(),
+            network_controls_enforced: sandbox.is_ok(),
+            pid: std::process::id(),
+            project: project.project_id.clone(),
+            project_number: project.project_number.clone(),
+            region: project.region.clone(),
+            jwks: format!("http://{api_addr}/oauth2/v3/certs"),
+            certs: format!("http://{api_addr}/oauth2/v1/certs"),
+            issuer: boot.app.issuer().url().to_owned(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
         // The CLI inside an instance finds the platform at the same URLs, with the metadata server's credentials.
         let mut sandbox = sandbox;
         if let Ok(s) = &mut sandbox {
-            let inside = DaemonInfo {
-                api: format!("http://{api_addr}"),
-                gateway: format!("http://{gw_addr}"),
-                load_balancer: format!("http://{lb_addr}"),
-                internet_echo: format!("http://{}/", network::fabric::ECHO_IP),
-                metadata: "http://metadata.google.internal".into(),
-                network_controls_enforced: true,
-                pid: 0,
-                project: project.project_id.clone(),
-                project_number: project.project_number.clone(),
-                region: project.region.clone(),
-                jwks: format!("http://{api_addr}/oauth2/v3/certs"),
-                certs: format!("http://{api_addr}/oauth2/v1/certs"),
-                issuer: boot.app.issuer().url().to_owned(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            };
+            let inside = DaemonInfo { metadata: "http://metadata.google.internal".into(), pid: 0, ..info.clone() };
             s.home_files.push((".gatehouse/daemon.json".into(), serde_json::to_string_pretty(&inside)?));
         }
         let config = runtime::RuntimeConfig {
@@ -208,25 +212,6 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                 Some(hosts)
             }
             None => None,
-        };
-        let info = DaemonInfo {
-            api: format!("http://{api_addr}"),
-            gateway: format!("http://{gw_addr}"),
-            load_balancer: format!("http://{lb_addr}"),
-            internet_echo: match &fabric {
-                Some(_) => format!("http://{}/", network::fabric::ECHO_IP),
-                None => String::new(),
-            },
-            metadata: String::new(),
-            network_controls_enforced: sandbox.is_ok(),
-            pid: std::process::id(),
-            project: project.project_id.clone(),
-            project_number: project.project_number.clone(),
-            region: project.region.clone(),
-            jwks: format!("http://{api_addr}/oauth2/v3/certs"),
-            certs: format!("http://{api_addr}/oauth2/v1/certs"),
-            issuer: boot.app.issuer().url().to_owned(),
-            version: env!("CARGO_PKG_VERSION").into(),
         };
         let maintenance = tokio::spawn(maintain_keys(boot.app.clone(), args.key_rotation));
         home.write_private("daemon.json", &serde_json::to_vec_pretty(&info)?)?;

@@ -300,12 +300,12 @@ impl App {
                 return Ok(p);
             }
         }
-        for _ in 0..100 {
-            let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| ApiError::internal(format!("cannot find a free port for the service: {e}")))?;
-            if !used.contains(&port) {
+        // Below Linux's ephemeral range (32768–60999), so that no outgoing connection's local port takes the URL's
+        // port between this check and the listener's bind; random, so that platforms side by side rarely meet.
+        const RANGE: std::ops::Range<u64> = 20_000..32_768;
+        for _ in 0..200 {
+            let port = (RANGE.start + tokens::random_u64() % (RANGE.end - RANGE.start)) as u16;
+            if free(port) {
                 return Ok(port);
             }
         }
