@@ -320,7 +320,13 @@ impl gateway::Plane for GatewayPlane {
 
     fn served(&self, r: gateway::RequestRecord<'_>) {
         let who = r.principal.unwrap_or("allUsers");
-        let text = format!("{} {} {} {}ms {who} {}", r.method, r.path, r.status, r.latency.as_millis(), r.caller_ip);
+        let mut text =
+            format!("{} {} {} {}ms {who} {}", r.method, r.path, r.status, r.latency.as_millis(), r.caller_ip);
+        if let Some(account) = r.from {
+            // From inside an instance or VPC host: whose it is, whatever token the request carried.
+            text.push_str(" from=");
+            text.push_str(account);
+        }
         let revision = r.revision.unwrap_or_default();
         self.runtime.record(r.service, runtime::LogLine::now(revision, "", runtime::Stream::Request, text));
     }

@@ -314,6 +314,58 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
 }
 
 #[test]
+fn live_scan_calls_a_public_service_internal_when_only_other_services_call_it() {
+    if !common::sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    let region = "--region=us-central1";
+    let web = "web-app@local-project.iam.gserviceaccount.com";
+    p.ok(&["iam", "service-accounts", "create", "web-app"]);
+    // A public service whose name, labels and ingress say nothing; only another service calls it.
+    p.ok(&["run", "deploy", "ledger", HELLO, region, "--allow-unauthenticated"]);
+    p.ok(&[
+        "run",
+        "deploy",
+        "web",
+        region,
+        "--allow-unauthenticated",
+        &format!("--service-account={web}"),
+        &format!("--source={}", common::script("sandbox_probe").display()),
+        &format!("--command={},main.py", common::python().display()),
+    ]);
+    let finding = |report: &Value| -> Option<Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "public-internal-service" && f["resource"].as_str().unwrap().ends_with("/ledger"))
+            .cloned()
+    };
+    assert!(finding(&scan(&p).1).is_none(), "not called yet");
+    let ledger = common::url(&p, "ledger");
+    for _ in 0..3 {
+        let call: Value = common::http()
+            .get(format!("{}/call", common::url(&p, "web")))
+            .query(&[("url", ledger.as_str()), ("token", "")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(call["status"], 200, "{call}");
+    }
+    // The request log names the calling instance's account even though the call carried no token.
+    let logs = p.ok(&["run", "services", "logs", "read", "ledger", region]);
+    assert!(logs.contains(&format!("from={web}")), "{logs}");
+    let f = finding(&scan(&p).1).expect("public-internal-service for ledger");
+    assert_eq!(f["severity"], "high");
+    assert!(f["evidence"].to_string().contains(&format!("serviceAccount:{web}")), "{f}");
+    // One call from the internet and it no longer looks internal.
+    assert_eq!(common::get(&ledger, None).0, 200);
+    assert!(finding(&scan(&p).1).is_none());
+}
+
+#[test]
 fn live_fix_for_an_unpinned_secret_pins_the_version_in_use() {
     let p = Platform::start();
     let region = "--region=us-central1";

@@ -223,6 +223,8 @@ pub struct RequestRecord<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub caller_ip: &'a str,
+    /// The service account of the instance or VPC host the request came from, when it came from one.
+    pub from: Option<&'a str>,
 }
 
 /// What the gateway needs from the control plane. Every method is called on the hot path: snapshot getters are an

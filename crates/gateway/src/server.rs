@@ -164,6 +164,7 @@ pub(crate) struct Served<'a, P> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
     pub(crate) caller_ip: &'a str,
+    pub(crate) from: Option<&'a str>,
     pub(crate) start: Instant,
 }
 
@@ -178,6 +179,7 @@ impl<P: Plane> Served<'_, P> {
             method: self.method,
             path: self.path,
             caller_ip: self.caller_ip,
+            from: self.from,
         })
     }
 }
@@ -225,7 +227,8 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
         });
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     }
-    let served = Served { plane, service: &route.service, method, path, caller_ip: &caller.ip, start };
+    let from = shared.from.as_deref();
+    let served = Served { plane, service: &route.service, method, path, caller_ip: &caller.ip, from, start };
     let checked = {
         let (iam, verifier) = (plane.iam(), plane.verifier());
         let resolve = |sub: &str| plane.principal_for_subject(sub);
@@ -303,6 +306,7 @@ async fn handle<P: Plane>(
         method: method.as_str(),
         path: &path,
         caller_ip: &caller.ip,
+        from: shared.from.as_deref(),
         start,
     };
     let invoke::Admitted { principal, rewrite } = admitted;

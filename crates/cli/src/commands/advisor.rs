@@ -130,7 +130,7 @@ fn live(g: &Global) -> Result<Report> {
         network_controls_enforced: Some(client.daemon.network_controls_enforced),
     });
     let mut report = advisor::scan(&input);
-    let partial = "partial on the live platform: callers come from each service's recent request log (the latest lines only), and a public service's gateway ignores credentials, so calls to it carry no identity";
+    let partial = "partial on the live platform: callers come from each service's recent request log (the latest lines only) and the audit log's ingress refusals; a tokenless call to a public service names its caller only when it came from inside an instance or VPC host (that one's account)";
     report.skipped.push(Skipped { rule: advisor::rules::PUBLIC_INTERNAL_SERVICE, reason: partial.into() });
     report.skipped.extend(notes);
     report.skipped.push(Skipped {
@@ -148,13 +148,15 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
         let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
         for e in v["entries"].as_array().into_iter().flatten().filter(|e| e["stream"] == "request") {
             let fields: Vec<&str> = e["text"].as_str().unwrap_or_default().split_whitespace().collect();
-            let [_, _, status, _, who, ..] = fields.as_slice() else { continue };
+            let [_, _, status, _, who, rest @ ..] = fields.as_slice() else { continue };
+            // A call from inside an instance names the instance's account (`from=`), even without a token.
+            let from = rest.iter().find_map(|f| f.strip_prefix("from="));
             // Refused by the invocation check: the caller did not get in.
             if matches!(*status, "401" | "403" | "404") {
                 continue;
             }
             let member = if *who == "allUsers" {
-                "allUsers".to_owned()
+                from.map_or_else(|| "allUsers".to_owned(), |sa| format!("serviceAccount:{sa}"))
             } else if who.ends_with(".gserviceaccount.com") {
                 format!("serviceAccount:{who}")
             } else {
