@@ -70,6 +70,8 @@ pub struct App {
     pub(crate) routes: ArcSwap<Vec<crate::run::ServiceRoute>>,
     pub(crate) routes_changed: tokio::sync::watch::Sender<u64>,
     pub(crate) deployer: std::sync::OnceLock<Arc<dyn crate::run::Deployer>>,
+    /// The latest Cloud Run long-running operations (all done), for `operations.get`.
+    pub(crate) operations: std::sync::Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// Runs VPC hosts (Compute Engine instances); unset without a sandbox.
     pub(crate) hosts: std::sync::OnceLock<Arc<dyn crate::compute_instances::HostRunner>>,
     /// First port tried for service URLs (0: any free port).
@@ -125,6 +127,7 @@ impl App {
             routes_changed: tokio::sync::watch::channel(0).0,
             deployer: std::sync::OnceLock::new(),
             hosts: std::sync::OnceLock::new(),
+            operations: Default::default(),
             service_port_base,
             subjects: ArcSwap::from_pointee(Default::default()),
             store,

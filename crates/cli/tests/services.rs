@@ -338,3 +338,34 @@ fn requests_longer_than_the_timeout_get_504() {
     assert!(started.elapsed() < Duration::from_secs(4), "the timeout was not enforced");
     assert_eq!(get(&format!("{base}/sleep?ms=10"), None).0, 200);
 }
+
+#[test]
+fn long_running_operations_can_be_read_back_as_client_libraries_poll_them() {
+    let p = Platform::start();
+    let base = format!("{}/v2/projects/local-project/locations/us-central1", p.api);
+    let body = serde_json::json!({
+        "template": { "containers": [{ "image": "us-docker.pkg.dev/cloudrun/container/hello" }] }
+    });
+    let op: Value = http()
+        .post(format!("{base}/services?serviceId=ops"))
+        .bearer_auth(p.token())
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(op["done"], true, "{op}");
+    let name = op["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("projects/local-project/locations/us-central1/operations/"), "{name}");
+    let got: Value = http().get(format!("{}/v2/{name}", p.api)).bearer_auth(p.token()).send().unwrap().json().unwrap();
+    assert_eq!(got, op, "operations.get answers the operation as it was returned");
+    let list: Value = http().get(format!("{base}/operations")).bearer_auth(p.token()).send().unwrap().json().unwrap();
+    assert_eq!(list["operations"][0], op);
+    let missing = http().get(format!("{base}/operations/0000")).bearer_auth(p.token()).send().unwrap();
+    assert_eq!(missing.status(), 404);
+    // Reading operations is IAM-checked like the rest: a user without a role is refused.
+    p.ok(&["auth", "login", "nobody@example.com"]);
+    let nobody = p.ok(&["auth", "print-access-token", "nobody@example.com"]).trim().to_string();
+    let refused = http().get(format!("{}/v2/{name}", p.api)).bearer_auth(nobody).send().unwrap();
+    assert_eq!(refused.status(), 403);
+}

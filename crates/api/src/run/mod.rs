@@ -134,7 +134,20 @@ fn names(app: &App, project: &str, location: &str, service: &str, permission: &s
     Ok(Names { project_id: p.project_id.clone(), location: location.to_owned(), service: service.to_owned() })
 }
 
-fn lro(n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
+/// How many finished operations `operations.get` and `operations.list` still know (newest kept).
+const OPERATIONS_KEPT: usize = 1000;
+
+fn lro(app: &App, n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
+    let op = lro_body(n, service, error);
+    let mut kept = app.operations.lock().unwrap_or_else(|e| e.into_inner());
+    if kept.len() == OPERATIONS_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(op.clone());
+    op
+}
+
+fn lro_body(n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
     let mut body = serde_json::to_value(service).unwrap_or_default();
     body["@type"] = json!(SERVICE_TYPE);
     let mut op = json!({
@@ -332,6 +345,8 @@ pub(crate) fn route(app: &App, req: &Req, segs: &[&str], verb: Option<&str>) -> 
             iam(app, req, p, l, s, v)
         }
         ([p, "locations", l, "services", s], Some("logs")) if m == Method::GET => logs(app, req, p, l, s),
+        ([p, "locations", l, "operations"], None) if m == Method::GET => operations(app, req, p, l, None),
+        ([p, "locations", l, "operations", o], None) if m == Method::GET => operations(app, req, p, l, Some(o)),
         ([p, "locations", l, "services", s, "revisions"], None) if m == Method::GET => {
             revisions(app, req, p, l, s, None)
         }
@@ -490,7 +505,7 @@ fn deploy(
     })?;
     app.rebuild_routes()?;
     let Some(revision) = revision else {
-        return Ok(Reply::Json(lro(n, &stored.service, None)));
+        return Ok(Reply::Json(lro(app, n, &stored.service, None)));
     };
     let outcome = deployer.deploy(DeploySpec { service: n.service.clone(), revision: revision.name.clone(), workload });
     let failure = outcome.err().map(|f| {
@@ -519,7 +534,7 @@ fn deploy(
         Ok(s.service)
     })?;
     let error = failure.map(ApiError::failed_precondition);
-    Ok(Reply::Json(lro(n, &service, error.as_ref())))
+    Ok(Reply::Json(lro(app, n, &service, error.as_ref())))
 }
 
 /// A random UUID (version 4), as resources' `uid` and operation ids.
@@ -542,6 +557,39 @@ fn get(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<
     app.authorize(&caller, "run.services.get", &n.full(), &call)?;
     let s = load(app, id)?.ok_or_else(|| not_found(&n))?;
     Ok(Reply::Json(serde_json::to_value(s.service).unwrap_or_default()))
+}
+
+/// `operations.get` / `operations.list` (google.longrunning): every operation finished when it was answered
+/// (`done: true`); the latest ones are kept in memory, as Google keeps operations for a while.
+fn operations(app: &App, req: &Req, project: &str, location: &str, id: Option<&str>) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let permission = if id.is_some() { "run.operations.get" } else { "run.operations.list" };
+    let n = names(app, project, location, "", permission)?;
+    let method = if id.is_some() {
+        "google.longrunning.Operations.GetOperation"
+    } else {
+        "google.longrunning.Operations.ListOperations"
+    };
+    let call = Call::new(SERVICE, method, n.parent()).reading();
+    app.authorize(&caller, permission, &app.project.full_name(), &call)?;
+    let kept = app.operations.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = format!("{}/operations/", n.parent());
+    match id {
+        Some(id) => {
+            let name = format!("{prefix}{id}");
+            let op = kept.iter().rev().find(|o| o["name"] == name.as_str()).cloned();
+            op.map(Reply::Json).ok_or_else(|| ApiError::not_found(format!("Operation {name} not found.")))
+        }
+        None => {
+            let ops: Vec<Value> = kept
+                .iter()
+                .rev()
+                .filter(|o| o["name"].as_str().is_some_and(|s| s.starts_with(&prefix)))
+                .cloned()
+                .collect();
+            Ok(Reply::Json(if ops.is_empty() { json!({}) } else { json!({ "operations": ops }) }))
+        }
+    }
 }
 
 fn list(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
@@ -573,7 +621,7 @@ fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
     if let Some(d) = app.deployer.get() {
         d.remove(id);
     }
-    Ok(Reply::Json(lro(&n, &s.service, None)))
+    Ok(Reply::Json(lro(app, &n, &s.service, None)))
 }
 
 fn iam(app: &App, req: &Req, project: &str, location: &str, id: &str, verb: &str) -> Result<Reply> {
