@@ -66,6 +66,8 @@ pub trait HostRunner: Send + Sync + 'static {
     /// Starts the host (returns once it runs, or why it cannot).
     fn start(&self, host: VpcHost) -> std::result::Result<(), String>;
     fn stop(&self, path: &str);
+    /// What the host's startup script printed (and its exit), oldest first; `None` when it is not running here.
+    fn output(&self, path: &str) -> Option<String>;
 }
 
 fn instance_path(project: &str, zone: &str, name: &str) -> String {
@@ -250,6 +252,25 @@ pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -
     app.authorize(&caller, "compute.instances.get", &full, &call)?;
     let i = app.read(|tx| Ok(tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?))?.ok_or_else(|| not_found(&path))?;
     Ok(Reply::Json(serde_json::to_value(i).unwrap_or_default()))
+}
+
+/// `instances.getSerialPortOutput`: the startup script's output, as the serial console shows it on Compute Engine.
+pub(crate) fn serial_port(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
+    let caller = req.caller(app)?;
+    let project = projects::resolve(app, project, "compute.instances.getSerialPortOutput")?.project_id.clone();
+    let path = instance_path(&project, zone, name);
+    let full = app.project.full_name();
+    let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.getSerialPortOutput", &path).reading();
+    app.authorize(&caller, "compute.instances.getSerialPortOutput", &full, &call)?;
+    let i = app.read(|tx| Ok(tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?))?.ok_or_else(|| not_found(&path))?;
+    let contents = app.hosts.get().and_then(|h| h.output(&path)).unwrap_or_default();
+    Ok(Reply::Json(json!({
+        "kind": "compute#serialPortOutput",
+        "contents": contents,
+        "start": "0",
+        "next": contents.len().to_string(),
+        "selfLink": format!("{}/serialPort", i.self_link),
+    })))
 }
 
 pub(crate) fn list(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {

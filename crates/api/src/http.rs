@@ -248,6 +248,9 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if get => {
             compute_instances::get(app, req, p, z, n)
         }
+        (["compute", "v1", "projects", p, "zones", z, "instances", n, "serialPort"], None) if get => {
+            compute_instances::serial_port(app, req, p, z, n)
+        }
         (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if delete => {
             compute_instances::delete(app, req, p, z, n)
         }

@@ -1034,6 +1034,12 @@ pub enum InstancesCmd {
         #[arg(long)]
         zone: Option<String>,
     },
+    /// What the instance's startup script printed.
+    GetSerialPortOutput {
+        name: String,
+        #[arg(long)]
+        zone: Option<String>,
+    },
     Delete {
         names: Vec<String>,
         #[arg(long)]
@@ -1170,6 +1176,7 @@ impl ComputeCmd {
                     InstancesCmd::Create { .. } => "compute.instances.create",
                     InstancesCmd::List { .. } => "compute.instances.list",
                     InstancesCmd::Describe { .. } => "compute.instances.describe",
+                    InstancesCmd::GetSerialPortOutput { .. } => "compute.instances.get-serial-port-output",
                     InstancesCmd::Delete { .. } => "compute.instances.delete",
                 }
             }

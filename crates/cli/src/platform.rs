@@ -227,6 +227,12 @@ impl api::compute_instances::HostRunner for VpcHosts {
             self.handle.block_on(h.stop());
         }
     }
+
+    fn output(&self, path: &str) -> Option<String> {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = hosts.get(path)?.logs(1000);
+        Some(lines.iter().map(|l| format!("{} {}\n", l.time, l.text)).collect())
+    }
 }
 
 /// Starts the serving revision of every stored service (after a restart), in the background.

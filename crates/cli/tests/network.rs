@@ -272,9 +272,16 @@ fn egress_reaches_private_hosts_only_through_the_vpc_and_the_internet_from_one_n
         "--zone=us-central1-a",
         "--subnet=db-subnet",
         "--private-network-ip=10.20.0.50",
-        &format!("--metadata=startup-script=exec {} -m http.server 5432", python().display()),
+        &format!("--metadata=startup-script=exec {} -u -m http.server 5432", python().display()),
     ]);
     let db = "http://10.20.0.50:5432/";
+    // What the startup script prints is on the instance's serial port, as on Compute Engine.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let serial = || p.ok(&["compute", "instances", "get-serial-port-output", "db", "--zone=us-central1-a"]);
+    while !serial().contains("Serving HTTP on") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(serial().contains("Serving HTTP on 0.0.0.0 port 5432"), "{}", serial());
     // As in Google's docs: `run deploy … --vpc-connector=… --vpc-egress=private-ranges-only`.
     let private = deploy_probe(&p, "my-api", &["--vpc-connector=my-connector", "--vpc-egress=private-ranges-only"]);
     let all = deploy_probe(&p, "all-api", &["--vpc-connector=my-connector", "--vpc-egress=all-traffic"]);

@@ -216,6 +216,7 @@ const PERMISSIONS: &[&str] = &[
     "compute.instances.create",
     "compute.instances.delete",
     "compute.instances.get",
+    "compute.instances.getSerialPortOutput",
     "compute.instances.list",
     "compute.networks.create",
     "compute.networks.delete",

@@ -351,6 +351,14 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             let i = client.get(&format!("{}/{}", base(&zone(client, &z)), seg(&name)))?;
             format::print(&i, g, Default::Yaml)?;
         }
+        InstancesCmd::GetSerialPortOutput { name, zone: z } => {
+            let out = client.get(&format!("{}/{}/serialPort", base(&zone(client, &z)), seg(&name)))?;
+            if g.format.is_some() {
+                format::print(&out, g, Default::Yaml)?;
+            } else {
+                print!("{}", out["contents"].as_str().unwrap_or_default());
+            }
+        }
         InstancesCmd::Delete { names, zone: z, quiet: _ } => {
             if names.is_empty() {
                 bail!("name the instance(s) to delete");
