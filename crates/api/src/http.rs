@@ -296,6 +296,14 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         }
         (["v1", "projects", p, "serviceAccounts", sa, "keys"], None) if get => credentials::list_keys(app, req, p, sa),
 
+        // Cloud Run Admin API v1 (Knative shapes).
+        (["apis", "serving.knative.dev", "v1", "namespaces", ns, "services"], None) => {
+            crate::run::knative_route(app, req, ns, None).unwrap_or_else(|| Err(not_found(req, verb)))
+        }
+        (["apis", "serving.knative.dev", "v1", "namespaces", ns, "services", s], None) => {
+            crate::run::knative_route(app, req, ns, Some(s)).unwrap_or_else(|| Err(not_found(req, verb)))
+        }
+
         // Cloud Run Admin API v2 (and the v1 IAM paths gcloud uses for services).
         (["v2", "projects", rest @ ..], v) => match crate::run::route(app, req, rest, v) {
             Some(r) => r,

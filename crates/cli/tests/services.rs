@@ -369,3 +369,52 @@ fn long_running_operations_can_be_read_back_as_client_libraries_poll_them() {
     let refused = http().get(format!("{}/v2/{name}", p.api)).bearer_auth(nobody).send().unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+#[test]
+fn the_v1_knative_api_reads_and_writes_services_in_knative_shapes() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "kn", "--image=us-docker.pkg.dev/cloudrun/container/hello", "--region=us-central1"]);
+    let base = format!("{}/apis/serving.knative.dev/v1/namespaces/local-project/services", p.api);
+    let call = |method: reqwest::Method, url: &str, body: Option<&Value>| -> (u16, Value) {
+        let mut r = http().request(method, url).bearer_auth(p.token());
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    };
+    // GET answers what `describe` shows (the same v1 form), also by project number.
+    let (code, doc) = call(reqwest::Method::GET, &format!("{base}/kn"), None);
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(doc, p.json(&["run", "services", "describe", "kn", "--region=us-central1"]));
+    let by_number = format!("{}/apis/serving.knative.dev/v1/namespaces/{}/services/kn", p.api, p.project_number);
+    assert_eq!(call(reqwest::Method::GET, &by_number, None).1, doc);
+    // PUT replaces the service from its v1 document.
+    let mut changed = doc.clone();
+    changed["spec"]["template"]["spec"]["containers"][0]["env"] =
+        serde_json::json!([{ "name": "GREETING", "value": "hi" }]);
+    let (code, put) = call(reqwest::Method::PUT, &format!("{base}/kn"), Some(&changed));
+    assert_eq!(code, 200, "{put}");
+    assert_eq!(put["kind"], "Service");
+    let described = p.json(&["run", "services", "describe", "kn", "--region=us-central1"]);
+    assert_eq!(described["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "hi");
+    // POST creates one; the list holds both; a name that disagrees with the path is refused.
+    let mut other = changed.clone();
+    other["metadata"]["name"] = serde_json::json!("kn-two");
+    let (code, created) = call(reqwest::Method::POST, &base, Some(&other));
+    assert_eq!(code, 200, "{created}");
+    let (_, list) = call(reqwest::Method::GET, &base, None);
+    assert_eq!(list["kind"], "ServiceList");
+    let names: Vec<&str> =
+        list["items"].as_array().unwrap().iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
+    assert!(names.contains(&"kn") && names.contains(&"kn-two"), "{names:?}");
+    let (code, err) = call(reqwest::Method::PUT, &format!("{base}/kn"), Some(&other));
+    assert_eq!(code, 400, "{err}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+    let (code, _) = call(reqwest::Method::POST, &base, Some(&serde_json::json!({ "kind": "Pod" })));
+    assert_eq!(code, 400);
+    // DELETE answers a Status; the service is gone.
+    let (code, status) = call(reqwest::Method::DELETE, &format!("{base}/kn-two"), None);
+    assert_eq!((code, status["status"].as_str()), (200, Some("Success")), "{status}");
+    assert_eq!(call(reqwest::Method::GET, &format!("{base}/kn-two"), None).0, 404);
+}

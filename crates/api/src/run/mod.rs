@@ -4,6 +4,7 @@
 //! it serves, then records the outcome. The gateway learns about services through [`App::routes`], a snapshot rebuilt
 //! after every change.
 
+pub mod knative;
 pub mod types;
 
 use crate::audit_trail::Call;
@@ -329,6 +330,80 @@ impl App {
 /// Cloud Run's deterministic URL form, accepted as an audience and routed by Host on the main gateway port.
 pub fn deterministic_url(service: &str, project_number: &str, region: &str) -> String {
     format!("https://{service}-{project_number}.{region}.run.app")
+}
+
+/// The v1 Knative surface (`/apis/serving.knative.dev/v1/namespaces/{ns}/services[/{name}]`, as Cloud Run's
+/// regional v1 endpoint serves it), on the platform's region: each call is the v2 call, in v1's shapes (see
+/// `knative`). `ns` is the project id or number.
+pub(crate) fn knative_route(app: &App, req: &Req, ns: &str, name: Option<&str>) -> Option<Result<Reply>> {
+    use axum::http::Method;
+    let project = app.project();
+    let pid = if ns == project.project_number { project.project_id.clone() } else { ns.to_owned() };
+    let (number, region) = (project.project_number.clone(), project.region.clone());
+    let as_v1 = |v: &Value| knative::to_knative(v, &number, &region, false);
+    let json = |r: Result<Reply>| -> Result<Value> {
+        match r? {
+            Reply::Json(v) => Ok(v),
+            _ => Err(ApiError::internal("unexpected reply from the v2 handler")),
+        }
+    };
+    let m = &req.method;
+    Some((|| -> Result<Reply> {
+        match (m, name) {
+            (&Method::GET, None) => {
+                let v = json(list(app, req, &pid, &region))?;
+                let items: Vec<Value> = v["services"].as_array().into_iter().flatten().map(as_v1).collect();
+                Ok(Reply::Json(
+                    json!({ "apiVersion": "serving.knative.dev/v1", "kind": "ServiceList", "items": items }),
+                ))
+            }
+            (&Method::GET, Some(id)) => Ok(Reply::Json(as_v1(&json(get(app, req, &pid, &region, id))?))),
+            (&Method::POST, None) | (&Method::PUT, Some(_)) => {
+                let doc: Value = req.json()?;
+                let (id, _, body) = knative::from_knative(&doc).map_err(ApiError::invalid)?;
+                if let Some(path_id) = name.filter(|n| *n != id) {
+                    return Err(ApiError::invalid(format!(
+                        "metadata.name `{id}` does not match the service `{path_id}` in the path"
+                    )));
+                }
+                let mut query = std::collections::HashMap::new();
+                let sub = |query, method| Req {
+                    method,
+                    segs: Vec::new(),
+                    verb: None,
+                    query,
+                    body: body.to_string().into(),
+                    authorization: req.authorization.clone(),
+                    operator_key: req.operator_key.clone(),
+                    host: req.host.clone(),
+                    ip: req.ip.clone(),
+                    user_agent: req.user_agent.clone(),
+                };
+                let op = if m == Method::POST {
+                    query.insert("serviceId".to_owned(), id.clone());
+                    json(create(app, &sub(query, Method::POST), &pid, &region))?
+                } else {
+                    query.insert("allowMissing".to_owned(), "true".to_owned());
+                    json(update(app, &sub(query, Method::PATCH), &pid, &region, &id))?
+                };
+                if let Some(e) = op.get("error") {
+                    let message = e["message"].as_str().unwrap_or("the deployment failed");
+                    return Err(ApiError::failed_precondition(message));
+                }
+                Ok(Reply::Json(as_v1(&op["response"])))
+            }
+            (&Method::DELETE, Some(id)) => {
+                json(delete(app, req, &pid, &region, id))?;
+                Ok(Reply::Json(json!({
+                    "apiVersion": "v1",
+                    "kind": "Status",
+                    "status": "Success",
+                    "details": { "name": id, "group": "serving.knative.dev", "kind": "services" },
+                })))
+            }
+            _ => Err(ApiError::new(Code::Unimplemented, "this v1 method is not supported; use the v2 API")),
+        }
+    })())
 }
 
 /// Dispatches `/v2/projects/{p}/locations/{l}/services[/{s}[:verb]]` and revisions.

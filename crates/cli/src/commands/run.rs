@@ -442,7 +442,11 @@ fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> R
         deployed["uri"].as_str().unwrap_or_default()
     );
     if g.format.is_some() {
-        format::print(&to_knative(deployed, &client.daemon.project_number, &region, false), g, Default::Yaml)?;
+        format::print(
+            &api::run::knative::to_knative(deployed, &client.daemon.project_number, &region, false),
+            g,
+            Default::Yaml,
+        )?;
     }
     Ok(0)
 }
@@ -456,7 +460,7 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|s| to_knative(s, &client.daemon.project_number, &region, false))
+                .map(|s| api::run::knative::to_knative(s, &client.daemon.project_number, &region, false))
                 .collect();
             format::print(&Value::Array(list), g, Default::Table("table(metadata.name:label=SERVICE,metadata.labels.\"cloud.googleapis.com/location\":label=REGION,status.url:label=URL,metadata.annotations.\"serving.knative.dev/lastModifier\":label=LAST_DEPLOYED_BY)"))?;
         }
@@ -464,7 +468,7 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
             let region = region(client, &r);
             let v = client.get(&service_path(client, g, &region, &service))?;
             let export = g.format.as_deref() == Some("export");
-            let doc = to_knative(&v, &client.daemon.project_number, &region, export);
+            let doc = api::run::knative::to_knative(&v, &client.daemon.project_number, &region, export);
             let g2 = if export { Global { format: Some("yaml".into()), ..g.clone() } } else { g.clone() };
             format::print(&doc, &g2, Default::Yaml)?;
         }
@@ -498,7 +502,7 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
         }
         RunServicesCmd::Replace { file, region: r } => {
             let doc = crate::home::read_structured(&file)?;
-            let (name, label_region, service) = from_knative(&doc)?;
+            let (name, label_region, service) = api::run::knative::from_knative(&doc).map_err(anyhow::Error::msg)?;
             let region = r.or(label_region).unwrap_or_else(|| region(client, &None));
             let path = service_path(client, g, &region, &name);
             let op = client.call(Method::PATCH, &format!("{path}?allowMissing=true"), Some(&service))?;
@@ -572,265 +576,4 @@ fn revisions(client: &Client, g: &Global, cmd: RunRevisionsCmd) -> Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// A v2 Service from the v1 Knative form (`services replace`): the service name, the region its location label
-/// names, and the body.
-fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value)> {
-    if doc["apiVersion"] != "serving.knative.dev/v1" || doc["kind"] != "Service" {
-        bail!("the file is not a Knative service: it needs `apiVersion: serving.knative.dev/v1` and `kind: Service`");
-    }
-    let meta = &doc["metadata"];
-    let name = meta["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| anyhow!("`metadata.name` is required"))?;
-    let annotations = &meta["annotations"];
-    let mut labels = meta["labels"].as_object().cloned().unwrap_or_default();
-    let region = labels.remove("cloud.googleapis.com/location").and_then(|v| v.as_str().map(str::to_owned));
-    let spec = &doc["spec"]["template"]["spec"];
-    let tmeta = &doc["spec"]["template"]["metadata"]["annotations"];
-    let containers = spec["containers"].as_array().cloned().unwrap_or_default();
-    let [c] = containers.as_slice() else {
-        bail!("`spec.template.spec.containers` must hold exactly one container, it holds {}", containers.len());
-    };
-    let env: Vec<Value> = c["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| match e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
-            Some(r) => json!({ "name": e["name"], "valueSource": { "secretKeyRef": { "secret": r["name"], "version": r["key"] } } }),
-            None => json!({ "name": e["name"], "value": e["value"].as_str().unwrap_or_default() }),
-        })
-        .collect();
-    let mut container = json!({ "image": c["image"], "env": env });
-    for key in ["command", "args", "workingDir", "ports", "volumeMounts"] {
-        if !c[key].is_null() {
-            container[key] = c[key].clone();
-        }
-    }
-    let scale = |key: &str| tmeta[key].as_str().and_then(|v| v.parse::<u32>().ok());
-    let mut template = json!({ "containers": [container] });
-    let volumes: Vec<Value> = spec["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|v| match v["secret"].as_object() {
-            Some(source) => {
-                let items: Vec<Value> = source
-                    .get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|i| json!({ "path": i["path"], "version": i["key"], "mode": i["mode"].as_u64().unwrap_or(0) }))
-                    .collect();
-                json!({ "name": v["name"], "secret": { "secret": source.get("secretName"), "items": items } })
-            }
-            // Anything else goes to the API as it is, which says what it does not support.
-            None => v.clone(),
-        })
-        .collect();
-    if !volumes.is_empty() {
-        template["volumes"] = Value::Array(volumes);
-    }
-    let mut scaling = json!({});
-    if let Some(n) = scale("autoscaling.knative.dev/minScale") {
-        scaling["minInstanceCount"] = json!(n);
-    }
-    if let Some(n) = scale("autoscaling.knative.dev/maxScale") {
-        scaling["maxInstanceCount"] = json!(n);
-    }
-    template["scaling"] = scaling;
-    let mut access = Map::new();
-    if let Some(c) = tmeta["run.googleapis.com/vpc-access-connector"].as_str() {
-        access.insert("connector".into(), json!(c));
-    }
-    if let Some(n) = tmeta["run.googleapis.com/network-interfaces"].as_str() {
-        let interfaces: Value = serde_json::from_str(n)
-            .context("`run.googleapis.com/network-interfaces` must be a JSON array such as [{\"network\":\"default\",\"subnetwork\":\"default\"}]")?;
-        access.insert("networkInterfaces".into(), interfaces);
-    }
-    if let Some(e) = tmeta["run.googleapis.com/vpc-access-egress"].as_str() {
-        let egress = match e {
-            "all-traffic" | "all" => "ALL_TRAFFIC",
-            "private-ranges-only" => "PRIVATE_RANGES_ONLY",
-            other => bail!("invalid `run.googleapis.com/vpc-access-egress` annotation `{other}`; use private-ranges-only or all-traffic"),
-        };
-        access.insert("egress".into(), json!(egress));
-    }
-    if !access.is_empty() {
-        template["vpcAccess"] = Value::Object(access);
-    }
-    if let Some(n) = spec["containerConcurrency"].as_u64().filter(|n| *n > 0) {
-        template["maxInstanceRequestConcurrency"] = json!(n);
-    }
-    if let Some(n) = spec["timeoutSeconds"].as_u64() {
-        template["timeout"] = json!(format!("{n}s"));
-    }
-    if let Some(sa) = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
-        template["serviceAccount"] = json!(sa);
-    }
-    let ingress = match annotations["run.googleapis.com/ingress"].as_str().unwrap_or("all") {
-        "all" => "INGRESS_TRAFFIC_ALL",
-        "internal" => "INGRESS_TRAFFIC_INTERNAL_ONLY",
-        "internal-and-cloud-load-balancing" => "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
-        other => bail!("invalid `run.googleapis.com/ingress` annotation `{other}`"),
-    };
-    let audiences: Vec<String> = match annotations["run.googleapis.com/custom-audiences"].as_str() {
-        Some(s) => {
-            serde_json::from_str(s).context("`run.googleapis.com/custom-audiences` must be a JSON array of strings")?
-        }
-        None => Vec::new(),
-    };
-    let disabled =
-        annotations["run.googleapis.com/invoker-iam-disabled"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let service = json!({
-        "labels": labels,
-        "ingress": ingress,
-        "customAudiences": audiences,
-        "invokerIamDisabled": disabled,
-        "template": template,
-    });
-    Ok((name.to_owned(), region, service))
-}
-
-/// The v1 Knative form gcloud shows (`describe`, `--format=export`) of a v2 Service.
-fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Value {
-    let name = s["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default();
-    let template = &s["template"];
-    let container = &template["containers"][0];
-    let mut annotations = Map::new();
-    let ingress = match s["ingress"].as_str().unwrap_or_default() {
-        "INGRESS_TRAFFIC_INTERNAL_ONLY" => "internal",
-        "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" => "internal-and-cloud-load-balancing",
-        _ => "all",
-    };
-    annotations.insert("run.googleapis.com/ingress".into(), json!(ingress));
-    if s["invokerIamDisabled"] == json!(true) {
-        annotations.insert("run.googleapis.com/invoker-iam-disabled".into(), json!("True"));
-    }
-    if let Some(a) = s["customAudiences"].as_array().filter(|a| !a.is_empty()) {
-        annotations.insert("run.googleapis.com/custom-audiences".into(), json!(Value::Array(a.clone()).to_string()));
-    }
-    if !export {
-        annotations.insert("run.googleapis.com/ingress-status".into(), json!(ingress));
-        annotations.insert("serving.knative.dev/creator".into(), s["creator"].clone());
-        annotations.insert("serving.knative.dev/lastModifier".into(), s["lastModifier"].clone());
-    }
-    let mut labels = s["labels"].as_object().cloned().unwrap_or_default();
-    labels.insert("cloud.googleapis.com/location".into(), json!(region));
-    let mut tmpl_annotations = Map::new();
-    if let Some(n) = template["scaling"]["minInstanceCount"].as_u64() {
-        tmpl_annotations.insert("autoscaling.knative.dev/minScale".into(), json!(n.to_string()));
-    }
-    if let Some(n) = template["scaling"]["maxInstanceCount"].as_u64() {
-        tmpl_annotations.insert("autoscaling.knative.dev/maxScale".into(), json!(n.to_string()));
-    }
-    let access = &template["vpcAccess"];
-    if let Some(c) = access["connector"].as_str() {
-        tmpl_annotations.insert("run.googleapis.com/vpc-access-connector".into(), json!(c));
-    }
-    if let Some(n) = access["networkInterfaces"].as_array().filter(|n| !n.is_empty()) {
-        tmpl_annotations
-            .insert("run.googleapis.com/network-interfaces".into(), json!(Value::Array(n.clone()).to_string()));
-    }
-    if access.is_object() {
-        let egress = if access["egress"] == "ALL_TRAFFIC" { "all-traffic" } else { "private-ranges-only" };
-        tmpl_annotations.insert("run.googleapis.com/vpc-access-egress".into(), json!(egress));
-    }
-    let mut c = Map::new();
-    for key in ["image", "command", "args", "workingDir", "ports"] {
-        if !container[key].is_null() && container[key] != json!([]) {
-            c.insert(key.into(), container[key].clone());
-        }
-    }
-    // Secret references in v1's words: `valueFrom.secretKeyRef{name, key = version}`, `secret{secretName, items}`.
-    let env: Vec<Value> = container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| match e["valueSource"]["secretKeyRef"].as_object() {
-            Some(r) => json!({ "name": e["name"], "valueFrom": { "secretKeyRef": { "name": r["secret"], "key": r["version"] } } }),
-            None => json!({ "name": e["name"], "value": e["value"].as_str().unwrap_or_default() }),
-        })
-        .collect();
-    if !env.is_empty() {
-        c.insert("env".into(), Value::Array(env));
-    }
-    if let Some(mounts) = container["volumeMounts"].as_array().filter(|m| !m.is_empty()) {
-        c.insert("volumeMounts".into(), json!(mounts));
-    }
-    let volumes: Vec<Value> = template["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| {
-            let source = v["secret"].as_object()?;
-            let items: Vec<Value> = source
-                .get("items")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|i| {
-                    let mut item = json!({ "key": i["version"], "path": i["path"] });
-                    if let Some(m) = i["mode"].as_u64().filter(|m| *m != 0) {
-                        item["mode"] = json!(m);
-                    }
-                    item
-                })
-                .collect();
-            Some(json!({ "name": v["name"], "secret": { "secretName": source.get("secret"), "items": items } }))
-        })
-        .collect();
-    let timeout = template["timeout"].as_str().and_then(|t| t.trim_end_matches('s').parse::<u64>().ok()).unwrap_or(300);
-    let mut metadata = json!({
-        "name": name,
-        "namespace": project_number,
-        "labels": labels,
-        "annotations": annotations,
-    });
-    let mut doc = json!({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": {},
-        "spec": {
-            "template": {
-                "metadata": { "annotations": tmpl_annotations },
-                "spec": {
-                    "containerConcurrency": template["maxInstanceRequestConcurrency"].as_u64().unwrap_or(80),
-                    "timeoutSeconds": timeout,
-                    "serviceAccountName": template["serviceAccount"],
-                    "containers": [c],
-                },
-            },
-            "traffic": [{ "percent": 100, "latestRevision": true }],
-        },
-    });
-    if !volumes.is_empty() {
-        doc["spec"]["template"]["spec"]["volumes"] = Value::Array(volumes);
-    }
-    if !export {
-        metadata["uid"] = s["uid"].clone();
-        metadata["generation"] = json!(s["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(1));
-        metadata["creationTimestamp"] = s["createTime"].clone();
-        metadata["resourceVersion"] = s["etag"].clone();
-        doc["spec"]["template"]["metadata"]["name"] = s["latestCreatedRevision"].clone();
-        let ready = s["terminalCondition"]["state"] == "CONDITION_SUCCEEDED";
-        let mut cond = json!({
-            "type": "Ready",
-            "status": if ready { "True" } else { "False" },
-            "lastTransitionTime": s["terminalCondition"]["lastTransitionTime"],
-        });
-        if let Some(m) = s["terminalCondition"]["message"].as_str() {
-            cond["message"] = json!(m);
-        }
-        doc["status"] = json!({
-            "observedGeneration": metadata["generation"],
-            "conditions": [cond],
-            "latestReadyRevisionName": s["latestReadyRevision"],
-            "latestCreatedRevisionName": s["latestCreatedRevision"],
-            "traffic": [{ "revisionName": s["latestReadyRevision"], "percent": 100, "latestRevision": true }],
-            "url": s["uri"],
-            "address": { "url": s["uri"] },
-        });
-    }
-    doc["metadata"] = metadata;
-    doc
 }
