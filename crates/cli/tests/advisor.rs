@@ -261,16 +261,7 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
         "--service-account=ledger-app@local-project.iam.gserviceaccount.com",
     ]);
     // web is a real caller: the probe app, which calls a URL from inside its instance.
-    p.ok(&[
-        "run",
-        "deploy",
-        "web",
-        region,
-        "--allow-unauthenticated",
-        &format!("--service-account={web}"),
-        &format!("--source={}", common::script("sandbox_probe").display()),
-        &format!("--command={},main.py", common::python().display()),
-    ]);
+    deploy_caller(&p, "web", web);
     let member = format!("--member=serviceAccount:{web}");
     p.ok(&["run", "services", "add-iam-policy-binding", "ledger", region, &member, "--role=roles/run.invoker"]);
     let egress = |report: &Value| -> Vec<Value> {
@@ -313,6 +304,20 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
     assert!(found[0]["fix"].as_str().unwrap().ends_with("--vpc-egress=all-traffic"), "{}", found[0]["fix"]);
 }
 
+/// A public service `name` running as `account` that calls URLs from inside its instance (the probe's `/call`).
+fn deploy_caller(p: &Platform, name: &str, account: &str) {
+    p.ok(&[
+        "run",
+        "deploy",
+        name,
+        "--region=us-central1",
+        "--allow-unauthenticated",
+        &format!("--service-account={account}"),
+        &format!("--source={}", common::script("sandbox_probe").display()),
+        &format!("--command={},main.py", common::python().display()),
+    ]);
+}
+
 #[test]
 fn live_scan_calls_a_public_service_internal_when_only_other_services_call_it() {
     if !common::sandbox_available() {
@@ -324,16 +329,7 @@ fn live_scan_calls_a_public_service_internal_when_only_other_services_call_it() 
     p.ok(&["iam", "service-accounts", "create", "web-app"]);
     // A public service whose name, labels and ingress say nothing; only another service calls it.
     p.ok(&["run", "deploy", "ledger", HELLO, region, "--allow-unauthenticated"]);
-    p.ok(&[
-        "run",
-        "deploy",
-        "web",
-        region,
-        "--allow-unauthenticated",
-        &format!("--service-account={web}"),
-        &format!("--source={}", common::script("sandbox_probe").display()),
-        &format!("--command={},main.py", common::python().display()),
-    ]);
+    deploy_caller(&p, "web", web);
     let finding = |report: &Value| -> Option<Value> {
         report["findings"]
             .as_array()
