@@ -167,8 +167,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         })?),
     };
     if let Some(ip) = wanted {
-        let gateway = Ipv4Addr::from(u32::from(range.network()) + 1);
-        if !range.contains(&ip) || ip == range.network() || ip == range.broadcast() || ip == gateway {
+        if !network::usable_host(&range, ip) {
             return Err(ApiError::invalid(format!(
                 "IP address '{ip}' is not a usable address of subnetwork '{subnet_name}' ({range}): not its network, \
                  gateway or broadcast address"
@@ -202,7 +201,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
             }
             Some(ip) => ip,
             // After the gateway (.1) and the address a connector on this range would use (.2).
-            None => range.hosts().skip(2).find(|ip| !used.contains(ip)).ok_or_else(|| {
+            None => network::host_addresses(&range).find(|ip| !used.contains(ip)).ok_or_else(|| {
                 ApiError::new(model::Code::ResourceExhausted, format!("subnetwork '{subnet_name}' has no free address"))
             })?,
         };

@@ -309,8 +309,9 @@ impl gateway::Plane for GatewayPlane {
 
     async fn acquire(&self, service: &str) -> Result<gateway::Upstream, gateway::Unavailable> {
         match self.runtime.acquire(service).await {
-            Ok(lease) => Ok(gateway::Upstream {
-                endpoint: gateway::Endpoint { addr: lease.addr, netns: lease.netns.clone() },
+            Ok(mut lease) => Ok(gateway::Upstream {
+                // The namespace moves to the endpoint (the lease is only the slot's guard from here on).
+                endpoint: gateway::Endpoint { addr: lease.addr, netns: lease.netns.take() },
                 revision: lease.revision.clone(),
                 guard: Box::new(lease),
             }),

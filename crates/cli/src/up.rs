@@ -84,21 +84,11 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         let lb_addr = lb_listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api_router = api::router(boot.app.clone());
-        let instance_listeners = Arc::new(InstanceListeners {
-            api_port: api_addr.port(),
-            gateway_port: gw_addr.port(),
-            load_balancer_port: lb_addr.port(),
-            api: api_router.clone(),
-            workers: workers.clone(),
-            plane: std::sync::OnceLock::new(),
-            fabric: std::sync::OnceLock::new(),
-            stop: stop_rx.clone(),
-        });
+        // The sandbox, if this host can have one; then the simulated internet and VPC routers its instances link into.
         let sandbox = match args.no_sandbox {
             true => Err("--no-sandbox".to_string()),
-            false => sandbox(&home, instance_listeners.clone()),
+            false => sandbox_parts(&home),
         };
-        // The simulated internet and VPC routers, when instances have network namespaces to link.
         let fabric = match &sandbox {
             Ok(_) => Some(network::fabric::Fabric::new().context("cannot create the simulated networks")?),
             Err(_) => None,
@@ -111,7 +101,21 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             }
             None => None,
         };
-        let _ = instance_listeners.fabric.set(fabric.clone());
+        let instance_listeners = Arc::new(InstanceListeners {
+            api_port: api_addr.port(),
+            gateway_port: gw_addr.port(),
+            load_balancer_port: lb_addr.port(),
+            api: api_router.clone(),
+            workers: workers.clone(),
+            plane: std::sync::OnceLock::new(),
+            fabric: fabric.clone(),
+        });
+        let sandbox = sandbox.map(|(cgroups, hide)| runtime::SandboxConfig {
+            cgroups,
+            hide,
+            attach: instance_listeners.clone(),
+            home_files: Vec::new(),
+        });
         let mut api_stop = stop_rx.clone();
         let api_task = tokio::spawn(async move {
             axum::serve(api_listener, api_router.into_make_service_with_connect_info::<SocketAddr>())
@@ -403,16 +407,19 @@ pub(crate) struct InstanceListeners {
     /// Set once the plane exists (it needs the runtime, which needs this).
     plane: std::sync::OnceLock<Arc<crate::platform::GatewayPlane>>,
     /// The simulated networks instances are linked into.
-    fabric: std::sync::OnceLock<Option<Arc<network::fabric::Fabric>>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    fabric: Option<Arc<network::fabric::Fabric>>,
 }
 
-/// Stops one instance's listeners when dropped, and gives back its addresses.
-struct Attached(tokio::sync::watch::Sender<bool>, #[allow(dead_code)] Option<network::fabric::Attachment>);
+/// One instance's listeners, which stop when it is dropped (the instance has exited: `rt.shutdown` at `up`'s stop
+/// drops them all), and its addresses in the simulated networks, given back then.
+struct Attached {
+    stop: tokio::sync::watch::Sender<bool>,
+    _addresses: Option<network::fabric::Attachment>,
+}
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        let _ = self.0.send(true);
+        let _ = self.stop.send(true);
     }
 }
 
@@ -491,7 +498,7 @@ impl runtime::Attach for InstanceListeners {
         let source =
             if revision.egress.arrives_internal() { gateway::Source::Internal } else { gateway::Source::External };
         let plane = self.plane.get().ok_or("the platform is still starting")?.clone();
-        let attachment = match self.fabric.get().cloned().flatten() {
+        let addresses = match &self.fabric {
             Some(fabric) => {
                 let plan = egress_plan(&plane.app, &revision.egress)?;
                 Some(fabric.attach(netns, &plan).map_err(|e| format!("cannot link the instance's network: {e}"))?)
@@ -505,16 +512,8 @@ impl runtime::Attach for InstanceListeners {
         let gw = bind(self.gateway_port).map_err(|e| format!("cannot serve the gateway inside the instance: {e}"))?;
         let lb = bind(self.load_balancer_port)
             .map_err(|e| format!("cannot serve the load balancer inside the instance: {e}"))?;
+        // Everything below stops when `tx` says so or is dropped — also when this function fails half-way.
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut global = self.stop.clone();
-        let local = tx.clone();
-        let mut mine = rx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = global.wait_for(|s| *s) => { let _ = local.send(true); }
-                _ = mine.wait_for(|s| *s) => {}
-            }
-        });
         let router = self.api.clone();
         let api_stop = stopped(&rx);
         tokio::spawn(async move {
@@ -528,6 +527,7 @@ impl runtime::Attach for InstanceListeners {
             gateway::serve_from(workers.clone(), l, plane.clone(), by, src, Some(from.clone()), stopped(&rx))
         };
         tokio::spawn(serve(gw, host, source));
+        tokio::spawn(serve(lb, gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer));
         // `http://SERVICE-NUMBER.REGION.run.app/`: the platform's resolver answers 127.0.0.1 for it, and the gateway
         // routes by Host on port 80 too (unless the app itself listens there).
         if revision.port != 80 {
@@ -539,10 +539,8 @@ impl runtime::Attach for InstanceListeners {
             .and_then(tokio::net::UdpSocket::from_std)
             .map_err(|e| format!("cannot serve DNS inside the instance: {e}"))?;
         tokio::spawn(serve_dns(dns, plane.app.clone(), stopped(&rx)));
-        let (lb_by, lb_source) = (gateway::RouteBy::HostOrServiceUrl, gateway::Source::LoadBalancer);
-        tokio::spawn(serve(lb, lb_by, lb_source));
         tokio::spawn(serve_service_ports(plane, workers.clone(), bind, Some((revision.port, source, from)), rx));
-        Ok(Box::new(Attached(tx, attachment)))
+        Ok(Box::new(Attached { stop: tx, _addresses: addresses }))
     }
 }
 
@@ -554,15 +552,15 @@ pub fn sample_hello() -> Result<()> {
     rt.block_on(runtime::sample::serve(port)).context("the sample server failed")
 }
 
-/// The sandbox instances run in, or why there is none (not root, no namespaces, no cgroups, no `ip`).
-fn sandbox(home: &Home, listeners: Arc<InstanceListeners>) -> Result<runtime::SandboxConfig, String> {
+/// The cgroups and hidden paths of a sandbox, or why this host has none (not root, no namespaces, no cgroups, no
+/// `ip`).
+fn sandbox_parts(home: &Home) -> Result<(runtime::Cgroups, Vec<std::path::PathBuf>), String> {
     if std::env::var_os("GATEHOUSE_NO_SANDBOX").is_some_and(|v| v == "1") {
         return Err("GATEHOUSE_NO_SANDBOX=1".into());
     }
     network::netns::available()?;
     let cgroups = runtime::Cgroups::discover()?;
-    let hide = vec![std::fs::canonicalize(&home.dir).unwrap_or_else(|_| home.dir.clone())];
-    Ok(runtime::SandboxConfig { cgroups, hide, attach: listeners, home_files: Vec::new() })
+    Ok((cgroups, vec![std::fs::canonicalize(&home.dir).unwrap_or_else(|_| home.dir.clone())]))
 }
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener> {

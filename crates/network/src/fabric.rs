@@ -33,8 +33,6 @@ const INET_GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const UPLINK_PEER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 254);
 /// The router's side of every instance link into a VPC through a connector.
 const VPC_LINK_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
-/// RFC 1918 and RFC 6598: unreachable without VPC access.
-const PRIVATE: [&str; 4] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"];
 
 /// How an instance's traffic leaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +91,8 @@ struct State {
 /// One VPC network's router.
 struct Router {
     ns: Arc<Netns>,
+    /// The internet's end of the router's uplink (NAT addresses are routed to it).
+    uplink: String,
     /// Groups whose rules are in place: key → interface prefix.
     groups: Mutex<HashMap<String, String>>,
     /// Subnet addresses in use (VPC hosts, Direct VPC instances).
@@ -105,8 +105,6 @@ pub struct Attachment {
     public: Option<u8>,
     link: Option<u16>,
     subnet: Option<(Arc<Router>, Ipv4Addr)>,
-    /// The address the namespace has in the VPC (Direct VPC egress, VPC hosts).
-    pub vpc_address: Option<Ipv4Addr>,
 }
 
 impl Drop for Attachment {
@@ -151,8 +149,7 @@ impl Fabric {
 
     /// Links `ns` (an instance's namespace) as `plan` says. Err: why the instance cannot get its network.
     pub fn attach(self: &Arc<Fabric>, ns: &Netns, plan: &EgressPlan) -> io::Result<Attachment> {
-        let mut attachment =
-            Attachment { fabric: self.clone(), public: None, link: None, subnet: None, vpc_address: None };
+        let mut attachment = Attachment { fabric: self.clone(), public: None, link: None, subnet: None };
         let mut routes = String::new();
         if !plan.all_traffic || plan.vpc.is_none() {
             let k = take(&mut self.lock().public, 2..=253, "instances with direct egress")?;
@@ -173,7 +170,9 @@ impl Fabric {
         }
         match &plan.vpc {
             None => {
-                for range in PRIVATE {
+                // RFC 1918 and RFC 6598 (not the Google VIPs, which are public addresses).
+                let private = crate::PRIVATE_RANGES.iter().filter(|(_, from)| from.starts_with("RFC"));
+                for (range, _) in private {
                     routes.push_str(&format!("route add unreachable {range}\n"));
                 }
             }
@@ -190,8 +189,7 @@ impl Fabric {
                     Via::Subnet { range, address, .. } => {
                         let ip = claim(&router, range, *address)?;
                         attachment.subnet = Some((router.clone(), ip));
-                        attachment.vpc_address = Some(ip);
-                        (ip, gateway_of(range))
+                        (ip, crate::gateway_address(range))
                     }
                 };
                 ns.ip(&format!(
@@ -234,9 +232,12 @@ impl Fabric {
             &["-f", "-"],
             "table ip gatehouse {\n chain postrouting {\n  type nat hook postrouting priority srcnat;\n }\n}\n",
         )?;
-        let router = Arc::new(Router { ns, groups: Mutex::new(HashMap::new()), used: Mutex::new(BTreeSet::new()) });
-        // The uplink's peer name is kept in the internet's routes: `route replace NAT/32 dev PEER` per group.
-        router.groups.lock().unwrap_or_else(|e| e.into_inner()).insert(String::new(), peer);
+        let router = Arc::new(Router {
+            ns,
+            uplink: peer,
+            groups: Mutex::new(HashMap::new()),
+            used: Mutex::new(BTreeSet::new()),
+        });
         let mut state = self.lock();
         Ok(state.vpcs.entry(network.to_string()).or_insert(router).clone())
     }
@@ -262,14 +263,13 @@ impl Fabric {
             Ipv4Addr::new(198, 51, 100, n)
         };
         let prefix = format!("g{}x", groups.len());
-        let uplink = groups.get("").cloned().unwrap_or_default();
         router.ns.ip(&format!("address add {nat}/32 dev up0\n"))?;
-        self.internet.ip(&format!("route replace {nat}/32 dev {uplink}\n"))?;
+        self.internet.ip(&format!("route replace {nat}/32 dev {}\n", router.uplink))?;
         let mut rules =
             format!("add rule ip gatehouse postrouting iifname \"{prefix}*\" oifname \"up0\" snat to {nat}\n");
         if let Via::Connector { range, .. } = via {
             // Inside the VPC a connector's traffic comes from its own range.
-            let inside = Ipv4Addr::from(u32::from(range.network()) + 2);
+            let inside = crate::connector_address(range);
             rules.push_str(&format!(
                 "add rule ip gatehouse postrouting iifname \"{prefix}*\" oifname != \"up0\" snat to {inside}\n"
             ));
@@ -278,22 +278,12 @@ impl Fabric {
         groups.insert(key, prefix.clone());
         Ok(prefix)
     }
-
-    /// The NAT address traffic of a connector or subnet leaves from, once it has one.
-    pub fn nat_address(&self, via: &Via) -> Option<Ipv4Addr> {
-        self.lock().nat.get(&via.key()).map(|n| Ipv4Addr::new(198, 51, 100, *n))
-    }
 }
 
 /// `/proc/PID/fd/N` of a namespace the daemon holds: how `ip … netns` names it.
 fn path(ns: &Netns) -> String {
     use std::os::fd::AsFd as _;
     format!("/proc/{}/fd/{}", std::process::id(), ns.as_fd().as_raw_fd())
-}
-
-/// A subnet's gateway: its first address, as Compute Engine's.
-fn gateway_of(range: &Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(range.network()) + 1)
 }
 
 /// `want`, or the first free address of `range` after the gateway (and the connector address).
@@ -304,9 +294,7 @@ fn claim(router: &Router, range: &Ipv4Net, want: Option<Ipv4Addr>) -> io::Result
 fn claim_in(used: &mut BTreeSet<Ipv4Addr>, range: &Ipv4Net, want: Option<Ipv4Addr>) -> io::Result<Ipv4Addr> {
     let ip = match want {
         Some(ip) => {
-            let usable =
-                range.contains(&ip) && ip != range.network() && ip != range.broadcast() && ip != gateway_of(range);
-            if !usable {
+            if !crate::usable_host(range, ip) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("{ip} is not a usable address of {range} (not the network, gateway or broadcast address)"),
@@ -317,10 +305,8 @@ fn claim_in(used: &mut BTreeSet<Ipv4Addr>, range: &Ipv4Net, want: Option<Ipv4Add
             }
             ip
         }
-        None => range
-            .hosts()
-            .skip(2)
-            .find(|ip| !used.contains(ip) && *ip != range.broadcast())
+        None => crate::host_addresses(range)
+            .find(|ip| !used.contains(ip))
             .ok_or_else(|| exhausted(&format!("addresses in {range}")))?,
     };
     used.insert(ip);
@@ -347,7 +333,6 @@ mod tests {
     #[test]
     fn subnet_addresses_skip_the_gateway_and_the_connector_address() {
         let range: Ipv4Net = "10.8.0.0/29".parse().unwrap();
-        assert_eq!(gateway_of(&range), Ipv4Addr::new(10, 8, 0, 1));
         let mut used = BTreeSet::new();
         assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 3));
         assert_eq!(claim_in(&mut used, &range, Some(Ipv4Addr::new(10, 8, 0, 5))).unwrap(), Ipv4Addr::new(10, 8, 0, 5));

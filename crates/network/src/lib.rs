@@ -262,10 +262,38 @@ pub fn gateway_address(range: &Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(range.network()) + 1)
 }
 
+/// The address a connector's traffic comes from inside its VPC: the second usable one of its range.
+pub fn connector_address(range: &Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(range.network()) + 2)
+}
+
+/// Whether `ip` can be a host's address in `range`: inside it, and not its network, gateway or broadcast address.
+pub fn usable_host(range: &Ipv4Net, ip: Ipv4Addr) -> bool {
+    range.contains(&ip) && ip != range.network() && ip != range.broadcast() && ip != gateway_address(range)
+}
+
+/// The addresses handed to hosts when none is asked for, in order: after the gateway and the connector address.
+pub fn host_addresses(range: &Ipv4Net) -> impl Iterator<Item = Ipv4Addr> {
+    range.hosts().skip(2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn host_addresses_leave_out_the_gateway_and_the_connector_address() {
+        let range: Ipv4Net = "10.8.0.0/29".parse().unwrap();
+        assert_eq!(gateway_address(&range), Ipv4Addr::new(10, 8, 0, 1));
+        assert_eq!(connector_address(&range), Ipv4Addr::new(10, 8, 0, 2));
+        let hosts: Vec<Ipv4Addr> = host_addresses(&range).collect();
+        assert_eq!(hosts, (3..=6).map(|d| Ipv4Addr::new(10, 8, 0, d)).collect::<Vec<_>>());
+        for (d, usable) in [(0, false), (1, false), (2, true), (6, true), (7, false)] {
+            assert_eq!(usable_host(&range, Ipv4Addr::new(10, 8, 0, d)), usable, "10.8.0.{d}");
+        }
+        assert!(!usable_host(&range, Ipv4Addr::new(10, 9, 0, 3)));
+    }
 
     #[test]
     fn private_ranges() {

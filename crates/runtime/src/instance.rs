@@ -92,7 +92,14 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     };
     let prepared = match &config.sandbox {
         Some(sandbox) => {
-            sandboxed(spec, config, sandbox, &ctx.instance_id, ctx.secrets.as_ref(), program, args).await?
+            // Namespaces, cgroups, `ip` runs and listeners: blocking work, kept off the runtime's threads.
+            let (spec, config, sandbox) = (spec.clone(), config.clone(), sandbox.clone());
+            let (id, secrets) = (ctx.instance_id.clone(), ctx.secrets.clone());
+            tokio::task::spawn_blocking(move || {
+                sandboxed(&spec, &config, &sandbox, &id, secrets.as_ref(), program, args)
+            })
+            .await
+            .map_err(|e| StartFailure::Spawn(format!("preparing the instance's sandbox failed: {e}")))??
         }
         None => plain(spec, config, ctx.secrets.as_ref(), program, args).await?,
     };
@@ -249,7 +256,7 @@ fn init_args(program: &Path, args: Vec<String>) -> Vec<String> {
 
 /// An instance in a sandbox (`crate::sandbox`): its cgroup, its network namespace with the metadata server at
 /// 169.254.169.254:80 and the platform's listeners, and the init step's plan.
-async fn sandboxed(
+fn sandboxed(
     spec: &RevisionSpec,
     config: &RuntimeConfig,
     sandbox: &SandboxConfig,

@@ -57,7 +57,7 @@ pub struct SecretRead {
 }
 
 /// What the init step receives on its stdin (one JSON line; values base64). Zeroized when dropped.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize, Default)]
 pub(crate) struct InitPayload {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) files: Vec<InitFile>,
