@@ -97,7 +97,16 @@ pub async fn serve_from<P: Plane>(
                         memo: invoke::Memo::default(),
                     });
                     let stopping = stopping.clone();
-                    workers.spawn(connection(stream, peer, shared, caller, stopping));
+                    // The accepted stream is registered with this runtime's reactor; its readiness must come from the
+                    // worker's own, or every request costs a cross-thread wake-up (an eventfd write and a context
+                    // switch). So it moves as a plain socket and registers again on the worker.
+                    let Ok(stream) = stream.into_std() else { continue };
+                    workers.spawn(async move {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => connection(stream, peer, shared, caller, stopping).await,
+                            Err(e) => tracing::warn!(%peer, error = %e, "gateway could not register a connection"),
+                        }
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
