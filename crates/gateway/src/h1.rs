@@ -24,6 +24,7 @@
 //! the response, an idempotent request whose body was already read is sent once more on a fresh connection.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -37,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::chunked::Chunked;
 use crate::invoke::Rewrite;
-use crate::proxy::HOP_BY_HOP;
+use crate::proxy::is_hop_by_hop;
 use crate::server::{self, Admission, Caller, Served, Shared, HEAD_TIMEOUT};
 use crate::{pages, Endpoint, Plane, Upstream};
 
@@ -87,9 +88,10 @@ pub(crate) async fn serve<P: Plane>(
             }
         };
 
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let parsed = req.parse(&inbuf[..head_len]);
+        // Uninitialised: parsing writes only the entries it fills (initialising all 64 cost 2 KB of stores).
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = req.parse_with_uninit_headers(&inbuf[..head_len], &mut headers);
         let plain = match parsed {
             Ok(httparse::Status::Complete(n)) if n == head_len => Plain::of(&req),
             _ => None,
@@ -339,7 +341,7 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
     let mut forwarded_for: Option<&[u8]> = None;
     for h in req.headers {
         let name = h.name;
-        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_str()))
+        if is_hop_by_hop(name.as_bytes())
             || name.eq_ignore_ascii_case("x-forwarded-proto")
             || rewrite.is_some_and(|r| name.eq_ignore_ascii_case(r.header.as_str()))
         {
@@ -489,9 +491,9 @@ async fn pass_request_body(up: &mut Link, client: &mut TcpStream, mut left: usiz
 /// Parses the response head `head` and writes it, edited for the caller, to `out`. `None` for an interim (1xx)
 /// response. Not async, so that the parsed headers live on the stack and not in a future.
 fn parse_response(head: &[u8], out: &mut Vec<u8>, head_only: bool) -> Result<Option<Response>, Failure> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(head) {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, head, &mut headers) {
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         Ok(_) => return Err(Failure::Broken("malformed response head".into())),
         Err(e) => return Err(Failure::Broken(format!("malformed response head: {e}"))),
@@ -512,6 +514,8 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
     let mut reusable = resp.version == Some(1);
     let mut cookie = false;
     let mut date = false;
+    // `Connection` lists a header that is not hop-by-hop anyway (rare: usually it says `keep-alive` or `close`).
+    let mut names_others = false;
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -525,6 +529,7 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
             chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
             reusable &= !connection_says(h.value, "close");
+            names_others |= connection_tokens(h.value).any(|t| !t.eq_ignore_ascii_case(b"close") && !is_hop_by_hop(t));
         } else if name.eq_ignore_ascii_case("set-cookie") {
             cookie = true;
         } else if name.eq_ignore_ascii_case("date") {
@@ -547,12 +552,14 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
     out.extend_from_slice(b"\r\n");
-    let named = resp.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")).map(|h| h.value);
-    let named: Vec<&[u8]> = named.flat_map(|v| v.split(|&b| b == b',')).map(<[u8]>::trim_ascii).collect();
+    let named = |name: &str| {
+        let connection = resp.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection"));
+        connection.flat_map(|h| connection_tokens(h.value)).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+    };
     for h in resp.headers.iter() {
         let name = h.name;
-        let dropped = HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_str()))
-            || named.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        let dropped = is_hop_by_hop(name.as_bytes())
+            || (names_others && named(name))
             || (cookie && name.eq_ignore_ascii_case("cache-control"))
             // A chunked body has no length; a body that ends with the connection keeps the length it announced
             // (with any transfer coding, the length is not the body's: RFC 9112 §6.3).
@@ -582,7 +589,12 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
 
 /// Whether a `Connection` value lists `option`.
 fn connection_says(value: &[u8], option: &str) -> bool {
-    value.split(|&b| b == b',').any(|o| o.trim_ascii().eq_ignore_ascii_case(option.as_bytes()))
+    connection_tokens(value).any(|o| o.eq_ignore_ascii_case(option.as_bytes()))
+}
+
+/// The options a `Connection` value lists.
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 /// Sends the response head in `out` and the body after it, as it arrives from the instance.
