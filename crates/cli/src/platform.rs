@@ -290,6 +290,15 @@ impl GatewayPlane {
     }
 }
 
+/// A runtime lease as the gateway's slot.
+struct LeaseSlot(runtime::Lease);
+
+impl gateway::Slot for LeaseSlot {
+    fn refused(self: Box<Self>) {
+        self.0.refused();
+    }
+}
+
 impl gateway::Plane for GatewayPlane {
     fn routes(&self) -> Arc<gateway::Routes> {
         self.routes.load_full()
@@ -313,7 +322,7 @@ impl gateway::Plane for GatewayPlane {
                 // The namespace moves to the endpoint (the lease is only the slot's guard from here on).
                 endpoint: gateway::Endpoint { addr: lease.addr, netns: lease.netns.take() },
                 revision: lease.revision.clone(),
-                guard: Box::new(lease),
+                guard: Box::new(LeaseSlot(lease)),
             }),
             Err(runtime::AcquireError::NoRevision) => Err(gateway::Unavailable::NoRevision),
             Err(runtime::AcquireError::Timeout { .. }) => Err(gateway::Unavailable::Timeout),

@@ -152,6 +152,58 @@ fn a_workload_that_never_listens_fails_the_deploy_with_its_logs() {
     assert!(e.contains("reserved env names"), "{e}");
 }
 
+/// An app that stops listening on `/close` but keeps running: to the gateway it is an instance that has just
+/// crashed (nothing accepts on its port) and that the runtime has not seen exit.
+const CLOSES_ITS_PORT: &str = r#"
+import http.server, os, threading
+ME = os.urandom(8).hex().encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ME
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        if self.path == "/close":
+            server.socket.close()
+            threading.Thread(target=server.shutdown).start()
+server = http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H)
+server.serve_forever()
+threading.Event().wait()
+"#;
+
+#[test]
+fn an_instance_that_stops_listening_is_replaced_without_failing_a_request() {
+    let p = Platform::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.py"), CLOSES_ITS_PORT).unwrap();
+    p.ok(&[
+        "run",
+        "deploy",
+        "closer",
+        &format!("--source={}", dir.path().display()),
+        &format!("--command={},main.py", python().display()),
+        "--region=us-central1",
+        "--allow-unauthenticated",
+        "--max-instances=1",
+    ]);
+    let base = url(&p, "closer");
+    let (status, first) = get(&format!("{base}/close"), None);
+    assert_eq!(status, 200);
+    // The only instance no longer accepts connections and is still running: the next request must not fail.
+    let (status, second) = get(&format!("{base}/after"), None);
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(first, second, "a new instance answered (each instance answers with its own random id)");
+    let logs = p.ok(&["run", "services", "logs", "read", "closer", "--region=us-central1", "--limit=50"]);
+    assert!(
+        logs.contains("refused a connection on port") && logs.contains("taken out of service and stopped"),
+        "{logs}"
+    );
+    assert!(logs.contains("GET /after 200"), "{logs}");
+    assert!(!logs.contains(" 503 "), "no request failed: {logs}");
+}
+
 /// Children of the daemon running the sample server.
 fn sample_instances(daemon_pid: u32) -> usize {
     std::fs::read_dir("/proc")

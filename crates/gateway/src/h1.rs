@@ -248,6 +248,22 @@ async fn exchange<P: Plane>(
         start,
     };
     let email = admitted.principal.as_ref().and_then(|p| p.email());
+    let upstream = match link.as_ref().is_some_and(|l| l.reusable_for(&upstream.endpoint)) {
+        true => upstream,
+        false => {
+            *link = None;
+            match server::reach(&*shared.plane, &route.service, upstream).await {
+                Ok((upstream, stream)) => {
+                    *link = Some(Link::new(upstream.endpoint.clone(), stream));
+                    upstream
+                }
+                Err(u) => {
+                    served.record(u.status, Some(&u.revision), email);
+                    return answer_page(client, out, req, u.status, &u.page).await;
+                }
+            }
+        }
+    };
     let Upstream { endpoint, revision, guard } = upstream;
 
     request_head(out, req, endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
@@ -290,9 +306,18 @@ struct Link {
 }
 
 impl Link {
+    fn new(endpoint: Endpoint, stream: TcpStream) -> Link {
+        Link { endpoint, stream, buf: BytesMut::with_capacity(BUF) }
+    }
+
     async fn connect(endpoint: &Endpoint) -> Result<Link, StatusCode> {
-        let stream = crate::proxy::dial(endpoint).await?;
-        Ok(Link { endpoint: endpoint.clone(), stream, buf: BytesMut::with_capacity(BUF) })
+        let stream = crate::proxy::dial_or_503(endpoint).await?;
+        Ok(Link::new(endpoint.clone(), stream))
+    }
+
+    /// Can carry the next request to `endpoint`.
+    fn reusable_for(&self, endpoint: &Endpoint) -> bool {
+        self.endpoint == *endpoint && self.buf.is_empty() && self.idle_and_open()
     }
 
     /// Still open and silent, as far as the runtime knows (no system call unless the socket became readable: an
@@ -394,7 +419,7 @@ async fn send(
     client: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Result<Response, StatusCode> {
-    let kept = link.take().filter(|l| l.endpoint == *endpoint && l.buf.is_empty() && l.idle_and_open());
+    let kept = link.take().filter(|l| l.reusable_for(endpoint));
     let retry = req.body_left == 0 && req.idempotent();
     if let Some(mut up) = kept {
         match try_send(&mut up, req, client, out).await {

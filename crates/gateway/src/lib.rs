@@ -132,8 +132,19 @@ pub struct Upstream {
     pub endpoint: Endpoint,
     pub revision: String,
     /// Dropped when the response body is finished (or the request fails): frees the instance slot.
-    pub guard: Box<dyn std::any::Any + Send>,
+    pub guard: Box<dyn Slot>,
 }
+
+/// The instance slot an [`Upstream`] holds. Dropping it frees the slot.
+pub trait Slot: Send + 'static {
+    /// The instance refused a connection to its port: it has crashed (and the control plane has not seen it exit
+    /// yet) or closed its listener. Take it out of service; the slot is freed as on drop. The gateway then asks
+    /// [`Plane::acquire`] once more, so the request goes to another instance instead of failing.
+    fn refused(self: Box<Self>) {}
+}
+
+/// A slot with nothing to free (tests, benchmarks).
+impl Slot for () {}
 
 /// Where an instance listens: an address, inside the instance's own network namespace when it has one (then
 /// every instance listens at the same `127.0.0.1:PORT`, so kept connections are told apart by the namespace too).

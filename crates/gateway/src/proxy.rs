@@ -14,7 +14,6 @@
 //! request costs no cross-task wake-up. Measured against hyper-util's pooled client it costs about 10% less CPU per
 //! request, and driving the link in the caller's task saves a little more (see `bench/README.md`).
 
-use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -31,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::invoke::Rewrite;
-use crate::Endpoint;
+use crate::{Endpoint, Slot};
 
 /// The instance connection a caller connection used last, kept for its next request.
 pub type Affinity = Mutex<Option<Link>>;
@@ -109,13 +108,15 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Sends `req` to the instance at `endpoint`. Err is the status of the page to answer with: 503 when the instance could
-/// not be reached, 502 when it broke the exchange. The instance connection travels with the response: hand both to
-/// [`Body::proxied`], which returns the connection to `affinity` once the body is done.
+/// Sends `req` to the instance at `endpoint`: over `fresh` when given (a new connection to it), else over the caller
+/// connection's kept one when it goes there, else over a new one. Err is the status of the page to answer with: 503
+/// when the instance could not be reached, 502 when it broke the exchange. The instance connection travels with the
+/// response: hand both to [`Body::proxied`], which returns the connection to `affinity` once the body is done.
 pub async fn forward(
     affinity: &Affinity,
     mut req: Request<Incoming>,
     endpoint: &Endpoint,
+    fresh: Option<TcpStream>,
     caller: &HeaderValue,
     rewrite: Option<Rewrite>,
 ) -> Result<(Response<Incoming>, Link), StatusCode> {
@@ -140,7 +141,7 @@ pub async fn forward(
     }
 
     let reused = affinity.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(mut link) = reused.filter(|l| l.endpoint == *endpoint && l.usable()) {
+    if let Some(mut link) = reused.filter(|l| fresh.is_none() && l.endpoint == *endpoint && l.usable()) {
         match link.send(req).await {
             Ok(resp) => return Ok((finish(resp), link)),
             // The instance closed the idle connection before the request was written: try a fresh one.
@@ -148,7 +149,11 @@ pub async fn forward(
             Err(SendError::Failed(e)) => return Err(failed(endpoint, &e)),
         }
     }
-    let mut link = connect(endpoint).await?;
+    let stream = match fresh {
+        Some(stream) => stream,
+        None => dial_or_503(endpoint).await?,
+    };
+    let mut link = handshake(endpoint, stream).await?;
     match link.send(req).await {
         Ok(resp) => Ok((finish(resp), link)),
         Err(SendError::Unsent(_)) => {
@@ -164,28 +169,38 @@ fn failed(endpoint: &Endpoint, e: &hyper::Error) -> StatusCode {
     StatusCode::BAD_GATEWAY
 }
 
-/// A new connection to the instance at `endpoint` (Nagle off), for either connection path; Err is 503.
-pub(crate) async fn dial(endpoint: &Endpoint) -> Result<TcpStream, StatusCode> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(%endpoint, error = %e, "instance refused the connection");
-            Err(StatusCode::SERVICE_UNAVAILABLE)
-        }
-        Err(_) => Err(StatusCode::SERVICE_UNAVAILABLE),
-    }
+/// A new connection to the instance at `endpoint` (Nagle off), for either connection path. Err of kind
+/// `ConnectionRefused` when nothing listens on the instance's port (see [`crate::Slot::refused`]); `TimedOut` after
+/// [`CONNECT_TIMEOUT`].
+pub(crate) async fn dial(endpoint: &Endpoint) -> std::io::Result<TcpStream> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
+        Ok(connected) => connected?,
+        Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<Link, StatusCode> {
-    let stream = dial(endpoint).await?;
+/// [`dial`] for a request that has no other instance to go to: every failure is 503.
+pub(crate) async fn dial_or_503(endpoint: &Endpoint) -> Result<TcpStream, StatusCode> {
+    dial(endpoint).await.map_err(|e| {
+        tracing::debug!(%endpoint, error = %e, "instance connection failed");
+        StatusCode::SERVICE_UNAVAILABLE
+    })
+}
+
+/// A link over `stream`, a fresh connection to the instance at `endpoint`.
+async fn handshake(endpoint: &Endpoint, stream: TcpStream) -> Result<Link, StatusCode> {
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
         tracing::debug!(%endpoint, error = %e, "instance handshake failed");
         StatusCode::SERVICE_UNAVAILABLE
     })?;
     Ok(Link { endpoint: endpoint.clone(), sender, conn: Box::pin(conn), done: false })
+}
+
+/// Whether the caller connection's kept instance connection can carry a request to `endpoint`.
+pub(crate) fn has_link(affinity: &Affinity, endpoint: &Endpoint) -> bool {
+    affinity.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|l| l.endpoint == *endpoint && l.usable())
 }
 
 /// Cleans the response head.
@@ -291,7 +306,7 @@ enum Kind {
     Page(Option<Bytes>),
     Proxied {
         inner: Incoming,
-        guard: Option<Box<dyn Any + Send>>,
+        guard: Option<Box<dyn Slot>>,
         /// The instance connection the body arrives on, driven from here; back to the caller connection's affinity
         /// when the body is done.
         link: Option<(Link, Arc<Affinity>)>,
@@ -305,7 +320,7 @@ impl Body {
 
     /// `inner`, holding `guard` until it ends or fails, and driving `link` (the connection `inner` arrives on),
     /// which goes back to `affinity` once `inner` has ended.
-    pub fn proxied(inner: Incoming, guard: Box<dyn Any + Send>, link: Link, affinity: Arc<Affinity>) -> Body {
+    pub fn proxied(inner: Incoming, guard: Box<dyn Slot>, link: Link, affinity: Arc<Affinity>) -> Body {
         let mut body = Body(Kind::Proxied { inner, guard: Some(guard), link: Some((link, affinity)) });
         if hyper::body::Body::is_end_stream(&body) {
             body.ended();

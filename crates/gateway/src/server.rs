@@ -271,14 +271,62 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
     match plane.acquire(&route.service).await {
         Ok(upstream) => Ok(Admission { route, admitted, upstream }),
         Err(why) => {
-            let (status, body) = match why {
-                Unavailable::Timeout => (StatusCode::TOO_MANY_REQUESTS, pages::RATE_EXCEEDED.to_owned()),
-                Unavailable::NoRevision => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None)),
-                Unavailable::Failed(reason) => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(Some(&reason))),
-            };
+            let (status, body) = unavailable_page(why);
             served.record(status, None, admitted.principal.as_ref().and_then(|p| p.email()));
             Err((status, body))
         }
+    }
+}
+
+/// The answer when no instance could take the request.
+fn unavailable_page(why: Unavailable) -> (StatusCode, String) {
+    match why {
+        Unavailable::Timeout => (StatusCode::TOO_MANY_REQUESTS, pages::RATE_EXCEEDED.to_owned()),
+        Unavailable::NoRevision => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(None)),
+        Unavailable::Failed(reason) => (StatusCode::SERVICE_UNAVAILABLE, pages::unavailable(Some(&reason))),
+    }
+}
+
+/// Why [`reach`] found no instance to connect to: what to log and answer.
+pub(crate) struct Unreached {
+    pub(crate) revision: String,
+    pub(crate) status: StatusCode,
+    pub(crate) page: String,
+}
+
+/// A new connection to the admitted instance, for a request that has none to reuse. When the instance refuses it
+/// (it has just crashed and the control plane has not seen it exit yet, or it closed its port), nothing has been
+/// sent, so the request is not lost: the slot is reported ([`crate::Slot::refused`]) and the request goes to the
+/// instance [`Plane::acquire`] gives next, started if need be. Once: a second refusal is 503.
+pub(crate) async fn reach<P: Plane>(
+    plane: &P,
+    service: &str,
+    upstream: Upstream,
+) -> Result<(Upstream, TcpStream), Unreached> {
+    let refused = match proxy::dial(&upstream.endpoint).await {
+        Ok(stream) => return Ok((upstream, stream)),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => e,
+        Err(e) => {
+            tracing::debug!(endpoint = %upstream.endpoint, error = %e, "instance connection failed");
+            return Err(Unreached::unavailable(upstream.revision));
+        }
+    };
+    tracing::info!(%service, endpoint = %upstream.endpoint, error = %refused, "instance refused a connection; trying another");
+    let Upstream { revision, guard, .. } = upstream;
+    guard.refused();
+    let upstream = plane.acquire(service).await.map_err(|why| {
+        let (status, page) = unavailable_page(why);
+        Unreached { revision: revision.clone(), status, page }
+    })?;
+    match proxy::dial_or_503(&upstream.endpoint).await {
+        Ok(stream) => Ok((upstream, stream)),
+        Err(_) => Err(Unreached::unavailable(upstream.revision)),
+    }
+}
+
+impl Unreached {
+    fn unavailable(revision: String) -> Unreached {
+        Unreached { revision, status: StatusCode::SERVICE_UNAVAILABLE, page: pages::unavailable(None) }
     }
 }
 
@@ -320,8 +368,18 @@ async fn handle<P: Plane>(
     };
     let invoke::Admitted { principal, rewrite } = admitted;
     let email = principal.as_ref().and_then(|p| p.email());
+    let (upstream, fresh) = match proxy::has_link(&caller.affinity, &upstream.endpoint) {
+        true => (upstream, None),
+        false => match reach(&*shared.plane, &route.service, upstream).await {
+            Ok((upstream, stream)) => (upstream, Some(stream)),
+            Err(u) => {
+                served.record(u.status, Some(&u.revision), email);
+                return Ok(page(u.status, u.page));
+            }
+        },
+    };
     let Upstream { endpoint, revision, guard } = upstream;
-    let forwarded = proxy::forward(&caller.affinity, req, &endpoint, &caller.forwarded_for, rewrite);
+    let forwarded = proxy::forward(&caller.affinity, req, &endpoint, fresh, &caller.forwarded_for, rewrite);
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,

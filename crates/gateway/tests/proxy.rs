@@ -20,12 +20,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Notify};
 
-/// Counts live instance slots: +1 on acquire, -1 when the gateway drops the guard.
-struct Slot(Arc<AtomicUsize>);
+/// Counts live instance slots: +1 on acquire, -1 when the gateway drops the guard. Remembers which service's
+/// instance was reported as refusing connections.
+struct Slot {
+    live: Arc<AtomicUsize>,
+    service: String,
+    refused: Arc<Mutex<Vec<String>>>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl gateway::Slot for Slot {
+    fn refused(self: Box<Self>) {
+        self.refused.lock().unwrap().push(self.service.clone());
     }
 }
 
@@ -37,6 +48,9 @@ struct TestPlane {
     instances: HashMap<String, SocketAddr>,
     live: Arc<AtomicUsize>,
     acquired: AtomicUsize,
+    /// Services whose next acquire gives an instance that refuses connections (one that has just crashed).
+    crash_next: Mutex<Vec<String>>,
+    refused: Arc<Mutex<Vec<String>>>,
     denials: Mutex<Vec<Denial>>,
     records: Mutex<Vec<Seen>>,
 }
@@ -73,10 +87,17 @@ impl Plane for TestPlane {
             s => {
                 self.acquired.fetch_add(1, Ordering::SeqCst);
                 self.live.fetch_add(1, Ordering::SeqCst);
+                let mut crash_next = self.crash_next.lock().unwrap();
+                let crashed = crash_next.iter().position(|c| c == s).map(|i| crash_next.remove(i)).is_some();
+                let addr = if crashed { self.instances["down"] } else { self.instances[s] };
                 Ok(Upstream {
-                    endpoint: gateway::Endpoint::host(self.instances[s]),
+                    endpoint: gateway::Endpoint::host(addr),
                     revision: format!("{s}-00001-abc"),
-                    guard: Box::new(Slot(Arc::clone(&self.live))),
+                    guard: Box::new(Slot {
+                        live: Arc::clone(&self.live),
+                        service: s.to_owned(),
+                        refused: Arc::clone(&self.refused),
+                    }),
                 })
             }
         };
@@ -269,10 +290,11 @@ async fn start(by_host: bool) -> Harness {
         ("slow", true),
         ("down", true),
         ("raw", true),
+        ("crashed", true),
     ] {
         routes.by_host.insert(format!("{name}.run.app"), svc(name, disabled));
     }
-    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down), ("raw", raw)]
+    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down), ("raw", raw), ("crashed", echo)]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
@@ -283,6 +305,8 @@ async fn start(by_host: bool) -> Harness {
         instances,
         live: Arc::new(AtomicUsize::new(0)),
         acquired: AtomicUsize::new(0),
+        crash_next: Mutex::default(),
+        refused: Arc::default(),
         denials: Mutex::default(),
         records: Mutex::default(),
     });
@@ -491,10 +515,35 @@ async fn no_instance_means_cloud_run_s_answers() {
     assert_eq!(r.status(), 503);
     assert_eq!(r.text().await.unwrap(), "Service Unavailable: container exited with status 1 &lt;oops&gt;");
     let r = get("down.run.app").await.unwrap();
-    assert_eq!(r.status(), 503, "connection refused by the instance");
+    assert_eq!(r.status(), 503, "connection refused by the instance, and by the next one");
+    assert_eq!(r.text().await.unwrap(), "Service Unavailable");
     h.wait_for_no_live_slot().await;
     let statuses: Vec<u16> = h.plane.records.lock().unwrap().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 503, 503, 503]);
+    assert_eq!(*h.plane.refused.lock().unwrap(), ["down"], "the first refusal is reported, then one more try");
+    assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_request_to_an_instance_that_refuses_goes_to_the_next_one_on_either_path() {
+    let h = start(true).await;
+    // A plain request (the fast path), then one hyper takes (it names a hop-by-hop header in `Connection`).
+    for extra in [None, Some(("connection", "x-hop"))] {
+        h.plane.crash_next.lock().unwrap().push("crashed".into());
+        let before = h.hits();
+        let mut req = client().get(h.url("/after-crash")).header("host", "crashed.run.app");
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{extra:?}: the request reached the next instance");
+        assert_eq!(h.hits(), before + 1, "{extra:?}");
+    }
+    h.wait_for_no_live_slot().await;
+    assert_eq!(*h.plane.refused.lock().unwrap(), ["crashed", "crashed"]);
+    assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 4, "one more acquire per refused instance");
+    let records = h.plane.records.lock().unwrap();
+    assert_eq!(records.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200], "one request-log line each");
 }
 
 #[tokio::test]

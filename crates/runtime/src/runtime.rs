@@ -125,9 +125,21 @@ impl fmt::Debug for Lease {
     }
 }
 
+impl Lease {
+    /// The instance refused a connection to its port: take it out of service now, as if it had exited (it has
+    /// crashed and not been reaped yet, or it closed its listener and cannot serve again), and stop it. The next
+    /// [`Runtime::acquire`] picks another instance or starts one. Frees the slot as dropping does.
+    pub fn refused(self) {
+        if let Some(owner) = self._guard.owner.upgrade() {
+            owner.refused(&self._guard.service, &self._guard.instance);
+        }
+    }
+}
+
 /// Lets a [`Lease`] (which is not generic) give its slot back.
 trait Release: Send + Sync {
     fn release(&self, service: &str, instance: &str);
+    fn refused(&self, service: &str, instance: &str);
 }
 
 struct LeaseGuard {
@@ -638,6 +650,31 @@ impl<F: SourceFactory> Runtime<F> {
 impl<F: SourceFactory> Release for Runtime<F> {
     fn release(&self, service: &str, instance: &str) {
         self.release_slot(service, instance);
+    }
+
+    fn refused(&self, service: &str, instance: &str) {
+        let (stop, starts) = {
+            let mut state = lock(&self.state);
+            let Some(svc) = state.services.get_mut(service) else { return };
+            let mut removed = None;
+            for rev in svc.serving.iter_mut().chain(svc.draining.iter_mut()) {
+                if let Some(i) = rev.slots.iter().position(|s| s.id == instance && s.phase == Phase::Ready) {
+                    removed = Some((rev.slots.remove(i), rev.spec.revision.clone(), rev.spec.port));
+                    break;
+                }
+            }
+            // Already gone: it exited, or another request reported it first.
+            let Some((slot, revision, port)) = removed else { return };
+            let text =
+                format!("instance {instance} refused a connection on port {port}: taken out of service and stopped");
+            tracing::info!(%service, %revision, "runtime: {text}");
+            svc.ring.push(LogLine::now(&revision, instance, Stream::System, text));
+            svc.draining.retain(|r| !r.slots.is_empty());
+            svc.notify.notify_waiters();
+            (slot.proc, svc.plan_min())
+        };
+        self.stop_detached(stop.into_iter().collect());
+        self.start_all(starts);
     }
 }
 
