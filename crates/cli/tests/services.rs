@@ -348,6 +348,14 @@ fn export_then_replace_round_trips_and_describe_shows_plain_env() {
     assert!(svc["spec"]["template"]["metadata"]["name"].as_str().unwrap().starts_with("svc-00002-"), "{svc}");
     let revisions = p.json(&["run", "revisions", "list", "--service=svc", "--region=us-central1"]);
     assert_eq!(revisions.as_array().unwrap().len(), 2);
+    // Values with commas, with gcloud's alternate delimiter (`gcloud topic escaping`), as Cloud Run's docs show.
+    p.ok(&["run", "services", "update", "svc", "--region=us-central1", "--update-env-vars=^@^HOSTS=a,b,c@MODE=x"]);
+    let svc = p.json(&["run", "services", "describe", "svc", "--region=us-central1"]);
+    let env = &svc["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "HOSTS" && e["value"] == "a,b,c"), "{env}");
+    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "MODE" && e["value"] == "x"), "{env}");
+    let e = p.fail(&["run", "services", "update", "svc", "--region=us-central1", "--update-env-vars=HOSTS=a,b"]);
+    assert!(e.contains("invalid `--update-env-vars` item `b`") && e.contains("^DELIM^"), "{e}");
 }
 
 #[test]

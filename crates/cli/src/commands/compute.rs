@@ -312,10 +312,7 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             };
             let region = z.rsplit_once('-').map(|(r, _)| r.to_string()).unwrap_or_default();
             let mut items = Vec::new();
-            for pair in metadata.as_deref().map(super::split_list).unwrap_or_default() {
-                let Some((k, v)) = pair.split_once('=') else {
-                    bail!("invalid --metadata `{pair}`; use KEY=VALUE, e.g. startup-script=COMMAND");
-                };
+            for (k, v) in super::split_dict(metadata.as_deref().unwrap_or_default(), "metadata")? {
                 items.push(json!({ "key": k, "value": v }));
             }
             let mut nic = json!({

@@ -56,12 +56,36 @@ pub(crate) fn basename(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// Splits a comma-separated flag value into its non-empty items.
 /// gcloud's OAuth client id: the audience of an ID token printed without `--audiences`.
 pub(crate) const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
 
+/// The items of a list- or dict-type flag value, as gcloud splits them (`gcloud topic escaping`): on commas, or on
+/// DELIM when the value starts with `^DELIM^` (`^:^a,b:c` is `a,b` and `c`; a single leading `^` is literal).
+/// Empty items are dropped.
+fn flag_items(s: &str) -> impl Iterator<Item = &str> {
+    let (delim, body) = match s.strip_prefix('^').and_then(|rest| rest.split_once('^')) {
+        Some((delim, body)) if !delim.is_empty() => (delim, body),
+        _ => (",", s),
+    };
+    body.split(delim).filter(|item| !item.is_empty())
+}
+
+/// A list-type flag value's non-empty items, trimmed ([`flag_items`]).
 pub(crate) fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+    flag_items(s).map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+/// A dict-type flag value's `KEY=VALUE` items ([`flag_items`]; the first `=` splits, values are kept as given).
+pub(crate) fn split_dict(s: &str, flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    flag_items(s)
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => Err(anyhow::anyhow!(
+                "invalid `--{flag}` item `{item}`; use KEY=VALUE, and `^DELIM^` before the list when values hold commas \
+                 (e.g. `--{flag}=^;^KEY=a,b;OTHER=c`)"
+            )),
+        })
+        .collect()
 }
 
 /// Percent-encodes a path segment (emails carry `@`, which is fine, but nothing else unusual may pass).
@@ -75,4 +99,24 @@ pub(crate) fn seg(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_and_dict_flags_split_as_gcloud_topic_escaping_says() {
+        assert_eq!(split_list("a, b,,c"), ["a", "b", "c"]);
+        assert_eq!(split_list("^:^a,b:c,d"), ["a,b", "c,d"]);
+        assert_eq!(split_list("^--^a-,b--c"), ["a-,b", "c"]);
+        assert_eq!(split_list("^a,b,c"), ["^a", "b", "c"], "one `^` is literal");
+        assert_eq!(split_list("^,^^a,b,c"), ["^a", "b", "c"], "a list starting with `^`");
+        assert_eq!(split_list("^:^"), Vec::<String>::new());
+        let pairs = split_dict("^;^startup-script=echo a,b;other=x=y", "metadata").unwrap();
+        assert_eq!(pairs, [("startup-script".into(), "echo a,b".into()), ("other".into(), "x=y".into())]);
+        assert_eq!(split_dict("K= spaced ", "set-env-vars").unwrap(), [("K".into(), " spaced ".into())]);
+        let e = split_dict("A=1,b,c", "set-env-vars").unwrap_err().to_string();
+        assert!(e.contains("invalid `--set-env-vars` item `b`") && e.contains("^DELIM^"), "{e}");
+    }
 }

@@ -1,6 +1,6 @@
 //! `run deploy`, `run services …`, `run revisions …`: the Cloud Run Admin API v2, printed in gcloud's (Knative v1) form.
 
-use super::{policy, region, seg, split_list};
+use super::{policy, region, seg, split_dict, split_list};
 use crate::args::{DeployArgs, Global, LogsCmd, RunCmd, RunRevisionsCmd, RunServicesCmd};
 use crate::client::{remote, Client};
 use crate::format::{self, Default};
@@ -38,22 +38,6 @@ fn fetch(client: &Client, path: &str) -> Result<Option<Value>> {
         Err(e) if remote(&e).is_some_and(|r| r.code == Code::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// `KEY=VALUE,…`, with gcloud's alternate delimiter syntax `^DELIM^KEY=VALUE DELIM …`.
-fn parse_pairs(s: &str, flag: &str) -> Result<Vec<(String, String)>> {
-    let (delim, body) = match s.strip_prefix('^').and_then(|r| r.split_once('^')) {
-        Some((d, rest)) if !d.is_empty() => (d.to_owned(), rest.to_owned()),
-        _ => (",".to_owned(), s.to_owned()),
-    };
-    body.split(delim.as_str())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| anyhow!("invalid `--{flag}` item `{p}`; use KEY=VALUE"))
-        })
-        .collect()
 }
 
 /// Seconds from `300`, `300s`, `5m`, `1h`.
@@ -288,10 +272,10 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         env.clear();
     }
     if let Some(s) = &args.set_env_vars {
-        env = parse_pairs(s, "set-env-vars")?;
+        env = split_dict(s, "set-env-vars")?;
     }
     if let Some(s) = &args.update_env_vars {
-        for (k, v) in parse_pairs(s, "update-env-vars")? {
+        for (k, v) in split_dict(s, "update-env-vars")? {
             match env.iter_mut().find(|(n, _)| *n == k) {
                 Some(e) => e.1 = v,
                 None => env.push((k, v)),
@@ -374,7 +358,7 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
         service["invokerIamDisabled"] = json!(false);
     }
     if let Some(l) = &args.labels {
-        service["labels"] = Value::Object(parse_pairs(l, "labels")?.into_iter().map(|(k, v)| (k, json!(v))).collect());
+        service["labels"] = Value::Object(split_dict(l, "labels")?.into_iter().map(|(k, v)| (k, json!(v))).collect());
     }
     if let Some(d) = &args.description {
         service["description"] = json!(d);

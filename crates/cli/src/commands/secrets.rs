@@ -1,7 +1,7 @@
 //! `secrets …` and `secrets versions …`, as gcloud's. The payload is read from `--data-file` (or standard input) and
 //! printed by `versions access` only, exactly its bytes; no other command shows it.
 
-use super::{basename, policy, seg, split_list};
+use super::{basename, policy, seg, split_dict, split_list};
 use crate::args::{Global, SecretLocation, SecretVersionsCmd, SecretsCmd, VersionArg};
 use crate::client::Client;
 use crate::format::{self, Default};
@@ -90,13 +90,8 @@ fn payload_body(data: &[u8]) -> Value {
 }
 
 fn labels_map(spec: &str, flag: &str) -> Result<BTreeMap<String, String>> {
-    split_list(spec)
-        .into_iter()
-        .map(|item| match item.split_once('=') {
-            Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
-            None => Err(anyhow!("invalid {flag} item `{item}`; use KEY=VALUE[,KEY=VALUE…]")),
-        })
-        .collect()
+    let pairs = split_dict(spec, flag.trim_start_matches("--"))?;
+    Ok(pairs.into_iter().map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect())
 }
 
 /// Keeps `--format` output the API's resource; the default table shows short names as gcloud's does.
