@@ -95,6 +95,8 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     if !sandbox_available() {
         return;
     }
+    // Something of the host's in /var/tmp, which the instance must not see.
+    let host_var_tmp = tempfile::Builder::new().prefix("gatehouse-host-").tempfile_in("/var/tmp").unwrap();
     let before = host_state();
     // A home outside /tmp, so that it is hidden by the sandbox, not merely by the private /tmp.
     let parent = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -122,6 +124,10 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     assert_eq!(r["write_cwd"]["ok"], true, "{r}");
     assert!(!script("sandbox_probe").join("probe-wrote-here").exists(), "the host's source directory is untouched");
     assert_eq!(r["write_tmp"]["ok"], true);
+    // /var/tmp too, as in a container image, and private: not the host's file, and the host's stays untouched.
+    assert_eq!(r["write_var_tmp"]["ok"], true, "{r}");
+    assert_eq!(r["var_tmp_before"]["value"], serde_json::json!([]), "{r}");
+    assert!(host_var_tmp.path().exists() && !Path::new("/var/tmp/probe").exists());
     // No route off the machine; the metadata server by its documented name; google-auth with an empty environment.
     assert!(["EHOSTUNREACH", "ENETUNREACH"].contains(&errno(&r["connect_out"])), "{r}");
     assert!(["EHOSTUNREACH", "ENETUNREACH"].contains(&errno(&r["connect_private"])), "no VPC access: {r}");

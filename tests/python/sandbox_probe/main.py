@@ -97,6 +97,8 @@ def probe(query):
         "write_etc": attempt(lambda: write("/etc/gatehouse-probe")),
         "write_cwd": attempt(lambda: write("probe-wrote-here")),
         "write_tmp": attempt(lambda: write("/tmp/probe")),
+        "var_tmp_before": attempt(lambda: sorted(os.listdir("/var/tmp"))),
+        "write_var_tmp": attempt(lambda: write("/var/tmp/probe")),
         # A real public address: nothing is routed off the machine.
         "connect_out": attempt(lambda: connect("8.8.8.8", 53)),
         # A private address, reachable only through a VPC.
