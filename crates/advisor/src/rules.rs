@@ -728,12 +728,30 @@ impl<'a> Cx<'a> {
         };
         let Some(policy) = self.project_policy(&[UNUSED_PERMISSION]) else { return };
         let mut by_account: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut unobserved = Vec::new();
         for b in &policy.bindings {
             for m in &b.members {
-                if let Some(email) = m.strip_prefix("serviceAccount:") {
+                let Some(email) = m.strip_prefix("serviceAccount:") else { continue };
+                // Most roles are mostly reads: without the account's reads, any role would look unused.
+                if admin_reads_logged(policy, m) {
                     by_account.entry(email).or_default().push(b.role.as_str());
+                } else if !unobserved.contains(&email) {
+                    unobserved.push(email);
                 }
             }
+        }
+        if !unobserved.is_empty() {
+            let p = self.project();
+            self.skip(
+                UNUSED_PERMISSION,
+                format!(
+                    "reads (get, list, getIamPolicy) are not in the audit log for {}: turn on ADMIN_READ Data Access logs \
+                     for allServices, let the services run, and scan again: gcloud projects get-iam-policy {p} --format=json | \
+                     jq '.auditConfigs += [{{\"service\":\"allServices\",\"auditLogConfigs\":[{{\"logType\":\"ADMIN_READ\"}}]}}]' \
+                     > policy.json && gcloud projects set-iam-policy {p} policy.json",
+                    unobserved.join(", ")
+                ),
+            );
         }
         let none = BTreeSet::new();
         for (email, roles) in by_account {
@@ -940,6 +958,28 @@ fn grant_on(resource: &str, member: &str, role: &str, project: &str) -> String {
         );
     }
     format!("gcloud projects add-iam-policy-binding {project} --member={member} --role={role}")
+}
+
+/// Whether the project policy's `auditConfigs` log ADMIN_READ for `allServices` without exempting `member` (Google's
+/// default is off): only then does the audit log show which read permissions an account used.
+fn admin_reads_logged(policy: &Policy, member: &str) -> bool {
+    let mut logged = false;
+    for item in policy.audit_configs.iter().filter(|c| c.service == "allServices").flat_map(|c| &c.audit_log_configs) {
+        let admin_read = match &item["logType"] {
+            serde_json::Value::String(s) => s == "ADMIN_READ",
+            serde_json::Value::Number(n) => n.as_i64() == Some(1),
+            _ => false,
+        };
+        if !admin_read {
+            continue;
+        }
+        let exempt = item["exemptedMembers"].as_array().into_iter().flatten().any(|m| m.as_str() == Some(member));
+        if exempt {
+            return false;
+        }
+        logged = true;
+    }
+    logged
 }
 
 #[cfg(test)]

@@ -220,6 +220,9 @@ impl App {
         let snapshot = self.snapshot();
         let decision = iam::decide(&snapshot, &caller.principal, permission, full_resource_name, SystemTime::now());
         if decision.granted() {
+            if call.permission_type == audit::PermissionType::AdminRead {
+                self.record_admin_read(&snapshot, caller, permission, full_resource_name, call);
+            }
             return Ok(());
         }
         let err = ApiError::permission_denied(permission, &call.resource_name);
@@ -228,6 +231,30 @@ impl App {
             tracing::error!(error = %e, "could not record a denied call in the audit log");
         }
         Err(err)
+    }
+
+    /// A permitted ADMIN_READ call (get, list, getIamPolicy) goes to the Data Access log when the project's
+    /// `auditConfigs` turn ADMIN_READ on for its service or `allServices` (off by default, as in Google Cloud); it is
+    /// durable before the call is answered. What the advisor's `unused-permission` reads to see which roles' read
+    /// permissions an account used.
+    fn record_admin_read(
+        &self,
+        snapshot: &Snapshot,
+        caller: &Caller,
+        permission: &str,
+        full_resource_name: &str,
+        call: &Call,
+    ) {
+        let policy = snapshot.policy(&self.project.full_name());
+        let member = caller.principal.member();
+        if crate::audit_trail::read_logged(policy, call.service, crate::audit_trail::ADMIN_READ, &member) != Some(true)
+        {
+            return;
+        }
+        let entry = call.clone().needs(permission, full_resource_name).entry(self, caller, None);
+        if self.audit_queue.append(entry).is_err() {
+            tracing::error!(method = call.method, "could not record an ADMIN_READ call in the audit log");
+        }
     }
 
     /// Permissions of `candidates` that `caller` holds on the resource (testIamPermissions).

@@ -467,3 +467,55 @@ fn live_fixes_for_the_configuration_rules_work_as_given() {
         "{policy}"
     );
 }
+
+#[test]
+fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_request_logs() {
+    let p = Platform::start();
+    let region = "--region=us-central1";
+    let sa = "reader-app@local-project.iam.gserviceaccount.com";
+    p.ok(&["iam", "service-accounts", "create", "reader-app"]);
+    for role in ["roles/run.viewer", "roles/run.invoker", "roles/compute.instanceAdmin.v1"] {
+        let member = format!("--member=serviceAccount:{sa}");
+        p.ok(&["projects", "add-iam-policy-binding", "local-project", &member, &format!("--role={role}")]);
+    }
+    p.ok(&["run", "deploy", "api", HELLO, region, "--no-allow-unauthenticated"]);
+    p.let_owner_impersonate(sa);
+    let account = format!("//iam.googleapis.com/projects/local-project/serviceAccounts/{sa}");
+    let unused = |report: &Value| -> Vec<Value> {
+        let all = report["findings"].as_array().unwrap().iter();
+        all.filter(|f| f["rule"] == "unused-permission" && f["resource"] == account.as_str()).cloned().collect()
+    };
+
+    // Google's default: reads are not audited, so the account's roles cannot be judged; the scan says how to fix that.
+    let (_, before) = scan(&p);
+    assert!(unused(&before).is_empty(), "{before:#}");
+    let skipped = before["skipped"].to_string();
+    assert!(skipped.contains(&format!("not in the audit log for {sa}")) && skipped.contains("ADMIN_READ"), "{skipped}");
+
+    // ADMIN_READ on for allServices, then the account reads services and invokes one.
+    let mut policy = p.json(&["projects", "get-iam-policy", "local-project"]);
+    policy["auditConfigs"] =
+        serde_json::json!([{"service": "allServices", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}]);
+    let file = p.home.path().join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    p.ok(&["projects", "set-iam-policy", "local-project", file.to_str().unwrap()]);
+    p.ok(&["run", "services", "list", region, &format!("--impersonate-service-account={sa}")]);
+    let api = common::url(&p, "api");
+    assert_eq!(common::get(&api, Some(&common::sa_token(&p, sa, &api))).0, 200);
+
+    let (_, after) = scan(&p);
+    let found = unused(&after);
+    assert_eq!(found.len(), 1, "{after:#}");
+    let evidence = found[0]["evidence"].to_string();
+    assert!(evidence.contains("roles/compute.instanceAdmin.v1"), "the unused role: {evidence}");
+    assert!(!evidence.contains("roles/run.viewer →") && !evidence.contains("roles/run.invoker →"), "used: {evidence}");
+    assert!(evidence.contains("used: run.services.list on"), "the read, from the ADMIN_READ log: {evidence}");
+    let invoked =
+        "used: run.routes.invoke on //run.googleapis.com/projects/local-project/locations/us-central1/services/api";
+    assert!(evidence.contains(invoked), "the invocation, from the request log: {evidence}");
+    let fix = found[0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("remove-iam-policy-binding local-project") && fix.contains("roles/compute.instanceAdmin.v1"),
+        "{fix}"
+    );
+}

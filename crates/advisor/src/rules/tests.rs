@@ -390,6 +390,27 @@ fn unused_permission_proposes_roles_on_the_resources_used() {
         )])),
         ..Default::default()
     });
+    // Reads are not logged (ADMIN_READ off, Google's default): the account's roles cannot be judged.
+    i.project_policy.as_mut().unwrap().audit_configs.clear();
+    grant(&mut i, "roles/run.viewer", &member);
+    let r = scan(&i);
+    assert!(r.findings.iter().all(|f| f.rule != UNUSED_PERMISSION), "{:?}", r.findings);
+    let skipped = r.skipped.iter().find(|s| s.rule == UNUSED_PERMISSION).expect("skipped with a reason");
+    assert!(skipped.reason.contains(&format!("not in the audit log for {SA}")), "{}", skipped.reason);
+    assert!(skipped.reason.contains(r#"{"service":"allServices","auditLogConfigs":[{"logType":"ADMIN_READ"}]}"#));
+    // An exempted account is not observed either.
+    let admin_read = |exempt: &[&str]| model::policy::AuditConfig {
+        service: "allServices".into(),
+        audit_log_configs: vec![serde_json::json!({"logType": "ADMIN_READ", "exemptedMembers": exempt})],
+    };
+    i.project_policy.as_mut().unwrap().audit_configs = vec![admin_read(&[&member])];
+    assert!(hits(&i, UNUSED_PERMISSION).is_empty());
+    i.project_policy.as_mut().unwrap().audit_configs = vec![admin_read(&[])];
+    let f = hits(&i, UNUSED_PERMISSION);
+    assert_eq!(f.len(), 1, "run.viewer's permissions were not used: {f:?}");
+    assert!(f[0].evidence.iter().any(|e| e.contains("roles/run.viewer")), "{:?}", f[0].evidence);
+    assert!(!f[0].evidence.iter().any(|e| e.contains("roles/editor →")), "editor was used: {:?}", f[0].evidence);
+    i.project_policy.as_mut().unwrap().bindings.retain(|b| b.role != "roles/run.viewer");
     let f = hits(&i, UNUSED_PERMISSION);
     assert!(f.is_empty(), "editor holds run.routes.invoke, which was used: {f:?}");
     // Without the invoke, editor and run.invoker are both unused.

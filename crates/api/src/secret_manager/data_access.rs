@@ -13,11 +13,12 @@
 //! Denied calls are always recorded, whatever the configuration: "a denial is audited before it is answered" is an
 //! architecture invariant. The entry never carries the payload: `response` holds only the resolved version name.
 
+use crate::audit_trail::DATA_READ;
 use crate::auth::Caller;
 use crate::state::App;
 use audit::{EntryBuilder, LogKind, PermissionType};
 use model::{ApiError, Policy};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::SystemTime;
 
 use super::names::SERVICE;
@@ -25,41 +26,11 @@ use super::names::SERVICE;
 pub(crate) const ACCESS_METHOD: &str = "google.cloud.secretmanager.v1.SecretManagerService.AccessSecretVersion";
 pub(crate) const ACCESS_PERMISSION: &str = "secretmanager.versions.access";
 const VERSION_TYPE: &str = "secretmanager.googleapis.com/SecretVersion";
-const ALL_SERVICES: &str = "allServices";
-/// `AuditLogConfig.LogType.DATA_READ`.
-const DATA_READ_NUMBER: i64 = 3;
 
 /// Whether a successful (or failed but permitted) DATA_READ of Secret Manager by `member` is logged under the project
-/// policy `project_policy`.
+/// policy `project_policy`: on unless the policy has an `auditConfigs` entry for the service (see the module doc).
 pub(crate) fn data_read_logged(project_policy: Option<&Policy>, member: &str) -> bool {
-    let configs: Vec<_> = project_policy
-        .map(|p| p.audit_configs.iter().filter(|c| c.service == SERVICE || c.service == ALL_SERVICES).collect())
-        .unwrap_or_default();
-    if configs.is_empty() {
-        return true;
-    }
-    let mut enabled = false;
-    for item in configs.iter().flat_map(|c| &c.audit_log_configs) {
-        let is_data_read = match &item["logType"] {
-            Value::String(s) => s == "DATA_READ",
-            Value::Number(n) => n.as_i64() == Some(DATA_READ_NUMBER),
-            _ => false,
-        };
-        if !is_data_read {
-            continue;
-        }
-        enabled = true;
-        let exempt = item["exemptedMembers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .any(|m| m.eq_ignore_ascii_case(member));
-        if exempt {
-            return false;
-        }
-    }
-    enabled
+    crate::audit_trail::read_logged(project_policy, SERVICE, DATA_READ, member).unwrap_or(true)
 }
 
 /// One `AccessSecretVersion` call as its audit entry describes it.
@@ -115,6 +86,7 @@ impl AccessRecord<'_> {
 mod tests {
     use super::*;
     use model::policy::AuditConfig;
+    use serde_json::Value;
 
     fn policy(configs: Value) -> Policy {
         Policy { audit_configs: serde_json::from_value::<Vec<AuditConfig>>(configs).unwrap(), ..Policy::default() }

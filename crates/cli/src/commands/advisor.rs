@@ -109,12 +109,24 @@ fn live(g: &Global) -> Result<Report> {
     input.service_accounts = Some(accounts);
     input.keys =
         keys.map_err(|e| notes.push(unreadable(advisor::rules::SERVICE_ACCOUNT_KEY, "the key lists", &e))).ok();
-    let used = used_permissions(&client, &project)
+    let mut used = used_permissions(&client, &project)
         .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
         .ok();
     let names: Vec<String> = input.services.iter().flatten().map(|s| s.name.clone()).collect();
     let calls = observed_calls(&client, &base, &names)
-        .and_then(|mut calls| {
+        .and_then(|observed| {
+            // An admitted call with a service account's token used `run.routes.invoke` on that service.
+            for (member, name, by_token) in &observed {
+                let (true, Some(email), Some(used)) = (by_token, member.strip_prefix("serviceAccount:"), used.as_mut())
+                else {
+                    continue;
+                };
+                if let Some(s) = input.services.iter().flatten().find(|s| s.name == *name) {
+                    let invoke = ("run.routes.invoke".to_owned(), input.service_resource(s));
+                    used.entry(email.to_owned()).or_default().insert(invoke);
+                }
+            }
+            let mut calls: Vec<(String, String)> = observed.into_iter().map(|(m, s, _)| (m, s)).collect();
             calls.extend(refused_by_ingress(&client, &project)?);
             Ok(calls)
         })
@@ -141,8 +153,9 @@ fn live(g: &Global) -> Result<Report> {
 }
 
 /// Calls that got past the invocation check, from each service's request log (`…/services/S:logs`, lines of the
-/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP`, CALLER an email or `allUsers`): (caller member, service).
-fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(String, String)>> {
+/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP`, CALLER an email or `allUsers`): (caller member, service,
+/// whether the caller was named by its token — then it used `run.routes.invoke` — rather than only by `from=`).
+fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(String, String, bool)>> {
     let mut calls = Vec::new();
     for name in services {
         let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
@@ -162,7 +175,7 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
             } else {
                 format!("user:{who}")
             };
-            calls.push((member, name.clone()));
+            calls.push((member, name.clone(), *who != "allUsers"));
         }
     }
     Ok(calls)
