@@ -1,5 +1,5 @@
-//! First start and every start: open the store, create the project, the default compute service account (Editor)
-//! and the operator `user:owner@localhost` (Owner) if they are not there yet.
+//! First start and every start: open the store, create the project, the default compute service account (Editor),
+//! the operator `user:owner@localhost` (Owner) and the auto-mode `default` network if they are not there yet.
 
 use crate::audit_trail::Call;
 use crate::auth::Caller;
@@ -107,6 +107,11 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
         tx.put(kind::SERVICE_ACCOUNT, &compute, &sa)?;
         tx.put(kind::USER, OPERATOR, &User { email: OPERATOR.into(), uid: tokens::random_numeric_id(21) })?;
         tx.put(kind::POLICY, &project.full_name(), &policy)?;
+        // Every new Google Cloud project starts with the auto-mode `default` network (what `--network=default
+        // --subnet=default` in Google's docs names).
+        let (net, subnets) =
+            crate::vpc::new_network(&project_id, "default", DEFAULT_NETWORK_DESCRIPTION.into(), true, 1460);
+        crate::vpc::put_network(tx, &net, &subnets)?;
         tx.put_token(
             &refresh.hash,
             &TokenRow { kind: "refresh".into(), principal: format!("user:{OPERATOR}"), expires_at: i64::MAX },
@@ -116,6 +121,9 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
     .map_err(|e| e.message)?;
     Ok(Bootstrap { app: Arc::new(app), created: true, owner_refresh_token: Some(refresh.secret.to_string()) })
 }
+
+/// As Compute Engine describes a project's default network.
+const DEFAULT_NETWORK_DESCRIPTION: &str = "Default network for the project";
 
 fn validate_region(region: &str) -> Result<(), String> {
     let ok = region.split('-').count() >= 2

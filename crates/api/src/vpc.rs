@@ -85,6 +85,110 @@ fn field<T: for<'de> Deserialize<'de>>(body: &Value, name: &str) -> Result<Optio
 
 // ---- networks ----
 
+/// A new VPC network and, in auto mode, its subnet in every region of [`network::AUTO_MODE_RANGES`], named as the
+/// network (as Compute Engine creates them).
+pub(crate) fn new_network(
+    project: &str,
+    name: &str,
+    description: String,
+    auto: bool,
+    mtu: u32,
+) -> (Network, Vec<Subnetwork>) {
+    let self_link = format!("{COMPUTE}{}", network::network_path(project, name));
+    let subnets: Vec<Subnetwork> = match auto {
+        true => network::AUTO_MODE_RANGES
+            .iter()
+            .map(|(region, range)| {
+                let range = range.parse().expect("INVARIANT: the auto-mode table holds valid ranges");
+                new_subnet(project, region, name, &self_link, range, String::new(), false)
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    let net = Network {
+        kind: "compute#network".into(),
+        id: new_id(),
+        creation_timestamp: now_rfc3339(),
+        name: name.to_owned(),
+        description,
+        self_link,
+        auto_create_subnetworks: auto,
+        subnetworks: subnets.iter().map(|s| s.self_link.clone()).collect(),
+        routing_config: json!({ "routingMode": "REGIONAL" }),
+        mtu,
+    };
+    (net, subnets)
+}
+
+/// Stores a network and its (auto-mode) subnets.
+pub(crate) fn put_network(
+    tx: &store::Tx,
+    net: &Network,
+    subnets: &[Subnetwork],
+) -> std::result::Result<(), store::StoreError> {
+    tx.put(kind::NETWORK, net.self_link.strip_prefix(COMPUTE).unwrap_or(&net.self_link), net)?;
+    for s in subnets {
+        tx.put(kind::SUBNETWORK, s.self_link.strip_prefix(COMPUTE).unwrap_or(&s.self_link), s)?;
+    }
+    Ok(())
+}
+
+fn new_subnet(
+    project: &str,
+    region: &str,
+    name: &str,
+    network_link: &str,
+    range: Ipv4Net,
+    description: String,
+    private_ip_google_access: bool,
+) -> Subnetwork {
+    Subnetwork {
+        kind: "compute#subnetwork".into(),
+        id: new_id(),
+        creation_timestamp: now_rfc3339(),
+        name: name.to_owned(),
+        description,
+        network: network_link.to_owned(),
+        ip_cidr_range: range.to_string(),
+        gateway_address: network::gateway_address(&range).to_string(),
+        region: format!("{COMPUTE}projects/{project}/regions/{region}"),
+        self_link: format!("{COMPUTE}{}", network::subnet_path(project, region, name)),
+        private_ip_google_access,
+        stack_type: "IPV4_ONLY".into(),
+        purpose: "PRIVATE".into(),
+    }
+}
+
+/// Whether `subnet` is one Compute Engine made for its auto-mode network (only the network's deletion removes it).
+fn is_auto_subnet(net: &Network, subnet: &Subnetwork) -> bool {
+    net.auto_create_subnetworks
+        && subnet.name == net.name
+        && network::AUTO_MODE_RANGES
+            .iter()
+            .any(|(r, range)| *r == basename(&subnet.region) && *range == subnet.ip_cidr_range)
+}
+
+/// Who uses `subnet` (a connector or a VM), if anyone: it cannot be deleted then.
+fn subnet_user(
+    tx: &store::Tx,
+    project: &str,
+    subnet: &Subnetwork,
+) -> std::result::Result<Option<String>, store::StoreError> {
+    let region = basename(&subnet.region);
+    let connector = tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| {
+        c.subnet.as_ref().is_some_and(|s| s.name == subnet.name && s.project_id == project)
+            && c.name.contains(&format!("/locations/{region}/"))
+    });
+    if let Some((c, _)) = connector {
+        return Ok(Some(c));
+    }
+    let vm = tx
+        .list::<crate::compute_instances::Instance>(kind::COMPUTE_INSTANCE, "")?
+        .into_iter()
+        .find(|(_, i)| i.network_interfaces.iter().any(|n| n.subnetwork == subnet.self_link));
+    Ok(vm.map(|(i, _)| i))
+}
+
 pub(crate) fn networks_insert(app: &App, req: &Req, project: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.networks.create")?.project_id.clone();
@@ -107,45 +211,28 @@ pub(crate) fn networks_insert(app: &App, req: &Req, project: &str) -> Result<Rep
     let call = Call::new(COMPUTE_SERVICE, "v1.compute.networks.insert", &path).needs("compute.networks.create", &full);
     app.authorize(&caller, "compute.networks.create", &full, &call)?;
     network::check_name("network", &name).map_err(ApiError::invalid)?;
-    match field::<bool>(&body, "autoCreateSubnetworks")? {
-        Some(false) => {}
-        Some(true) => {
-            return Err(ApiError::invalid(
-                "Gatehouse models custom-mode VPC networks only: create it with --subnet-mode=custom, then add \
-                 subnets with `compute networks subnets create NAME --network=NETWORK --range=CIDR --region=REGION`",
-            ))
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "legacy networks are not supported: set autoCreateSubnetworks=false (gcloud: --subnet-mode=custom)",
-            ))
-        }
-    }
+    let auto =
+        match field::<bool>(&body, "autoCreateSubnetworks")? {
+            Some(auto) => auto,
+            None => return Err(ApiError::invalid(
+                "legacy networks are not supported: set autoCreateSubnetworks (gcloud: --subnet-mode=auto or custom)",
+            )),
+        };
     let mtu = field::<u32>(&body, "mtu")?.unwrap_or(1460);
     if !(1300..=8896).contains(&mtu) {
         return Err(ApiError::invalid(format!(
             "Invalid value for field 'resource.mtu': '{mtu}'. Must be between 1300 and 8896"
         )));
     }
-    let self_link = format!("{COMPUTE}{path}");
-    let net = Network {
-        kind: "compute#network".into(),
-        id: new_id(),
-        creation_timestamp: now_rfc3339(),
-        name: name.clone(),
-        description: field(&body, "description")?.unwrap_or_default(),
-        self_link: self_link.clone(),
-        auto_create_subnetworks: false,
-        subnetworks: Vec::new(),
-        routing_config: json!({ "routingMode": "REGIONAL" }),
-        mtu,
-    };
-    let call = call.with_request(json!({ "name": name, "autoCreateSubnetworks": false }));
+    let description = field(&body, "description")?.unwrap_or_default();
+    let (net, subnets) = new_network(&project, &name, description, auto, mtu);
+    let self_link = net.self_link.clone();
+    let call = call.with_request(json!({ "name": name, "autoCreateSubnetworks": auto }));
     let net = app.mutate(&caller, call, false, |tx| {
         if tx.get::<Network>(kind::NETWORK, &path)?.is_some() {
             return Err(ApiError::already_exists(format!("The resource '{path}' already exists")).into());
         }
-        tx.put(kind::NETWORK, &path, &net)?;
+        put_network(tx, &net, &subnets)?;
         Ok(net)
     })?;
     Ok(Reply::Json(compute_operation(
@@ -193,13 +280,26 @@ pub(crate) fn networks_delete(app: &App, req: &Req, project: &str, name: &str) -
     app.authorize(&caller, "compute.networks.delete", &full, &call)?;
     let net = app.mutate(&caller, call, false, |tx| {
         let net = tx.get::<Network>(kind::NETWORK, &path)?.ok_or_else(|| not_found(&path))?;
-        if let Some(subnet) = net.subnetworks.first() {
-            return Err(in_use(&path, subnet.strip_prefix(COMPUTE).unwrap_or(subnet)).into());
+        // An auto-mode network's own subnets go with it, unless something uses them; any other subnet keeps it.
+        let mut auto_subnets = Vec::new();
+        for link in &net.subnetworks {
+            let subnet_path = link.strip_prefix(COMPUTE).unwrap_or(link);
+            let subnet = tx.get::<Subnetwork>(kind::SUBNETWORK, subnet_path)?;
+            match subnet {
+                Some(s) if is_auto_subnet(&net, &s) => match subnet_user(tx, &project, &s)? {
+                    Some(user) => return Err(in_use(subnet_path, &user).into()),
+                    None => auto_subnets.push(subnet_path.to_owned()),
+                },
+                _ => return Err(in_use(&path, subnet_path).into()),
+            }
         }
         if let Some((c, _)) =
             tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| c.network == net.name)
         {
             return Err(in_use(&path, &c).into());
+        }
+        for subnet_path in &auto_subnets {
+            tx.delete(kind::SUBNETWORK, subnet_path)?;
         }
         tx.delete(kind::NETWORK, &path)?;
         Ok(net)
@@ -282,21 +382,15 @@ pub(crate) fn subnets_insert(app: &App, req: &Req, project: &str, region: &str) 
                 ApiError::invalid(format!("Invalid IPCidrRange: {range} conflicts with existing {who}.")).into()
             );
         }
-        let subnet = Subnetwork {
-            kind: "compute#subnetwork".into(),
-            id: new_id(),
-            creation_timestamp: now_rfc3339(),
-            name: name.clone(),
-            description,
-            network: net.self_link.clone(),
-            ip_cidr_range: range.to_string(),
-            gateway_address: network::gateway_address(&range).to_string(),
-            region: format!("{COMPUTE}projects/{project}/regions/{region}"),
-            self_link: self_link.clone(),
-            private_ip_google_access: private_google_access,
-            stack_type: "IPV4_ONLY".into(),
-            purpose: "PRIVATE".into(),
-        };
+        let auto_block: Ipv4Net = "10.128.0.0/9".parse().expect("INVARIANT: a valid range");
+        if net.auto_create_subnetworks && network::overlaps(&auto_block, &range) {
+            let msg = format!(
+                "Invalid IPCidrRange: {range} conflicts with the auto-mode range 10.128.0.0/9 of network '{}'.",
+                net.name
+            );
+            return Err(ApiError::invalid(msg).into());
+        }
+        let subnet = new_subnet(&project, region, &name, &net.self_link, range, description, private_google_access);
         net.subnetworks.push(self_link.clone());
         tx.put(kind::NETWORK, &net_path, &net)?;
         tx.put(kind::SUBNETWORK, &path, &subnet)?;
@@ -381,22 +475,20 @@ pub(crate) fn subnets_delete(app: &App, req: &Req, project: &str, region: &str, 
     app.authorize(&caller, "compute.subnetworks.delete", &full, &call)?;
     let subnet = app.mutate(&caller, call, false, |tx| {
         let subnet = tx.get::<Subnetwork>(kind::SUBNETWORK, &path)?.ok_or_else(|| not_found(&path))?;
-        let user = tx.list::<Connector>(kind::CONNECTOR, "")?.into_iter().find(|(_, c)| {
-            c.subnet.as_ref().is_some_and(|s| s.name == subnet.name && s.project_id == project)
-                && c.name.contains(&format!("/locations/{region}/"))
-        });
-        if let Some((c, _)) = user {
-            return Err(in_use(&path, &c).into());
-        }
-        let vm = tx
-            .list::<crate::compute_instances::Instance>(kind::COMPUTE_INSTANCE, "")?
-            .into_iter()
-            .find(|(_, i)| i.network_interfaces.iter().any(|n| n.subnetwork == subnet.self_link));
-        if let Some((i, _)) = vm {
-            return Err(in_use(&path, &i).into());
+        if let Some(user) = subnet_user(tx, &project, &subnet)? {
+            return Err(in_use(&path, &user).into());
         }
         let net_path = subnet.network.strip_prefix(COMPUTE).unwrap_or(&subnet.network).to_owned();
-        if let Some(mut net) = tx.get::<Network>(kind::NETWORK, &net_path)? {
+        let net = tx.get::<Network>(kind::NETWORK, &net_path)?;
+        if let Some(net) = net.as_ref().filter(|n| is_auto_subnet(n, &subnet)) {
+            let msg = format!(
+                "The subnetwork resource '{path}' was created for auto mode network '{}' and cannot be deleted; delete \
+                 the network instead",
+                net.name
+            );
+            return Err(ApiError::invalid(msg).into());
+        }
+        if let Some(mut net) = net {
             net.subnetworks.retain(|l| l != &subnet.self_link);
             tx.put(kind::NETWORK, &net_path, &net)?;
         }

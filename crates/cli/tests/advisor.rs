@@ -302,6 +302,21 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
         "{evidence}"
     );
     assert!(found[0]["fix"].as_str().unwrap().ends_with("--vpc-egress=all-traffic"), "{}", found[0]["fix"]);
+
+    // The fix as given (Direct VPC egress through the project's default network) works: web's calls now arrive as
+    // internal, and the finding is gone.
+    let (_gcloud, path) = gcloud_path();
+    apply(&p, &path, &found[0], b"");
+    let call: Value = common::http()
+        .get(format!("{}/call", common::url(&p, "web")))
+        .query(&[("url", ledger.as_str()), ("token", token.as_str())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(call["status"], 200, "{call}");
+    let (_, fixed) = scan(&p);
+    assert!(egress(&fixed).is_empty(), "{fixed:#}");
 }
 
 /// A public service `name` running as `account` that calls URLs from inside its instance (the probe's `/call`).

@@ -90,7 +90,9 @@ fn google_s_documented_commands_build_a_vpc_with_a_connector() {
     }
     p.ok(&["compute", "networks", "subnets", "delete", "my-subnet", REGION, "--quiet"]);
     p.ok(&["compute", "networks", "delete", "my-vpc", "--quiet"]);
-    assert_eq!(p.json(&["compute", "networks", "list"]), json!([]));
+    let left: Vec<Value> =
+        p.json(&["compute", "networks", "list"]).as_array().unwrap().iter().map(|n| n["name"].clone()).collect();
+    assert_eq!(left, ["default"], "only the project's default network is left");
 
     // Every change is in the audit log.
     let log = p.json(&["logging", "read", "protoPayload.serviceName=\"vpcaccess.googleapis.com\""]);
@@ -134,8 +136,8 @@ fn ranges_names_and_sizes_are_checked() {
     assert!(e.contains("The resource 'projects/local-project/global/networks/nope' was not found"), "{e}");
     let e = p.fail(&["compute", "networks", "create", "my-vpc", "--subnet-mode=custom"]);
     assert!(e.contains("already exists"), "{e}");
-    let e = p.fail(&["compute", "networks", "create", "auto-vpc"]);
-    assert!(e.contains("--subnet-mode=custom"), "{e}");
+    let e = p.fail(&["compute", "networks", "create", "legacy-vpc", "--subnet-mode=legacy"]);
+    assert!(e.contains("legacy networks are not supported"), "{e}");
 
     let connector = |extra: &[&str]| {
         let mut args = vec!["compute", "networks", "vpc-access", "connectors", "create", "c1", REGION];
@@ -298,4 +300,86 @@ fn services_reach_a_vpc_through_a_connector_or_direct_vpc_egress() {
         assert!(e.contains(why), "{args:?}: {e}");
     }
     assert!(p.fail(&["run", "services", "describe", "refused", REGION]).contains("does not exist"));
+}
+
+#[test]
+fn every_project_has_the_auto_mode_default_network_and_auto_networks_behave_as_compute_engine_s() {
+    let p = Platform::start();
+    let list = p.ok(&["compute", "networks", "list"]);
+    assert!(list.contains("default  AUTO"), "{list}");
+    let cidr = |network: &str, region: &str| {
+        let at = format!("--region={region}");
+        p.ok(&["compute", "networks", "subnets", "describe", network, &at, "--format=value(ipCidrRange)"])
+            .trim()
+            .to_owned()
+    };
+    // Google's auto-mode ranges, a subnet per region named as the network.
+    assert_eq!(cidr("default", "us-central1"), "10.128.0.0/20");
+    assert_eq!(cidr("default", "europe-west1"), "10.132.0.0/20");
+    let subnets = p.json(&["compute", "networks", "subnets", "list", "--network=default"]);
+    assert_eq!(subnets.as_array().unwrap().len(), 24, "{subnets}");
+    let e = p.fail(&["compute", "networks", "subnets", "delete", "default", REGION, "--quiet"]);
+    assert!(e.contains("created for auto mode network 'default'"), "{e}");
+
+    // Direct VPC egress as Google's docs write it: --network=default --subnet=default.
+    p.ok(&[
+        "run",
+        "deploy",
+        "my-api",
+        HELLO,
+        REGION,
+        "--network=default",
+        "--subnet=default",
+        "--vpc-egress=all-traffic",
+    ]);
+    let export = p.ok(&["run", "services", "describe", "my-api", REGION, "--format=export"]);
+    assert!(export.contains(r#"network-interfaces: '[{"network":"default","subnetwork":"default"}]'"#), "{export}");
+
+    // `networks create` without --subnet-mode is auto, as gcloud's default; custom subnets may not take 10.128.0.0/9.
+    let r = p.run(&["compute", "networks", "create", "auto-net"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("auto-net  AUTO"), "{}", r.stdout);
+    assert_eq!(cidr("auto-net", "asia-southeast2"), "10.184.0.0/20");
+    let e = p.fail(&[
+        "compute",
+        "networks",
+        "subnets",
+        "create",
+        "extra",
+        "--network=auto-net",
+        "--range=10.200.0.0/24",
+        REGION,
+    ]);
+    assert!(e.contains("conflicts with the auto-mode range 10.128.0.0/9"), "{e}");
+    p.ok(&[
+        "compute",
+        "networks",
+        "subnets",
+        "create",
+        "extra",
+        "--network=auto-net",
+        "--range=192.168.7.0/24",
+        REGION,
+    ]);
+    // A subnet of its own keeps the network; its auto subnets go with it.
+    let e = p.fail(&["compute", "networks", "delete", "auto-net", "--quiet"]);
+    assert!(e.contains("is already being used by") && e.contains("subnetworks/extra"), "{e}");
+    p.ok(&["compute", "networks", "subnets", "delete", "extra", REGION, "--quiet"]);
+    p.ok(&["compute", "networks", "delete", "auto-net", "--quiet"]);
+    let left = p.json(&["compute", "networks", "subnets", "list", "--network=auto-net"]);
+    assert_eq!(left, json!([]));
+    // A connector on the default network keeps it.
+    p.ok(&[
+        "compute",
+        "networks",
+        "vpc-access",
+        "connectors",
+        "create",
+        "c1",
+        REGION,
+        "--network=default",
+        "--range=10.8.0.0/28",
+    ]);
+    let e = p.fail(&["compute", "networks", "delete", "default", "--quiet"]);
+    assert!(e.contains("is already being used by"), "{e}");
 }

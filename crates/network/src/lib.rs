@@ -30,6 +30,35 @@ pub const PRIVATE_RANGES: [(&str, &str); 6] = [
     ("199.36.153.4/30", "restricted.googleapis.com"),
 ];
 
+/// The subnet an auto-mode VPC network gets in each region, named as the network (Google's "Auto mode IP ranges"
+/// table; all inside 10.128.0.0/9, which custom subnets of an auto-mode network may not use).
+pub const AUTO_MODE_RANGES: [(&str, &str); 24] = [
+    ("us-central1", "10.128.0.0/20"),
+    ("europe-west1", "10.132.0.0/20"),
+    ("us-west1", "10.138.0.0/20"),
+    ("asia-east1", "10.140.0.0/20"),
+    ("us-east1", "10.142.0.0/20"),
+    ("asia-northeast1", "10.146.0.0/20"),
+    ("asia-southeast1", "10.148.0.0/20"),
+    ("us-east4", "10.150.0.0/20"),
+    ("australia-southeast1", "10.152.0.0/20"),
+    ("europe-west2", "10.154.0.0/20"),
+    ("europe-west3", "10.156.0.0/20"),
+    ("southamerica-east1", "10.158.0.0/20"),
+    ("asia-south1", "10.160.0.0/20"),
+    ("northamerica-northeast1", "10.162.0.0/20"),
+    ("europe-west4", "10.164.0.0/20"),
+    ("europe-north1", "10.166.0.0/20"),
+    ("us-west2", "10.168.0.0/20"),
+    ("asia-east2", "10.170.0.0/20"),
+    ("europe-west6", "10.172.0.0/20"),
+    ("asia-northeast2", "10.174.0.0/20"),
+    ("asia-northeast3", "10.178.0.0/20"),
+    ("us-west3", "10.180.0.0/20"),
+    ("us-west4", "10.182.0.0/20"),
+    ("asia-southeast2", "10.184.0.0/20"),
+];
+
 /// Whether traffic to `ip` goes through the VPC under `private-ranges-only`.
 pub fn is_private(ip: Ipv4Addr) -> bool {
     PRIVATE_RANGES.iter().any(|(range, _)| net(range).contains(&ip))
@@ -172,7 +201,7 @@ fn reference_of(reference: &str, project: &str, region: Option<&str>) -> Result<
     Ok((p.to_owned(), r.to_owned(), name.to_owned()))
 }
 
-/// `compute#network`, custom subnet mode.
+/// `compute#network` (custom or auto subnet mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {

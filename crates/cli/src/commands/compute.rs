@@ -53,21 +53,19 @@ fn networks(client: &Client, g: &Global, cmd: NetworksCmd) -> Result<u8> {
     let base = format!("/compute/v1/projects/{project}/global/networks");
     match cmd {
         NetworksCmd::Create { name, subnet_mode, bgp_routing_mode, mtu, description } => {
-            match subnet_mode.as_deref() {
-                Some("custom") => {}
-                None | Some("auto") => bail!(
-                    "Gatehouse models custom-mode VPC networks: add --subnet-mode=custom, then create subnets with \
-                     `compute networks subnets create NAME --network={name} --range=CIDR --region=REGION`"
-                ),
-                Some("legacy") => bail!("legacy networks are not supported; use --subnet-mode=custom"),
-                Some(other) => bail!("invalid --subnet-mode `{other}`; use custom"),
-            }
+            // gcloud's default is auto: one subnet per region, named as the network.
+            let auto = match subnet_mode.as_deref() {
+                None | Some("auto") => true,
+                Some("custom") => false,
+                Some("legacy") => bail!("legacy networks are not supported; use --subnet-mode=auto or custom"),
+                Some(other) => bail!("invalid --subnet-mode `{other}`; use auto or custom"),
+            };
             if let Some(m) = bgp_routing_mode.as_deref().filter(|m| *m != "regional") {
                 bail!("--bgp-routing-mode `{m}` is not modelled; use regional");
             }
             let mut body = json!({
                 "name": name,
-                "autoCreateSubnetworks": false,
+                "autoCreateSubnetworks": auto,
                 "routingConfig": { "routingMode": "REGIONAL" },
             });
             if let Some(m) = mtu {
