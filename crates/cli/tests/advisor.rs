@@ -281,13 +281,13 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
     p.let_owner_impersonate(web);
     let ledger = common::url(&p, "ledger");
     let token = common::sa_token(&p, web, &ledger);
-    let call: Value = common::http()
-        .get(format!("{}/call", common::url(&p, "web")))
-        .query(&[("url", ledger.as_str()), ("token", token.as_str())])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    // web's instance calls ledger with web's token (the probe's `/call`).
+    let call_ledger = || -> Value {
+        let web_url = format!("{}/call", common::url(&p, "web"));
+        let query = [("url", ledger.as_str()), ("token", token.as_str())];
+        common::http().get(web_url).query(&query).send().unwrap().json().unwrap()
+    };
+    let call = call_ledger();
     assert_eq!(call["status"], 404, "{call}");
     // The same token from the host shell is external too.
     assert_eq!(common::get(&ledger, Some(&token)).0, 404);
@@ -307,13 +307,7 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
     // internal, and the finding is gone.
     let (_gcloud, path) = gcloud_path();
     apply(&p, &path, &found[0], b"");
-    let call: Value = common::http()
-        .get(format!("{}/call", common::url(&p, "web")))
-        .query(&[("url", ledger.as_str()), ("token", token.as_str())])
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let call = call_ledger();
     assert_eq!(call["status"], 200, "{call}");
     let (_, fixed) = scan(&p);
     assert!(egress(&fixed).is_empty(), "{fixed:#}");
