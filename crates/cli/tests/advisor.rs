@@ -515,6 +515,8 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     let (_, after) = scan(&p);
     let found = unused(&after);
     assert_eq!(found.len(), 1, "{after:#}");
+    let skipped: Vec<&Value> = after["skipped"].as_array().unwrap().iter().collect();
+    assert!(skipped.iter().all(|s| s["rule"] != "unused-permission"), "nothing left unobserved: {skipped:?}");
     let evidence = found[0]["evidence"].to_string();
     assert!(evidence.contains("roles/compute.instanceAdmin.v1"), "the unused role: {evidence}");
     assert!(!evidence.contains("roles/run.viewer →") && !evidence.contains("roles/run.invoker →"), "used: {evidence}");
