@@ -73,6 +73,9 @@ impl Via {
 pub struct Fabric {
     internet: Arc<Netns>,
     state: Mutex<State>,
+    /// Held while a router is made, so that two first uses of a network at once make one (`state` is not held
+    /// across the `ip`/`nft` runs).
+    making_router: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -129,7 +132,7 @@ impl Fabric {
         // Anything that is not a simulated host is unreachable at once (ICMP), never routed further.
         internet.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?;
         internet.ip(&format!("address add {ECHO_IP}/32 dev lo\nroute add unreachable default\n"))?;
-        Ok(Arc::new(Fabric { internet, state: Mutex::new(State::default()) }))
+        Ok(Arc::new(Fabric { internet, state: Mutex::new(State::default()), making_router: Mutex::new(()) }))
     }
 
     /// The simulated internet's namespace (to serve the echo host in).
@@ -218,6 +221,10 @@ impl Fabric {
         if let Some(r) = self.lock().vpcs.get(network) {
             return Ok(r.clone());
         }
+        let _making = self.making_router.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = self.lock().vpcs.get(network) {
+            return Ok(r.clone());
+        }
         let ns = Arc::new(Netns::create()?);
         let peer = self.iface("u");
         ns.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?;
@@ -238,8 +245,8 @@ impl Fabric {
             groups: Mutex::new(HashMap::new()),
             used: Mutex::new(BTreeSet::new()),
         });
-        let mut state = self.lock();
-        Ok(state.vpcs.entry(network.to_string()).or_insert(router).clone())
+        self.lock().vpcs.insert(network.to_string(), router.clone());
+        Ok(router)
     }
 
     /// Puts the NAT rules of a connector or a subnet in place (once); returns the prefix of its links' names.
