@@ -511,6 +511,11 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     p.ok(&["run", "services", "list", region, &format!("--impersonate-service-account={sa}")]);
     let api = common::url(&p, "api");
     assert_eq!(common::get(&api, Some(&common::sa_token(&p, sa, &api))).0, 200);
+    // A public service admits everyone through allUsers' grant without looking at the token (its request log says
+    // `allUsers`): the call uses no permission of the account's.
+    p.ok(&["run", "deploy", "pub", HELLO, region, "--allow-unauthenticated"]);
+    let public = common::url(&p, "pub");
+    assert_eq!(common::get(&public, Some(&common::sa_token(&p, sa, &public))).0, 200);
 
     let (_, after) = scan(&p);
     let found = unused(&after);
@@ -524,6 +529,7 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     let invoked =
         "used: run.routes.invoke on //run.googleapis.com/projects/local-project/locations/us-central1/services/api";
     assert!(evidence.contains(invoked), "the invocation, from the request log: {evidence}");
+    assert!(!evidence.contains("services/pub"), "a public service's call used no permission: {evidence}");
     let fix = found[0]["fix"].as_str().unwrap();
     assert!(
         fix.contains("remove-iam-policy-binding local-project") && fix.contains("roles/compute.instanceAdmin.v1"),
