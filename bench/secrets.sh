@@ -3,7 +3,8 @@
 #   1. `:access` of `latest` at 1 connection (latency: p50, p99) and at CONNS connections (accesses/s, p50, p99),
 #      then a count of the DATA_READ rows in the audit table against the requests wrk completed;
 #   2. durable `:addVersion` at CONNS connections (versions/s, p50);
-#   3. for comparison, `:access` again with Data Access logging switched off through the project's auditConfigs.
+#   3. for comparison, `:access` again with Data Access logging switched off through the project's auditConfigs;
+#   4. `secrets.get` (an ADMIN_READ call) with ADMIN_READ audit logs off, then on for allServices.
 # Knobs: DUR (seconds per wrk run, default 10), CONNS (32), THREADS (wrk threads, 2), PAYLOAD (bytes, 32).
 # Only 127.0.0.1 is contacted; every wrk run is bounded by -d and `timeout`; the daemon it starts is stopped by PID.
 set -euo pipefail
@@ -85,6 +86,21 @@ read -r arps ap50 ap99 an abad < <(run add "$CONNS" "$work/add.lua" "$api/v1/pro
 read -r orps1 op50_1 _ _ _ < <(run off1 1 "$work/access.lua" "$access_url")
 read -r orps32 op50_32 _ _ _ < <(run off32 "$CONNS" "$work/access.lua" "$access_url")
 
+# 4. The cost of ADMIN_READ audit logs: `secrets.get` (an ADMIN_READ call), logged off (Google's default, as set
+#    above) and then on for allServices.
+get_url="$api/v1/projects/local-project/secrets/bench"
+read -r grps_off gp50_off gp99_off _ _ < <(run get_off "$CONNS" "$work/access.lua" "$get_url")
+"$BIN" projects get-iam-policy local-project --format=json |
+  python3 -c 'import json, sys; p = json.load(sys.stdin); p["auditConfigs"] = [{"service": "allServices", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}]; print(json.dumps(p))' \
+  >"$work/policy-admin-read.json"
+"$BIN" projects set-iam-policy local-project "$work/policy-admin-read.json" >/dev/null 2>&1
+count_gets() { python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM audit WHERE entry LIKE ?", ("%GetSecret\"%",)).fetchone()[0])' "$GATEHOUSE_HOME/state.db"; }
+gets_before=$(count_gets)
+read -r grps_on gp50_on gp99_on gn_on gbad_on < <(run get_on "$CONNS" "$work/access.lua" "$get_url")
+gets_after=$(count_gets)
+
 cat <<EOF
 | what | result | target |
 |---|---|---|
@@ -93,5 +109,7 @@ cat <<EOF
 | DATA_READ entries written during both runs | $((after - before)) for $((n1 + n32)) completed requests (non-2xx: $((bad1 + bad32))) | one per access |
 | durable \`:addVersion\` at ${CONNS} connections | **${arps}/s**, p50 ${ap50} µs, p99 ${ap99} µs (non-2xx: ${abad}) | ≥ 2,000/s |
 | for comparison, Data Access logging off: \`:access\` | p50 ${op50_1} µs at 1 connection; ${orps32}/s (p50 ${op50_32} µs) at ${CONNS} | — |
+| \`secrets.get\` at ${CONNS} connections, ADMIN_READ logs off (Google's default) | ${grps_off}/s, p50 ${gp50_off} µs, p99 ${gp99_off} µs | — |
+| \`secrets.get\` at ${CONNS} connections, ADMIN_READ logs on for allServices | ${grps_on}/s, p50 ${gp50_on} µs, p99 ${gp99_on} µs; $((gets_after - gets_before)) entries for ${gn_on} requests (non-2xx: ${gbad_on}) | — |
 EOF
 echo "(${DUR} s per run, ${THREADS} wrk threads, ${PAYLOAD}-byte payload; wrk on the same machine: $(nproc) cores)"

@@ -795,7 +795,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// Per resource, the fewest predefined roles that together hold every permission used on it.
+    /// Per resource, the least-privileged predefined roles that together hold every permission used on it.
     fn smallest_roles(&self, used: &BTreeSet<(String, String)>) -> BTreeMap<String, Vec<String>> {
         let mut needs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
         for (p, r) in used {
@@ -803,7 +803,7 @@ impl<'a> Cx<'a> {
         }
         needs
             .into_iter()
-            .map(|(resource, needed)| (resource.to_owned(), fewest_roles(&self.catalogue, &needed)))
+            .map(|(resource, needed)| (resource.to_owned(), least_privileged_roles(&self.catalogue, &needed)))
             .collect()
     }
 
@@ -833,10 +833,11 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// The fewest predefined roles (basic roles excluded) that together hold every `needed` permission, and among
-/// those the set with the fewest permissions in all: an exact search over sets of up to 3 roles, then greedy set
-/// cover (most still-needed permissions first, then the smaller role). Permissions no role holds are left out.
-pub fn fewest_roles(catalogue: &Catalogue, needed: &BTreeSet<&str>) -> Vec<String> {
+/// The least-privileged predefined roles (basic roles excluded) that together hold every `needed` permission: among
+/// the sets of up to 3 roles that cover them, the one granting the fewest permissions in all (then the fewer roles) —
+/// two narrow viewer roles rather than one broad role that happens to hold both permissions. Beyond 3 roles, greedy
+/// set cover (most still-needed permissions first, then the smaller role). Permissions no role holds are left out.
+pub fn least_privileged_roles(catalogue: &Catalogue, needed: &BTreeSet<&str>) -> Vec<String> {
     let needed: Vec<&str> = needed.iter().copied().collect();
     let candidates: Vec<(&iam::Role, u64)> = catalogue
         .predefined_roles()
@@ -854,34 +855,41 @@ pub fn fewest_roles(catalogue: &Catalogue, needed: &BTreeSet<&str>) -> Vec<Strin
         .collect();
     let reachable = candidates.iter().fold(0u64, |m, (_, c)| m | c);
     if needed.len() <= 64 && reachable != 0 {
-        let size = |set: &[usize]| set.iter().map(|&i| candidates[i].0.included_permissions.len()).sum::<usize>();
-        let n = candidates.len();
-        let mut best: Option<Vec<usize>> = None;
-        for k in 1..=3 {
-            let mut pick = |set: Vec<usize>| {
-                let covered = set.iter().fold(0u64, |m, &i| m | candidates[i].1);
-                if covered == reachable && best.as_ref().is_none_or(|b| size(&set) < size(b)) {
-                    best = Some(set);
+        // Smallest roles first, so a loop stops as soon as its sets cannot beat the best one found.
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by_key(|&i| candidates[i].0.included_permissions.len());
+        let size = |i: usize| candidates[i].0.included_permissions.len();
+        let mask = |i: usize| candidates[i].1;
+        // (permissions granted, roles, the roles)
+        let mut best: Option<(usize, usize, Vec<usize>)> = None;
+        let beaten =
+            |best: &Option<(usize, usize, Vec<usize>)>, total: usize| best.as_ref().is_some_and(|b| total > b.0);
+        let consider = |best: &mut Option<(usize, usize, Vec<usize>)>, set: &[usize], covered: u64| {
+            let total: usize = set.iter().map(|&i| size(i)).sum();
+            if covered == reachable && best.as_ref().is_none_or(|(t, k, _)| (total, set.len()) < (*t, *k)) {
+                *best = Some((total, set.len(), set.to_vec()));
+            }
+        };
+        for (x, &a) in order.iter().enumerate() {
+            if beaten(&best, size(a)) {
+                break;
+            }
+            consider(&mut best, &[a], mask(a));
+            for (y, &b) in order.iter().enumerate().skip(x + 1) {
+                if beaten(&best, size(a) + size(b)) {
+                    break;
                 }
-            };
-            for a in 0..n {
-                if k == 1 {
-                    pick(vec![a]);
-                    continue;
-                }
-                for b in a + 1..n {
-                    if k == 2 {
-                        pick(vec![a, b]);
-                        continue;
+                consider(&mut best, &[a, b], mask(a) | mask(b));
+                for &c in order.iter().skip(y + 1) {
+                    if beaten(&best, size(a) + size(b) + size(c)) {
+                        break;
                     }
-                    for c in b + 1..n {
-                        pick(vec![a, b, c]);
-                    }
+                    consider(&mut best, &[a, b, c], mask(a) | mask(b) | mask(c));
                 }
             }
-            if let Some(set) = best {
-                return set.into_iter().map(|i| candidates[i].0.name.clone()).collect();
-            }
+        }
+        if let Some((_, _, set)) = best {
+            return set.into_iter().map(|i| candidates[i].0.name.clone()).collect();
         }
     }
     let mut left: BTreeSet<&str> = needed.into_iter().collect();

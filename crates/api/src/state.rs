@@ -220,9 +220,7 @@ impl App {
         let snapshot = self.snapshot();
         let decision = iam::decide(&snapshot, &caller.principal, permission, full_resource_name, SystemTime::now());
         if decision.granted() {
-            if call.permission_type == audit::PermissionType::AdminRead {
-                self.record_admin_read(&snapshot, caller, permission, full_resource_name, call);
-            }
+            self.permitted(caller, permission, full_resource_name, call);
             return Ok(());
         }
         let err = ApiError::permission_denied(permission, &call.resource_name);
@@ -233,18 +231,16 @@ impl App {
         Err(err)
     }
 
-    /// A permitted ADMIN_READ call (get, list, getIamPolicy) goes to the Data Access log when the project's
-    /// `auditConfigs` turn ADMIN_READ on for its service or `allServices` (off by default, as in Google Cloud); it is
-    /// durable before the call is answered. What the advisor's `unused-permission` reads to see which roles' read
-    /// permissions an account used.
-    fn record_admin_read(
-        &self,
-        snapshot: &Snapshot,
-        caller: &Caller,
-        permission: &str,
-        full_resource_name: &str,
-        call: &Call,
-    ) {
+    /// Every permitted call comes here (from `App::authorize` or a service's own decision, as Secret Manager's). An
+    /// ADMIN_READ call (get, list, getIamPolicy) goes to the Data Access log when the project's `auditConfigs` turn
+    /// ADMIN_READ on for its service or `allServices` (off by default, as in Google Cloud); it is durable before the
+    /// call is answered. What the advisor's `unused-permission` reads to see which roles' read permissions an
+    /// account used.
+    pub(crate) fn permitted(&self, caller: &Caller, permission: &str, full_resource_name: &str, call: &Call) {
+        if call.permission_type != audit::PermissionType::AdminRead {
+            return;
+        }
+        let snapshot = self.snapshot();
         let policy = snapshot.policy(&self.project.full_name());
         let member = caller.principal.member();
         if crate::audit_trail::read_logged(policy, call.service, crate::audit_trail::ADMIN_READ, &member) != Some(true)

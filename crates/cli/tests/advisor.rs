@@ -483,7 +483,9 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     let region = "--region=us-central1";
     let sa = "reader-app@local-project.iam.gserviceaccount.com";
     p.ok(&["iam", "service-accounts", "create", "reader-app"]);
-    for role in ["roles/run.viewer", "roles/run.invoker", "roles/compute.instanceAdmin.v1"] {
+    for role in
+        ["roles/run.viewer", "roles/run.invoker", "roles/secretmanager.viewer", "roles/compute.instanceAdmin.v1"]
+    {
         let member = format!("--member=serviceAccount:{sa}");
         p.ok(&["projects", "add-iam-policy-binding", "local-project", &member, &format!("--role={role}")]);
     }
@@ -509,6 +511,7 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     std::fs::write(&file, policy.to_string()).unwrap();
     p.ok(&["projects", "set-iam-policy", "local-project", file.to_str().unwrap()]);
     p.ok(&["run", "services", "list", region, &format!("--impersonate-service-account={sa}")]);
+    p.ok(&["secrets", "list", &format!("--impersonate-service-account={sa}")]);
     let api = common::url(&p, "api");
     assert_eq!(common::get(&api, Some(&common::sa_token(&p, sa, &api))).0, 200);
     // A public service admits everyone through allUsers' grant without looking at the token (its request log says
@@ -526,6 +529,8 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     assert!(evidence.contains("roles/compute.instanceAdmin.v1"), "the unused role: {evidence}");
     assert!(!evidence.contains("roles/run.viewer →") && !evidence.contains("roles/run.invoker →"), "used: {evidence}");
     assert!(evidence.contains("used: run.services.list on"), "the read, from the ADMIN_READ log: {evidence}");
+    assert!(evidence.contains("used: secretmanager.secrets.list on"), "Secret Manager's reads too: {evidence}");
+    assert!(!evidence.contains("roles/secretmanager.viewer →"), "used: {evidence}");
     let invoked =
         "used: run.routes.invoke on //run.googleapis.com/projects/local-project/locations/us-central1/services/api";
     assert!(evidence.contains(invoked), "the invocation, from the request log: {evidence}");
@@ -535,4 +540,12 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
         fix.contains("remove-iam-policy-binding local-project") && fix.contains("roles/compute.instanceAdmin.v1"),
         "{fix}"
     );
+    // What it used, granted where it used it with the narrowest roles: the invoker role on `api`, the two viewer
+    // roles on the project (not one broad role that holds both lists).
+    let grant = |at: &str, role: &str| format!("{at} --member=serviceAccount:{sa} --role={role}");
+    let on_api = "gcloud run services add-iam-policy-binding api --region=us-central1 --project=local-project";
+    assert!(fix.contains(&grant(on_api, "roles/run.invoker")), "{fix}");
+    let on_project = "gcloud projects add-iam-policy-binding local-project";
+    assert!(fix.contains(&grant(on_project, "roles/run.viewer")), "{fix}");
+    assert!(fix.contains(&grant(on_project, "roles/secretmanager.viewer")), "{fix}");
 }

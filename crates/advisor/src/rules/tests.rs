@@ -480,15 +480,19 @@ fn rule_ids_are_the_fixed_ones() {
 }
 
 #[test]
-fn fewest_roles_is_exact_and_least_privileged() {
+fn least_privileged_roles_cover_what_was_used_with_the_fewest_permissions() {
     let c = Catalogue::predefined();
     let set = |ps: &[&'static str]| ps.iter().copied().collect::<BTreeSet<&str>>();
-    assert_eq!(fewest_roles(&c, &set(&["run.routes.invoke"])), ["roles/run.invoker"]);
+    assert_eq!(least_privileged_roles(&c, &set(&["run.routes.invoke"])), ["roles/run.invoker"]);
     // run.developer and run.admin both hold these; the developer role holds fewer permissions.
-    assert_eq!(fewest_roles(&c, &set(&["run.services.get", "run.services.update"])), ["roles/run.developer"]);
-    let mut two = fewest_roles(&c, &set(&["run.routes.invoke", "secretmanager.versions.access"]));
+    assert_eq!(least_privileged_roles(&c, &set(&["run.services.get", "run.services.update"])), ["roles/run.developer"]);
+    let mut two = least_privileged_roles(&c, &set(&["run.routes.invoke", "secretmanager.versions.access"]));
     two.sort();
     assert_eq!(two.len(), 2, "{two:?}");
     assert!(two.contains(&"roles/secretmanager.secretAccessor".to_owned()), "{two:?}");
-    assert!(fewest_roles(&c, &set(&["no.such.permission"])).is_empty());
+    assert!(least_privileged_roles(&c, &set(&["no.such.permission"])).is_empty());
+    // One broad role (iam.securityReviewer) holds both lists; two viewer roles grant far fewer permissions.
+    let mut lists = least_privileged_roles(&c, &set(&["run.services.list", "secretmanager.secrets.list"]));
+    lists.sort();
+    assert_eq!(lists, ["roles/run.viewer", "roles/secretmanager.viewer"]);
 }

@@ -140,6 +140,7 @@ fn decide(app: &App, principal: &iam::Principal, permission: &str, full: &str) -
 /// Decides `permission` on `full`; a denial is audited (before it is answered) and quotes `shown`.
 fn authorize(app: &App, caller: &Caller, permission: &str, full: &str, shown: &str, call: &Call) -> Result<()> {
     if decide(app, &caller.principal, permission, full) {
+        app.permitted(caller, permission, full, call);
         return Ok(());
     }
     let err = denied(permission, shown);
