@@ -18,31 +18,7 @@ pub enum Origin {
     Live,
 }
 
-/// `IngressTraffic` (PROTOCOL.md §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ingress {
-    #[default]
-    All,
-    Internal,
-    InternalAndCloudLoadBalancing,
-    None,
-}
-
-impl Ingress {
-    /// gcloud's `--ingress` spelling, as the v1 annotation `run.googleapis.com/ingress` holds it.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Ingress::All => "all",
-            Ingress::Internal => "internal",
-            Ingress::InternalAndCloudLoadBalancing => "internal-and-cloud-load-balancing",
-            Ingress::None => "none",
-        }
-    }
-
-    pub fn is_internal(self) -> bool {
-        matches!(self, Ingress::Internal | Ingress::InternalAndCloudLoadBalancing)
-    }
-}
+pub use model::ingress::Ingress;
 
 /// `VpcAccess.VpcEgress` (PROTOCOL.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! Pure: the caller supplies the facts (the service, who is public, the IAM decision for the principal with its
 //! explanation). Must not: decide IAM itself; the decision comes from `iam::decide` through the API.
 
-use crate::input::{Ingress, Service};
+use crate::input::Service;
 use crate::rules::PublicGrant;
 use serde::Serialize;
 
@@ -13,33 +13,7 @@ use serde::Serialize;
 /// the CLI tests that both agree).
 pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
 
-/// Where the hypothetical request comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    Internet,
-    LoadBalancer,
-    Vpc,
-}
-
-impl Source {
-    pub fn parse(s: &str) -> Option<Source> {
-        match s {
-            "internet" => Some(Source::Internet),
-            "load-balancer" => Some(Source::LoadBalancer),
-            "vpc" => Some(Source::Vpc),
-            _ => None,
-        }
-    }
-
-    fn words(self) -> &'static str {
-        match self {
-            Source::Internet => "the internet",
-            Source::LoadBalancer => "an external Application Load Balancer",
-            Source::Vpc => "a VPC network of the project",
-        }
-    }
-}
+pub use model::ingress::Source;
 
 /// The facts of one hypothetical call.
 pub struct Call<'a> {
@@ -85,16 +59,6 @@ pub struct Walk {
     pub reason: String,
 }
 
-/// Whether `ingress` admits a request from `source` (PROTOCOL.md §4.2).
-pub fn ingress_admits(ingress: Ingress, source: Source) -> bool {
-    match ingress {
-        Ingress::All => true,
-        Ingress::Internal => source == Source::Vpc,
-        Ingress::InternalAndCloudLoadBalancing => source != Source::Internet,
-        Ingress::None => false,
-    }
-}
-
 /// The audiences the service accepts: its URLs with and without a trailing slash, and its custom audiences as
 /// written.
 pub fn accepted_audiences(service: &Service, custom: &[String]) -> Vec<String> {
@@ -116,7 +80,7 @@ pub fn walk(call: &Call) -> Walk {
     let s = call.service;
     let mut verdicts = Vec::new();
     let mut add = |control, outcome, detail: String| verdicts.push(Verdict { control, outcome, detail });
-    let ingress_ok = ingress_admits(s.ingress, call.source);
+    let ingress_ok = s.ingress.admits(call.source);
     let ingress_detail = format!(
         "ingress `{}` {} requests from {}{}",
         s.ingress.flag(),
@@ -197,6 +161,7 @@ pub fn walk(call: &Call) -> Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Ingress;
 
     const URL: &str = "https://api-abc123-uc.a.run.app";
 
@@ -247,22 +212,22 @@ mod tests {
         let alice = Some("user:alice@example.com");
         #[rustfmt::skip]
         let rows: Vec<((u16, u16), (u16, u16))> = vec![
-            (status(&private, &[], Internet, None, alice, true), (200, 200)),
-            (status(&private, &[], Internet, None, alice, false), (403, 403)),
-            (status(&private, &[], Internet, None, None, true), (403, 403)),
-            (status(&private, &[], Internet, Some("https://other.a.run.app"), alice, true), (401, 401)),
-            (status(&private, &[], Internet, Some(&format!("{URL}/")), alice, true), (200, 200)),
-            (status(&private, &[], Internet, Some("https://api.example.com"), alice, true), (200, 200)),
-            (status(&private, &[], Internet, Some("https://api.example.com/"), alice, true), (401, 401)),
-            (status(&private, &[], Internet, Some(GCLOUD_CLIENT_ID), alice, true), (200, 200)),
-            (status(&private, &public(), Internet, None, None, false), (200, 200)),
-            (status(&disabled, &[], Internet, Some("garbage"), None, false), (200, 200)),
+            (status(&private, &[], External, None, alice, true), (200, 200)),
+            (status(&private, &[], External, None, alice, false), (403, 403)),
+            (status(&private, &[], External, None, None, true), (403, 403)),
+            (status(&private, &[], External, Some("https://other.a.run.app"), alice, true), (401, 401)),
+            (status(&private, &[], External, Some(&format!("{URL}/")), alice, true), (200, 200)),
+            (status(&private, &[], External, Some("https://api.example.com"), alice, true), (200, 200)),
+            (status(&private, &[], External, Some("https://api.example.com/"), alice, true), (401, 401)),
+            (status(&private, &[], External, Some(GCLOUD_CLIENT_ID), alice, true), (200, 200)),
+            (status(&private, &public(), External, None, None, false), (200, 200)),
+            (status(&disabled, &[], External, Some("garbage"), None, false), (200, 200)),
             // Ingress: Cloud Run answers 404; this host does not enforce it yet.
-            (status(&internal, &[], Internet, None, alice, true), (404, 200)),
+            (status(&internal, &[], External, None, alice, true), (404, 200)),
             (status(&internal, &[], LoadBalancer, None, alice, true), (404, 200)),
-            (status(&internal, &[], Vpc, None, alice, true), (200, 200)),
+            (status(&internal, &[], Internal, None, alice, true), (200, 200)),
             (status(&lb, &[], LoadBalancer, None, alice, false), (403, 403)),
-            (status(&lb, &public(), Internet, None, None, false), (404, 200)),
+            (status(&lb, &public(), External, None, None, false), (404, 200)),
         ];
         for (i, (got, want)) in rows.into_iter().enumerate() {
             assert_eq!(got, want, "row {i}");
@@ -276,7 +241,7 @@ mod tests {
             service: &s,
             custom_audiences: &[],
             public: &[],
-            source: Source::Internet,
+            source: Source::External,
             audience: None,
             principal: None,
             iam: None,

@@ -231,7 +231,7 @@ fn ingress_caller_and_token_matrix_matches_cloud_run() {
     let logs = p.ok(&["run", "services", "logs", "read", "my-private-api", REGION, "--limit=1000"]);
     assert!(!logs.contains(" 404 "), "{logs}");
     let denials = p.ok(&["logging", "read", "protoPayload.status.code=5", "--format=json", "--limit=200"]);
-    assert!(denials.contains("ingress `internal` does not admit requests from external"), "{denials}");
+    assert!(denials.contains("ingress `internal` does not admit requests from the internet"), "{denials}");
 }
 
 #[test]

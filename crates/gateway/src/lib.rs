@@ -55,60 +55,7 @@ pub struct Route {
     pub ingress: Ingress,
 }
 
-/// A service's ingress setting (PROTOCOL.md §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Ingress {
-    #[default]
-    All,
-    Internal,
-    InternalAndCloudLoadBalancing,
-    /// `INGRESS_TRAFFIC_NONE`: no traffic at all.
-    None,
-}
-
-/// Where a listener's requests come from, as ingress sees them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The host shell, the internet; instances whose egress does not go through the VPC.
-    External,
-    /// The external Application Load Balancer's listener.
-    LoadBalancer,
-    /// VPC hosts, and instances whose egress goes through the VPC with `all-traffic`.
-    Internal,
-}
-
-impl Ingress {
-    /// Whether requests from `source` reach the service.
-    pub fn admits(self, source: Source) -> bool {
-        match self {
-            Ingress::All => true,
-            Ingress::Internal => source == Source::Internal,
-            Ingress::InternalAndCloudLoadBalancing => source != Source::External,
-            Ingress::None => false,
-        }
-    }
-
-    /// gcloud's name of the setting.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ingress::All => "all",
-            Ingress::Internal => "internal",
-            Ingress::InternalAndCloudLoadBalancing => "internal-and-cloud-load-balancing",
-            Ingress::None => "none",
-        }
-    }
-}
-
-impl Source {
-    /// How the troubleshooter names the source.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::External => "external (the internet, or a caller whose egress does not go through the VPC)",
-            Source::LoadBalancer => "the external Application Load Balancer",
-            Source::Internal => "internal (the VPC)",
-        }
-    }
-}
+pub use model::ingress::{Ingress, Source};
 
 /// Every route, by the service's own loopback port and by host name (lowercase, without port).
 #[derive(Default, Debug)]

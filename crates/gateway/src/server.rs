@@ -224,8 +224,8 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
             status: StatusCode::NOT_FOUND.as_u16(),
             reason: format!(
                 "ingress `{}` does not admit requests from {}",
-                route.ingress.as_str(),
-                shared.source.as_str()
+                route.ingress.flag(),
+                shared.source.words()
             ),
             principal: None,
             explanation: None,

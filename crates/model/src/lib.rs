@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod html;
+pub mod ingress;
 pub mod member;
 pub mod names;
 pub mod policy;
