@@ -184,6 +184,9 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| model::names::default_compute_email(&app.project.project_number));
+    // The VM runs as that account and its metadata server hands out its tokens: as for a Cloud Run deploy, the
+    // caller must be allowed to act as it.
+    crate::run::check_act_as(app, &caller, &sa, &call)?;
     let self_link = format!("{COMPUTE}{path}");
     let call = call.with_request(json!({ "name": name, "subnetwork": subnet_name, "networkIP": wanted }));
     let instance = app.mutate(&caller, call, false, |tx| {

@@ -365,6 +365,16 @@ fn compute_instances_refuse_bad_input_with_clear_errors_and_keep_what_is_in_use(
     assert!(e.contains("already in use"), "{e}");
     let e = p.fail(&["compute", "instances", "create", "vm", zone, "--subnet=s1", script]);
     assert!(e.contains("already exists"), "{e}");
+    // Running a VM as an account needs actAs on it, as deploying a service does: an instance admin alone gets 403.
+    p.ok(&["auth", "login", "ops@example.com"]);
+    p.ok(&["config", "set", "account", "owner@localhost"]);
+    let ops = ["--member=user:ops@example.com", "--role=roles/compute.instanceAdmin.v1"];
+    p.ok(&["projects", "add-iam-policy-binding", "local-project", ops[0], ops[1]]);
+    p.ok(&["config", "set", "account", "ops@example.com"]);
+    let as_owner_sa = format!("--service-account={}", p.compute_sa());
+    let e = p.fail(&["compute", "instances", "create", "x", zone, "--subnet=s1", script, &as_owner_sa]);
+    assert!(e.contains("Permission 'iam.serviceaccounts.actAs' denied on service account"), "{e}");
+    p.ok(&["config", "set", "account", "owner@localhost"]);
     // A /29 has 10.30.0.2..6 for hosts: .2 is kept for a connector, .4 is taken; .3, .5, .6 remain.
     for name in ["a", "b", "c"] {
         p.ok(&["compute", "instances", "create", name, zone, "--subnet=s1", script]);

@@ -164,7 +164,7 @@ fn lro_body(n: &Names, service: &Service, error: Option<&ApiError>) -> Value {
 }
 
 /// Google's denial for deploying as an account the caller may not act as (PROTOCOL.md §8.2).
-fn check_act_as(app: &App, caller: &Caller, email: &str, call: &Call) -> Result<()> {
+pub(crate) fn check_act_as(app: &App, caller: &Caller, email: &str, call: &Call) -> Result<()> {
     let full = model::names::service_account_full_name(&app.project.project_id, email);
     app.authorize(caller, "iam.serviceAccounts.actAs", &full, call).map_err(|e| {
         if e.code == Code::PermissionDenied {
