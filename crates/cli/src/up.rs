@@ -443,7 +443,8 @@ fn egress_plan(app: &api::App, egress: &runtime::Egress) -> Result<network::fabr
         }
         (None, None) => None,
     };
-    Ok(EgressPlan { vpc, all_traffic: egress.all_traffic })
+    // A fixed subnet address is a VPC host's (`Runtime::run_host`); Cloud Run instances never have one.
+    Ok(EgressPlan { vpc, all_traffic: egress.all_traffic, accepts_connections: egress.address.is_some() })
 }
 
 /// The platform's resolver inside one sandbox (see `network::dns`): services' `run.app` hosts are 127.0.0.1 (the

@@ -304,6 +304,13 @@ fn egress_reaches_private_hosts_only_through_the_vpc_and_the_internet_from_one_n
     assert_eq!(seen(&all2), nat, "one fixed address for every all-traffic instance of the connector");
     let direct_ip = seen(&direct);
     assert!(direct_ip.starts_with("192.0.2."), "{direct_ip}");
+    // An instance's own address takes no connection, from another instance direct or through the VPC: only the
+    // gateway (ingress, IAM) reaches its port.
+    for from in [&private, &all] {
+        let bypass = call_from(from, &format!("http://{direct_ip}:8080/probe"), "");
+        assert_eq!(bypass["status"], 0, "{bypass}");
+        assert!(bypass["error"].as_str().unwrap_or("").contains("Connection refused"), "refused at once: {bypass}");
+    }
     assert_ne!(seen(&private), nat, "private-ranges-only leaves directly");
     // Nothing else exists out there.
     let nowhere = call_from(&direct, "http://8.8.8.8/", "");

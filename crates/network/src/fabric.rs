@@ -40,7 +40,15 @@ pub struct EgressPlan {
     pub vpc: Option<VpcPlan>,
     /// `all-traffic`: everything through the VPC; else only private ranges (PRIVATE_RANGES) go there.
     pub all_traffic: bool,
+    /// A VPC host, which anything that reaches its subnet may connect to. A Cloud Run instance is reached only
+    /// through the platform (the gateway dials it on `lo` inside its namespace): its links refuse new inbound
+    /// connections, so no instance, VPC host or router can go around ingress and IAM to another instance's port.
+    pub accepts_connections: bool,
 }
+
+/// The instance namespace's filter for a Cloud Run instance (see [`EgressPlan::accepts_connections`]): `lo` and the
+/// replies to its own connections only; anything else new is refused at once (TCP reset, ICMP otherwise).
+const INSTANCE_INPUT_FILTER: &str = "table inet gatehouse {\n chain input {\n  type filter hook input priority filter; policy accept;\n  iifname \"lo\" accept\n  ct state established,related accept\n  reject\n }\n}\n";
 
 /// Where an instance enters a VPC.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +221,9 @@ impl Fabric {
             }
         }
         ns.ip(&routes)?;
+        if !plan.accepts_connections {
+            ns.command("nft", &["-f", "-"], INSTANCE_INPUT_FILTER)?;
+        }
         Ok(attachment)
     }
 
