@@ -356,7 +356,11 @@ impl<'a> Cx<'a> {
                     continue;
                 }
                 if words(k).chain(words(v)).any(|w| INTERNAL_MARKS.contains(&w.as_str())) {
-                    why.push(format!("{kind} `{k}: {v}`"));
+                    // A finding never quotes a value that could be a secret (a key with `private` in its value...).
+                    match detect::looks_secret(k, v) {
+                        None => why.push(format!("{kind} `{k}: {v}`")),
+                        Some(_) => why.push(format!("{kind} `{k}` (its value is not shown: it looks like a secret)")),
+                    }
                 }
             }
         }

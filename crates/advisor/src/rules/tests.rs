@@ -177,6 +177,20 @@ fn public_internal_service_by_name_label_and_ingress() {
 }
 
 #[test]
+fn public_internal_service_never_quotes_an_annotation_that_looks_like_a_secret() {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+    let mut s = svc("orders");
+    s.annotations.insert("team/signing".into(), pem.into());
+    let mut i = input(vec![s]);
+    make_public(&mut i, "orders");
+    let f = hits(&i, PUBLIC_INTERNAL_SERVICE);
+    assert_eq!(f.len(), 1, "`private` in the value marks it internal");
+    let all = serde_json::to_string(&f[0]).unwrap();
+    assert!(all.contains("annotation `team/signing` (its value is not shown"), "{all}");
+    assert!(!all.contains("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"), "{all}");
+}
+
+#[test]
 fn public_internal_service_by_observed_callers() {
     let mut i = input(vec![svc("ledger")]);
     make_public(&mut i, "ledger");
