@@ -248,43 +248,38 @@ async fn exchange<P: Plane>(
         start,
     };
     let email = admitted.principal.as_ref().and_then(|p| p.email());
-    let upstream = match link.as_ref().is_some_and(|l| l.reusable_for(&upstream.endpoint)) {
-        true => upstream,
-        false => {
-            *link = None;
-            match server::reach(&*shared.plane, &route.service, upstream).await {
-                Ok((upstream, stream)) => {
-                    *link = Some(Link::new(upstream.endpoint.clone(), stream));
-                    upstream
-                }
-                Err(u) => {
-                    served.record(u.status, Some(&u.revision), email);
-                    return answer_page(client, out, req, u.status, &u.page).await;
-                }
+    // The kept instance connection if it can carry this request, else a new one (through `reach`, which replaces
+    // an instance that refuses it).
+    let (upstream, up, kept) = match link.take().filter(|l| l.reusable_for(&upstream.endpoint)) {
+        Some(kept) => (upstream, kept, true),
+        None => match server::reach(&*shared.plane, &route.service, upstream).await {
+            Ok((upstream, stream)) => {
+                let fresh = Link::new(upstream.endpoint.clone(), stream);
+                (upstream, fresh, false)
             }
-        }
+            Err(u) => {
+                served.record(u.status, Some(&u.revision), email);
+                return answer_page(client, out, req, u.status, &u.page).await;
+            }
+        },
     };
     let Upstream { endpoint, revision, guard } = upstream;
 
     request_head(out, req, endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
-    let sent = send(link, &endpoint, req, client, out);
+    let sent = send(up, kept, &endpoint, req, client, out);
     let sent = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => sent.await,
     };
-    let response = match sent {
-        Ok(response) => response,
+    let (response, mut up) = match sent {
+        Ok(sent) => sent,
         Err(status) => {
-            *link = None;
             drop(guard);
             served.record(status, Some(&revision), email);
             return answer_page(client, out, req, status, &server::exchange_failed_page(status)).await;
         }
     };
     served.record(response.status, Some(&revision), email);
-    let Some(mut up) = link.take() else {
-        return Next::Close;
-    };
     let body = pass_body(&mut up, client, out, response.framing).await;
     drop(guard);
     match body {
@@ -408,35 +403,29 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Sends the request in `out` (and the rest of its body from `client`) on the kept instance connection or a new
-/// one, and reads the response head into `out`, edited for the caller. On success `link` holds the connection,
-/// with the start of the body in its buffer. Err is the status of the page to answer with: 503 when the instance
-/// could not be reached, 502 when it broke the exchange.
+/// Sends the request in `out` (and the rest of its body from `client`) on `up` — the caller connection's kept
+/// instance connection when `kept`, else a new one — and reads the response head into `out`, edited for the caller.
+/// A kept connection the instance closed under a request that can be repeated (no body, idempotent) is replaced
+/// once. On success, the connection, with the start of the body in its buffer. Err is the status of the page to
+/// answer with: 503 when the instance could not be reached, 502 when it broke the exchange.
 async fn send(
-    link: &mut Option<Link>,
+    mut up: Link,
+    kept: bool,
     endpoint: &Endpoint,
     req: &Head<'_>,
     client: &mut TcpStream,
     out: &mut Vec<u8>,
-) -> Result<Response, StatusCode> {
-    let kept = link.take().filter(|l| l.reusable_for(endpoint));
-    let retry = req.body_left == 0 && req.idempotent();
-    if let Some(mut up) = kept {
-        match try_send(&mut up, req, client, out).await {
-            Ok(response) => {
-                *link = Some(up);
-                return Ok(response);
-            }
-            Err(Failure::Silent) if retry => {
-                tracing::debug!(%endpoint, "a kept instance connection closed under the request; sending it again");
-            }
-            Err(failure) => return Err(failure.status(endpoint)),
+) -> Result<(Response, Link), StatusCode> {
+    match try_send(&mut up, req, client, out).await {
+        Ok(response) => return Ok((response, up)),
+        Err(Failure::Silent) if kept && req.body_left == 0 && req.idempotent() => {
+            tracing::debug!(%endpoint, "a kept instance connection closed under the request; sending it again");
         }
+        Err(failure) => return Err(failure.status(endpoint)),
     }
     let mut up = Link::connect(endpoint).await?;
     let response = try_send(&mut up, req, client, out).await.map_err(|f| f.status(endpoint))?;
-    *link = Some(up);
-    Ok(response)
+    Ok((response, up))
 }
 
 /// Why an exchange with an instance failed.
@@ -553,8 +542,13 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
             chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
-            reusable &= !connection_says(h.value, "close");
-            names_others |= connection_tokens(h.value).any(|t| !t.eq_ignore_ascii_case(b"close") && !is_hop_by_hop(t));
+            for option in connection_tokens(h.value).filter(|t| !t.is_empty()) {
+                if option.eq_ignore_ascii_case(b"close") {
+                    reusable = false;
+                } else if !is_hop_by_hop(option) {
+                    names_others = true;
+                }
+            }
         } else if name.eq_ignore_ascii_case("set-cookie") {
             cookie = true;
         } else if name.eq_ignore_ascii_case("date") {
@@ -610,11 +604,6 @@ fn response_head(out: &mut Vec<u8>, resp: &httparse::Response<'_, '_>, head_only
     }
     out.extend_from_slice(b"\r\n");
     Ok(Response { status, framing, reusable, close })
-}
-
-/// Whether a `Connection` value lists `option`.
-fn connection_says(value: &[u8], option: &str) -> bool {
-    connection_tokens(value).any(|o| o.eq_ignore_ascii_case(option.as_bytes()))
 }
 
 /// The options a `Connection` value lists.

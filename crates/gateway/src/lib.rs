@@ -109,9 +109,10 @@ impl Endpoint {
 
     /// A connection to the instance, made from inside its namespace when it has one.
     pub(crate) async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let new = if self.addr.is_ipv4() { tokio::net::TcpSocket::new_v4 } else { tokio::net::TcpSocket::new_v6 };
         let socket = match &self.netns {
-            Some(ns) => ns.enter(tokio::net::TcpSocket::new_v4)??,
-            None => tokio::net::TcpSocket::new_v4()?,
+            Some(ns) => ns.enter(new)??,
+            None => new()?,
         };
         socket.connect(self.addr).await
     }

@@ -108,15 +108,20 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Sends `req` to the instance at `endpoint`: over `fresh` when given (a new connection to it), else over the caller
-/// connection's kept one when it goes there, else over a new one. Err is the status of the page to answer with: 503
-/// when the instance could not be reached, 502 when it broke the exchange. The instance connection travels with the
-/// response: hand both to [`Body::proxied`], which returns the connection to `affinity` once the body is done.
+/// The connection a request goes out on: the caller connection's kept one ([`take_link`]), or a new one.
+pub enum Conn {
+    Kept(Link),
+    Fresh(TcpStream),
+}
+
+/// Sends `req` to the instance at `endpoint` over `conn`; a kept connection the instance closed before the request
+/// was written is replaced once. Err is the status of the page to answer with: 503 when the instance could not be
+/// reached, 502 when it broke the exchange. The instance connection travels with the response: hand both to
+/// [`Body::proxied`], which returns the connection to the caller's affinity once the body is done.
 pub async fn forward(
-    affinity: &Affinity,
+    conn: Conn,
     mut req: Request<Incoming>,
     endpoint: &Endpoint,
-    fresh: Option<TcpStream>,
     caller: &HeaderValue,
     rewrite: Option<Rewrite>,
 ) -> Result<(Response<Incoming>, Link), StatusCode> {
@@ -140,18 +145,17 @@ pub async fn forward(
         }
     }
 
-    let reused = affinity.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(mut link) = reused.filter(|l| fresh.is_none() && l.endpoint == *endpoint && l.usable()) {
-        match link.send(req).await {
+    let stream = match conn {
+        Conn::Fresh(stream) => stream,
+        Conn::Kept(mut link) => match link.send(req).await {
             Ok(resp) => return Ok((finish(resp), link)),
             // The instance closed the idle connection before the request was written: try a fresh one.
-            Err(SendError::Unsent(back)) => req = *back,
+            Err(SendError::Unsent(back)) => {
+                req = *back;
+                dial_or_503(endpoint).await?
+            }
             Err(SendError::Failed(e)) => return Err(failed(endpoint, &e)),
-        }
-    }
-    let stream = match fresh {
-        Some(stream) => stream,
-        None => dial_or_503(endpoint).await?,
+        },
     };
     let mut link = handshake(endpoint, stream).await?;
     match link.send(req).await {
@@ -198,9 +202,10 @@ async fn handshake(endpoint: &Endpoint, stream: TcpStream) -> Result<Link, Statu
     Ok(Link { endpoint: endpoint.clone(), sender, conn: Box::pin(conn), done: false })
 }
 
-/// Whether the caller connection's kept instance connection can carry a request to `endpoint`.
-pub(crate) fn has_link(affinity: &Affinity, endpoint: &Endpoint) -> bool {
-    affinity.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|l| l.endpoint == *endpoint && l.usable())
+/// The caller connection's kept instance connection, if it can carry a request to `endpoint` (else it is dropped).
+pub(crate) fn take_link(affinity: &Affinity, endpoint: &Endpoint) -> Option<Link> {
+    let kept = affinity.lock().unwrap_or_else(|e| e.into_inner()).take();
+    kept.filter(|l| l.endpoint == *endpoint && l.usable())
 }
 
 /// Cleans the response head.
@@ -279,9 +284,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut named: Vec<String> = Vec::new();
     for conn in headers.get_all(header::CONNECTION) {
         for token in conn.to_str().unwrap_or("").split(',').map(str::trim) {
-            let listed = token.is_empty()
-                || token.eq_ignore_ascii_case("close")
-                || HOP_BY_HOP.iter().any(|h| token.eq_ignore_ascii_case(h.as_str()));
+            let listed = token.is_empty() || token.eq_ignore_ascii_case("close") || is_hop_by_hop(token.as_bytes());
             if !listed {
                 named.push(token.to_ascii_lowercase());
             }

@@ -368,10 +368,10 @@ async fn handle<P: Plane>(
     };
     let invoke::Admitted { principal, rewrite } = admitted;
     let email = principal.as_ref().and_then(|p| p.email());
-    let (upstream, fresh) = match proxy::has_link(&caller.affinity, &upstream.endpoint) {
-        true => (upstream, None),
-        false => match reach(&*shared.plane, &route.service, upstream).await {
-            Ok((upstream, stream)) => (upstream, Some(stream)),
+    let (upstream, conn) = match proxy::take_link(&caller.affinity, &upstream.endpoint) {
+        Some(kept) => (upstream, proxy::Conn::Kept(kept)),
+        None => match reach(&*shared.plane, &route.service, upstream).await {
+            Ok((upstream, stream)) => (upstream, proxy::Conn::Fresh(stream)),
             Err(u) => {
                 served.record(u.status, Some(&u.revision), email);
                 return Ok(page(u.status, u.page));
@@ -379,7 +379,7 @@ async fn handle<P: Plane>(
         },
     };
     let Upstream { endpoint, revision, guard } = upstream;
-    let forwarded = proxy::forward(&caller.affinity, req, &endpoint, fresh, &caller.forwarded_for, rewrite);
+    let forwarded = proxy::forward(conn, req, &endpoint, &caller.forwarded_for, rewrite);
     let outcome = match route.timeout {
         Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,
