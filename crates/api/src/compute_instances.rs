@@ -13,6 +13,7 @@ use crate::audit_trail::Call;
 use crate::http::{Reply, Req};
 use crate::projects;
 use crate::state::{kind, now_rfc3339, App, Result};
+use crate::vpc::basename;
 use model::ApiError;
 use network::{Ipv4Net, Subnetwork, COMPUTE};
 use serde::{Deserialize, Serialize};
@@ -110,10 +111,6 @@ impl Instance {
 fn startup_script(metadata: &Value) -> String {
     let items = metadata["items"].as_array().into_iter().flatten();
     items.filter(|i| i["key"] == "startup-script").find_map(|i| i["value"].as_str()).unwrap_or_default().to_string()
-}
-
-fn basename(s: &str) -> &str {
-    s.rsplit('/').next().unwrap_or(s)
 }
 
 pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {
@@ -334,7 +331,7 @@ impl App {
         }
         let stored = self.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, "")?)).unwrap_or_default();
         for (_, i) in stored {
-            let region = basename(&i.zone).rsplit_once('-').map(|(r, _)| r.to_string()).unwrap_or_default();
+            let region = region_of(basename(&i.zone)).unwrap_or_default().to_string();
             let Some(subnet) = i.network_interfaces.first().map(|n| basename(&n.subnetwork).to_string()) else {
                 continue;
             };

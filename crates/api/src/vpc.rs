@@ -335,7 +335,8 @@ fn ranges_in(tx: &store::Tx, network: &Network) -> std::result::Result<Vec<(Ipv4
     Ok(used)
 }
 
-fn basename(s: &str) -> &str {
+/// The last segment of a resource name or self link.
+pub(crate) fn basename(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 

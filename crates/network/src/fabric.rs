@@ -71,8 +71,9 @@ pub enum Via {
 impl Via {
     fn key(&self) -> String {
         match self {
-            Via::Connector { name, .. } => format!("connector {name}"),
-            Via::Subnet { name, .. } => format!("subnet {name}"),
+            // With the range: a connector or subnet deleted and made again with another range gets new rules.
+            Via::Connector { name, range } => format!("connector {name} {range}"),
+            Via::Subnet { name, range, .. } => format!("subnet {name} {range}"),
         }
     }
 }
@@ -175,9 +176,7 @@ impl Fabric {
             self.internet.ip(&format!(
                 "address add {INET_GATEWAY}/32 dev {peer}\nlink set {peer} up\nroute replace {me}/32 dev {peer}\n"
             ))?;
-            if plan.vpc.is_none() || !plan.all_traffic {
-                routes.push_str(&format!("route add default via {INET_GATEWAY} dev eth0\n"));
-            }
+            routes.push_str(&format!("route add default via {INET_GATEWAY} dev eth0\n"));
         }
         match &plan.vpc {
             None => {
@@ -304,7 +303,8 @@ fn path(ns: &Netns) -> String {
     format!("/proc/{}/fd/{}", std::process::id(), ns.as_fd().as_raw_fd())
 }
 
-/// `want`, or the first free address of `range` after the gateway (and the connector address).
+/// `want` (a VPC host's stored address), or else the highest free address of `range`: the Compute API hands VPC
+/// hosts the lowest free ones, so Direct VPC instances, which take theirs from here, stay out of their way.
 fn claim(router: &Router, range: &Ipv4Net, want: Option<Ipv4Addr>) -> io::Result<Ipv4Addr> {
     claim_in(&mut router.used.lock().unwrap_or_else(|e| e.into_inner()), range, want)
 }
@@ -324,7 +324,8 @@ fn claim_in(used: &mut BTreeSet<Ipv4Addr>, range: &Ipv4Net, want: Option<Ipv4Add
             ip
         }
         None => crate::host_addresses(range)
-            .find(|ip| !used.contains(ip))
+            .filter(|ip| !used.contains(ip))
+            .last()
             .ok_or_else(|| exhausted(&format!("addresses in {range}")))?,
     };
     used.insert(ip);
@@ -349,10 +350,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subnet_addresses_skip_the_gateway_and_the_connector_address() {
+    fn subnet_addresses_skip_the_gateway_and_the_connector_address_and_come_from_the_top() {
         let range: Ipv4Net = "10.8.0.0/29".parse().unwrap();
         let mut used = BTreeSet::new();
-        assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 3));
+        assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 6), "from the top");
         assert_eq!(claim_in(&mut used, &range, Some(Ipv4Addr::new(10, 8, 0, 5))).unwrap(), Ipv4Addr::new(10, 8, 0, 5));
         let taken = claim_in(&mut used, &range, Some(Ipv4Addr::new(10, 8, 0, 5))).unwrap_err();
         assert!(taken.to_string().contains("already in use"), "{taken}");
@@ -366,7 +367,7 @@ mod tests {
             assert!(e.to_string().contains("not a usable address"), "{bad}: {e}");
         }
         assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 4));
-        assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 6));
+        assert_eq!(claim_in(&mut used, &range, None).unwrap(), Ipv4Addr::new(10, 8, 0, 3));
         assert!(claim_in(&mut used, &range, None).unwrap_err().to_string().contains("no free addresses"));
     }
 

@@ -146,10 +146,12 @@ fn run_command(program: &str, args: &[String], input: &str) -> io::Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| io::Error::other(format!("cannot run `{program}` (install {package}): {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes())?;
-    }
+    // The child is always waited for (no zombie), and its own complaint wins over a broken pipe.
+    let written = child.stdin.take().map_or(Ok(()), |mut stdin| stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output()?;
+    if out.status.success() {
+        written?;
+    }
     if out.status.success() {
         return Ok(());
     }

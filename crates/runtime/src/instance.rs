@@ -90,6 +90,8 @@ pub(crate) async fn start<S: metadata::TokenSource>(
             None => return Err(StartFailure::Spawn("the container command is empty".to_string())),
         },
     };
+    // What a spawn failure names: the program itself, whether or not the init step wraps it.
+    let shown = program.display().to_string();
     let prepared = match &config.sandbox {
         Some(sandbox) => {
             // Namespaces, cgroups, `ip` runs and listeners: blocking work, kept off the runtime's threads.
@@ -133,7 +135,6 @@ pub(crate) async fn start<S: metadata::TokenSource>(
         revision: spec.revision.clone(),
         instance: ctx.instance_id.clone(),
     };
-    let shown = launch.args.get(2).cloned().unwrap_or_else(|| launch.program.display().to_string());
     let proc = match &netns {
         // The process starts inside the namespace: it is forked from a thread that is in it.
         Some(ns) => {
