@@ -8,6 +8,7 @@ use crate::detect;
 use crate::input::{is_default_compute_account, Egress, EnvValue, Input, Origin, Service};
 use crate::report::{Finding, Report, Severity, Skipped};
 use iam::Catalogue;
+use model::policy::ReadLog;
 use model::Policy;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -638,13 +639,10 @@ impl<'a> Cx<'a> {
             .iter()
             .filter(|c| c.service == "secretmanager.googleapis.com" || c.service == "allServices")
             .collect();
-        let data_read = configs.iter().flat_map(|c| &c.audit_log_configs).any(|item| match &item["logType"] {
-            serde_json::Value::String(s) => s == "DATA_READ",
-            serde_json::Value::Number(n) => n.as_i64() == Some(3),
-            _ => false,
-        });
         // Google's default is off; Gatehouse's (live) is on until an auditConfigs entry for the service exists.
-        let on = data_read || (configs.is_empty() && self.input.origin == Origin::Live);
+        let on = policy
+            .read_logged("secretmanager.googleapis.com", ReadLog::DataRead, "")
+            .unwrap_or(self.input.origin == Origin::Live);
         if on {
             return;
         }
@@ -737,7 +735,7 @@ impl<'a> Cx<'a> {
             for m in &b.members {
                 let Some(email) = m.strip_prefix("serviceAccount:") else { continue };
                 // Most roles are mostly reads: without the account's reads, any role would look unused.
-                if admin_reads_logged(policy, m) {
+                if policy.read_logged("allServices", ReadLog::AdminRead, m) == Some(true) {
                     by_account.entry(email).or_default().push(b.role.as_str());
                 } else if !unobserved.contains(&email) {
                     unobserved.push(email);
@@ -970,28 +968,6 @@ fn grant_on(resource: &str, member: &str, role: &str, project: &str) -> String {
         );
     }
     format!("gcloud projects add-iam-policy-binding {project} --member={member} --role={role}")
-}
-
-/// Whether the project policy's `auditConfigs` log ADMIN_READ for `allServices` without exempting `member` (Google's
-/// default is off): only then does the audit log show which read permissions an account used.
-fn admin_reads_logged(policy: &Policy, member: &str) -> bool {
-    let mut logged = false;
-    for item in policy.audit_configs.iter().filter(|c| c.service == "allServices").flat_map(|c| &c.audit_log_configs) {
-        let admin_read = match &item["logType"] {
-            serde_json::Value::String(s) => s == "ADMIN_READ",
-            serde_json::Value::Number(n) => n.as_i64() == Some(1),
-            _ => false,
-        };
-        if !admin_read {
-            continue;
-        }
-        let exempt = item["exemptedMembers"].as_array().into_iter().flatten().any(|m| m.as_str() == Some(member));
-        if exempt {
-            return false;
-        }
-        logged = true;
-    }
-    logged
 }
 
 #[cfg(test)]

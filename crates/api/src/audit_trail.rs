@@ -91,50 +91,6 @@ impl Call {
     }
 }
 
-/// `AuditLogConfig.LogType`s of the reads `auditConfigs` switch: name and enum number.
-pub(crate) const ADMIN_READ: (&str, i64) = ("ADMIN_READ", 1);
-pub(crate) const DATA_READ: (&str, i64) = ("DATA_READ", 3);
-
-/// Whether a permitted read of `log_type` on `service` by `member` is logged, by the project policy's `auditConfigs`
-/// with Google's semantics: `None` when no entry names `service` or `allServices` (the service's default applies:
-/// off in Google Cloud, except Gatehouse's DATA_READ of Secret Manager); otherwise whether one of their
-/// `auditLogConfigs` enables `log_type` (by name or number) without exempting `member`.
-pub(crate) fn read_logged(
-    project_policy: Option<&model::Policy>,
-    service: &str,
-    log_type: (&str, i64),
-    member: &str,
-) -> Option<bool> {
-    let configs: Vec<_> = project_policy
-        .map(|p| p.audit_configs.iter().filter(|c| c.service == service || c.service == "allServices").collect())
-        .unwrap_or_default();
-    if configs.is_empty() {
-        return None;
-    }
-    let mut enabled = false;
-    for item in configs.iter().flat_map(|c| &c.audit_log_configs) {
-        let matches = match &item["logType"] {
-            Value::String(s) => s == log_type.0,
-            Value::Number(n) => n.as_i64() == Some(log_type.1),
-            _ => false,
-        };
-        if !matches {
-            continue;
-        }
-        enabled = true;
-        let exempt = item["exemptedMembers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .any(|m| m.eq_ignore_ascii_case(member));
-        if exempt {
-            return Some(false);
-        }
-    }
-    Some(enabled)
-}
-
 /// Group commit for audit entries that are not part of a mutation (Data Access reads, denials).
 ///
 /// One writer thread appends whatever is queued in one transaction, and under load it never sleeps: the next batch

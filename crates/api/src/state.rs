@@ -241,10 +241,11 @@ impl App {
             return;
         }
         let snapshot = self.snapshot();
-        let policy = snapshot.policy(&self.project.full_name());
+        let Some(policy) = snapshot.policy(&self.project.full_name()).filter(|p| !p.audit_configs.is_empty()) else {
+            return;
+        };
         let member = caller.principal.member();
-        if crate::audit_trail::read_logged(policy, call.service, crate::audit_trail::ADMIN_READ, &member) != Some(true)
-        {
+        if policy.read_logged(call.service, model::policy::ReadLog::AdminRead, &member) != Some(true) {
             return;
         }
         let entry = call.clone().needs(permission, full_resource_name).entry(self, caller, None);

@@ -63,7 +63,47 @@ fn is_zero(v: &i32) -> bool {
 #[error("{0}")]
 pub struct PolicyError(pub String);
 
+/// The read log types `auditConfigs` switch (`AuditLogConfig.LogType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLog {
+    AdminRead,
+    DataRead,
+}
+
+impl ReadLog {
+    fn matches(self, log_type: &serde_json::Value) -> bool {
+        let (name, number) = match self {
+            ReadLog::AdminRead => ("ADMIN_READ", 1),
+            ReadLog::DataRead => ("DATA_READ", 3),
+        };
+        match log_type {
+            serde_json::Value::String(s) => s == name,
+            serde_json::Value::Number(n) => n.as_i64() == Some(number),
+            _ => false,
+        }
+    }
+}
+
 impl Policy {
+    /// Whether a permitted read of type `log` on `service` by `member` is logged, by this (project) policy's
+    /// `auditConfigs` with Google's semantics: `None` when no entry names `service` or `allServices` (the service's
+    /// default applies); otherwise whether one of their `auditLogConfigs` enables `log` (by name or number) without
+    /// exempting `member` (compared without case). An empty `member` asks about the service as a whole.
+    pub fn read_logged(&self, service: &str, log: ReadLog, member: &str) -> Option<bool> {
+        let mut configs =
+            self.audit_configs.iter().filter(|c| c.service == service || c.service == "allServices").peekable();
+        configs.peek()?;
+        let mut enabled = false;
+        for item in configs.flat_map(|c| &c.audit_log_configs).filter(|item| log.matches(&item["logType"])) {
+            let exempt = item["exemptedMembers"].as_array().into_iter().flatten().filter_map(|m| m.as_str());
+            if exempt.into_iter().any(|m| m.eq_ignore_ascii_case(member)) {
+                return Some(false);
+            }
+            enabled = true;
+        }
+        Some(enabled)
+    }
+
     /// Parses policy JSON and checks its shape (member syntax, role syntax, version rules).
     pub fn from_json(bytes: &[u8]) -> Result<Policy, PolicyError> {
         let policy: Policy =
@@ -158,6 +198,24 @@ pub fn validate_role_name(role: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_logged_follows_audit_configs_by_service_type_and_exemption() {
+        let policy = |configs: serde_json::Value| Policy {
+            audit_configs: serde_json::from_value(configs).unwrap(),
+            ..Policy::default()
+        };
+        let sa = "serviceAccount:app@p.iam.gserviceaccount.com";
+        assert_eq!(Policy::default().read_logged("run.googleapis.com", ReadLog::AdminRead, sa), None);
+        let p = policy(serde_json::json!([{"service": "allServices", "auditLogConfigs": [{"logType": 1}]}]));
+        assert_eq!(p.read_logged("run.googleapis.com", ReadLog::AdminRead, sa), Some(true), "by number");
+        assert_eq!(p.read_logged("run.googleapis.com", ReadLog::DataRead, sa), Some(false), "another type");
+        let p = policy(serde_json::json!([{"service": "run.googleapis.com", "auditLogConfigs": [
+            {"logType": "ADMIN_READ", "exemptedMembers": ["serviceAccount:APP@p.iam.gserviceaccount.com"]}]}]));
+        assert_eq!(p.read_logged("run.googleapis.com", ReadLog::AdminRead, sa), Some(false), "exempt, any case");
+        assert_eq!(p.read_logged("run.googleapis.com", ReadLog::AdminRead, "user:a@x.com"), Some(true));
+        assert_eq!(p.read_logged("iam.googleapis.com", ReadLog::AdminRead, sa), None, "another service");
+    }
 
     #[test]
     fn parses_google_example() {

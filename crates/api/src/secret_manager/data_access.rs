@@ -13,7 +13,6 @@
 //! Denied calls are always recorded, whatever the configuration: "a denial is audited before it is answered" is an
 //! architecture invariant. The entry never carries the payload: `response` holds only the resolved version name.
 
-use crate::audit_trail::DATA_READ;
 use crate::auth::Caller;
 use crate::state::App;
 use audit::{EntryBuilder, LogKind, PermissionType};
@@ -30,7 +29,7 @@ const VERSION_TYPE: &str = "secretmanager.googleapis.com/SecretVersion";
 /// Whether a successful (or failed but permitted) DATA_READ of Secret Manager by `member` is logged under the project
 /// policy `project_policy`: on unless the policy has an `auditConfigs` entry for the service (see the module doc).
 pub(crate) fn data_read_logged(project_policy: Option<&Policy>, member: &str) -> bool {
-    crate::audit_trail::read_logged(project_policy, SERVICE, DATA_READ, member).unwrap_or(true)
+    project_policy.and_then(|p| p.read_logged(SERVICE, model::policy::ReadLog::DataRead, member)).unwrap_or(true)
 }
 
 /// One `AccessSecretVersion` call as its audit entry describes it.
