@@ -9,9 +9,7 @@ use crate::input::Service;
 use crate::rules::PublicGrant;
 use serde::Serialize;
 
-/// The audience gcloud's user tokens carry; the gateway accepts it for any service (`gateway::GCLOUD_CLIENT_ID`;
-/// the CLI tests that both agree).
-pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+pub use model::names::GCLOUD_CLIENT_ID;
 
 pub use model::ingress::Source;
 

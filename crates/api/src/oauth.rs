@@ -16,8 +16,7 @@ use std::time::SystemTime;
 use store::TokenRow;
 use tokens::TokenKind;
 
-/// gcloud's OAuth client id: the audience of ID tokens a user gets from `auth print-identity-token`.
-pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+pub use model::names::GCLOUD_CLIENT_ID;
 
 /// A local user account (`user:EMAIL`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

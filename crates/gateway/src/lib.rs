@@ -31,9 +31,8 @@ pub use pages::NOT_FOUND_PAGE;
 pub use server::{serve, serve_from, serve_on};
 pub use workers::Workers;
 
-/// The OAuth client id of gcloud: `gcloud auth print-identity-token` for a user yields ID tokens with this `aud`, and
-/// Cloud Run accepts them on every service (PROTOCOL §2.1). Their signature is removed before forwarding (§3.4 b).
-pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+/// Cloud Run accepts user tokens from gcloud on every service; their signature is removed before forwarding (§3.4 b).
+pub use model::names::GCLOUD_CLIENT_ID;
 
 /// The permission Cloud Run checks on every request to a private service.
 pub const INVOKE_PERMISSION: &str = "run.routes.invoke";

@@ -56,8 +56,7 @@ pub(crate) fn basename(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// gcloud's OAuth client id: the audience of an ID token printed without `--audiences`.
-pub(crate) const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
+pub(crate) use model::names::GCLOUD_CLIENT_ID;
 
 /// The items of a list- or dict-type flag value, as gcloud splits them (`gcloud topic escaping`): on commas, or on
 /// DELIM when the value starts with `^DELIM^` (`^:^a,b:c` is `a,b` and `c`; a single leading `^` is literal).

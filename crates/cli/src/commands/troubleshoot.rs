@@ -121,12 +121,3 @@ fn invoke(
     println!("status   {} ({}); this host's gateway answers {}", walk.status, walk.reason, walk.gateway_status);
     Ok(0)
 }
-
-#[cfg(test)]
-mod tests {
-    // INVARIANT: the troubleshooter accepts the audience the gateway accepts for gcloud's user tokens.
-    #[test]
-    fn the_troubleshooter_knows_gclouds_client_id_as_the_gateway_does() {
-        assert_eq!(advisor::invocation::GCLOUD_CLIENT_ID, gateway::GCLOUD_CLIENT_ID);
-    }
-}
