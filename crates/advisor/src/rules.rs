@@ -217,7 +217,9 @@ impl<'a> Cx<'a> {
         let Some(services) = self.services(&[DEFAULT_SERVICE_ACCOUNT]) else { return };
         for s in services {
             let account = self.runtime_account(s);
-            if !is_default_compute_account(&account) {
+            // No account set is the default one, even when the export does not say the project number.
+            let unset = s.service_account.as_deref().is_none_or(str::is_empty);
+            if !unset && !is_default_compute_account(&account) {
                 continue;
             }
             let mut evidence = vec![match &s.service_account {

@@ -86,6 +86,11 @@ fn default_service_account_is_high_with_editor_else_medium() {
     let f = hits(&i, DEFAULT_SERVICE_ACCOUNT);
     assert_eq!(f[0].severity, Severity::High);
     assert!(f[0].fix.contains("--service-account=web-sa@p.iam.gserviceaccount.com"), "{}", f[0].fix);
+    // An export that does not say the project number: no account set is still the default one.
+    i.project_number = None;
+    let f = hits(&i, DEFAULT_SERVICE_ACCOUNT);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].evidence[0].contains("PROJECT_NUMBER-compute@"), "{:?}", f[0].evidence);
 }
 
 #[test]
