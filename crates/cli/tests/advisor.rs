@@ -513,7 +513,9 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     p.ok(&["run", "services", "list", region, &format!("--impersonate-service-account={sa}")]);
     p.ok(&["secrets", "list", &format!("--impersonate-service-account={sa}")]);
     let api = common::url(&p, "api");
-    assert_eq!(common::get(&api, Some(&common::sa_token(&p, sa, &api))).0, 200);
+    // The app's own 404: the caller got in, and used run.routes.invoke (only the gateway's refusals don't count).
+    let missing = format!("{api}/no-such-page");
+    assert_eq!(common::get(&missing, Some(&common::sa_token(&p, sa, &api))).0, 404);
     // A public service admits everyone through allUsers' grant without looking at the token (its request log says
     // `allUsers`): the call uses no permission of the account's.
     p.ok(&["run", "deploy", "pub", HELLO, region, "--allow-unauthenticated"]);

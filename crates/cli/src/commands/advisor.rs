@@ -157,11 +157,11 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
         let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
         for e in v["entries"].as_array().into_iter().flatten().filter(|e| e["stream"] == "request") {
             let fields: Vec<&str> = e["text"].as_str().unwrap_or_default().split_whitespace().collect();
-            let [_, _, status, _, who, rest @ ..] = fields.as_slice() else { continue };
+            let [_, _, _, _, who, rest @ ..] = fields.as_slice() else { continue };
             // A call from inside an instance names the instance's account (`from=`), even without a token.
             let from = rest.iter().find_map(|f| f.strip_prefix("from="));
-            // Refused by the invocation check: the caller did not get in.
-            if matches!(*status, "401" | "403" | "404") {
+            // The gateway's refusals reached no revision; an app's own 401/403/404 did, and its caller got in.
+            if e["revision"].as_str().is_none_or(str::is_empty) {
                 continue;
             }
             let member = if *who == "allUsers" {
