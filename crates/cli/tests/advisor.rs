@@ -503,6 +503,23 @@ fn live_unused_permission_needs_admin_read_logs_and_counts_invocations_from_requ
     let skipped = before["skipped"].to_string();
     assert!(skipped.contains(&format!("not in the audit log for {sa}")) && skipped.contains("ADMIN_READ"), "{skipped}");
 
+    // Someone who cannot read Data Access logs (a project viewer) sees no reads at all: the rule is skipped.
+    p.ok(&["auth", "login", "auditor@example.com"]);
+    p.ok(&["config", "set", "account", "owner@localhost"]);
+    p.ok(&[
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        "--member=user:auditor@example.com",
+        "--role=roles/viewer",
+    ]);
+    p.ok(&["config", "set", "account", "auditor@example.com"]);
+    let (_, as_viewer) = scan(&p);
+    p.ok(&["config", "set", "account", "owner@localhost"]);
+    let skipped = as_viewer["skipped"].to_string();
+    assert!(skipped.contains("cannot read Data Access audit logs (logging.privateLogEntries.list"), "{skipped}");
+    assert!(unused(&as_viewer).is_empty(), "{as_viewer:#}");
+
     // ADMIN_READ on for allServices, then the account reads services and invokes one.
     let mut policy = p.json(&["projects", "get-iam-policy", "local-project"]);
     policy["auditConfigs"] =

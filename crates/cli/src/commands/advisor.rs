@@ -109,9 +109,26 @@ fn live(g: &Global) -> Result<Report> {
     input.service_accounts = Some(accounts);
     input.keys =
         keys.map_err(|e| notes.push(unreadable(advisor::rules::SERVICE_ACCOUNT_KEY, "the key lists", &e))).ok();
-    let mut used = used_permissions(&client, &project)
-        .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
-        .ok();
+    // Without the Data Access entries (reads, secret accesses), used roles would look unused: judge none then.
+    let private = json!({ "permissions": ["logging.privateLogEntries.list"] });
+    let sees_reads = client
+        .post(&format!("/v1/projects/{p}:testIamPermissions"), &private)
+        .map(|t| t["permissions"].as_array().is_some_and(|granted| !granted.is_empty()))
+        .unwrap_or(false);
+    let mut used = match sees_reads {
+        true => used_permissions(&client, &project)
+            .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
+            .ok(),
+        false => {
+            notes.push(Skipped {
+                rule: advisor::rules::UNUSED_PERMISSION,
+                reason: "the active account cannot read Data Access audit logs (logging.privateLogEntries.list, \
+                         e.g. roles/logging.privateLogViewer), where reads are recorded"
+                    .into(),
+            });
+            None
+        }
+    };
     let names: Vec<String> = input.services.iter().flatten().map(|s| s.name.clone()).collect();
     let calls = observed_calls(&client, &base, &names)
         .and_then(|observed| {
