@@ -240,3 +240,36 @@ fn without_the_sandbox_up_says_what_is_not_enforced_and_instances_still_run() {
     let whoami: Value = http().get(format!("{}/whoami", url(&p, "hello"))).send().unwrap().json().unwrap();
     assert_eq!(whoami["serviceAccount"], p.compute_sa(), "the metadata server still answers (through env vars)");
 }
+
+#[test]
+fn without_nft_up_runs_with_the_sandbox_off_and_says_why() {
+    if !sandbox_available() {
+        return;
+    }
+    // A PATH with `ip` and nothing else: the probe must notice that `nft` is missing before any instance needs it.
+    let bin = tempfile::tempdir().unwrap();
+    let ip = std::process::Command::new("sh").args(["-c", "command -v ip"]).output().unwrap();
+    let ip = String::from_utf8(ip.stdout).unwrap();
+    std::os::unix::fs::symlink(ip.trim(), bin.path().join("ip")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut up = std::process::Command::new(common::BIN)
+        .args(["up", "--port-base", "0"])
+        .env("GATEHOUSE_HOME", home.path())
+        .env("PATH", bin.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(up.stdout.take().unwrap()));
+    let mut banner = Vec::new();
+    for line in lines.map_while(Result::ok) {
+        let ready = line.contains("ready");
+        banner.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+    let banner = banner.join("\n");
+    assert!(banner.contains("sandbox  NOT ENFORCED (`nft` (nftables) is not installed)"), "{banner}");
+}

@@ -116,11 +116,14 @@ pub fn available() -> Result<(), String> {
     std::thread::spawn(|| {
         unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("cannot create network namespaces ({e}); run as root"))?;
-        let out = Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        match out {
-            Ok(s) if s.success() => Ok(()),
-            _ => Err("`ip` (iproute2) is not installed".to_string()),
+        // Both tools every sandbox needs: `ip` links it, `nft` filters what it accepts (and NATs VPC routers).
+        for (program, flag, package) in [("ip", "-V", "iproute2"), ("nft", "--version", "nftables")] {
+            let out = Command::new(program).arg(flag).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            if !out.is_ok_and(|s| s.success()) {
+                return Err(format!("`{program}` ({package}) is not installed"));
+            }
         }
+        Ok(())
     })
     .join()
     .unwrap_or_else(|_| Err("the probe thread panicked".into()))
