@@ -123,9 +123,7 @@ pub(crate) async fn start<S: metadata::TokenSource>(
     let on_exit: spawn::OnExit = Box::new(move |status: ExitStatus| {
         let _ = md_stop.send(());
         drop(attached);
-        if let Some((cgroups, instance)) = cgroup {
-            tokio::spawn(async move { cgroups.remove(&instance).await });
-        }
+        drop(cgroup);
         on_exit(status);
     });
 
@@ -205,8 +203,8 @@ struct Prepared {
     netns: Option<Arc<Netns>>,
     /// The platform's listeners inside the namespace; dropped when the process has exited.
     attached: Option<Box<dyn std::any::Any + Send + Sync>>,
-    /// Removed when the process has exited.
-    cgroup: Option<(crate::sandbox::Cgroups, String)>,
+    /// Removed when the process has exited, or when it never starts (dropped with the exit callback).
+    cgroup: Option<crate::sandbox::InstanceCgroup>,
 }
 
 fn spawn_err(what: &str, err: impl std::fmt::Display) -> StartFailure {
@@ -287,17 +285,17 @@ fn sandboxed(
         Workload::Process { dir, .. } => Some(dir.clone()),
         Workload::Sample | Workload::Command { .. } => None,
     };
-    let cgroup_procs = sandbox
+    // Every early return below drops the cgroup, which removes it.
+    let cgroup = sandbox
         .cgroups
         .create(instance_id, spec.limits)
         .map_err(|e| spawn_err("cannot create the instance's cgroup", e))?;
-    let cgroup = Some((sandbox.cgroups.clone(), instance_id.to_string()));
     let plan = Plan {
         uid: sandbox::APP_UID,
         gid: sandbox::APP_GID,
         hostname: "localhost".to_string(),
         hide: sandbox.hide.clone(),
-        cgroup_procs,
+        cgroup_procs: cgroup.procs(),
         source,
         needs,
         hosts: sandbox::hosts_file(),
@@ -305,32 +303,23 @@ fn sandboxed(
         home: PathBuf::from(sandbox::SANDBOX_HOME),
         home_files: sandbox.home_files.clone(),
     };
-    let cleanup = |e: StartFailure| {
-        let (cgroups, id) = (sandbox.cgroups.clone(), instance_id.to_string());
-        tokio::spawn(async move { cgroups.remove(&id).await });
-        e
-    };
     let mut payload = match secrets {
         Some(p) => InitPayload { env: p.env.clone(), files: p.files.clone(), sandbox: None },
         None => InitPayload::default(),
     };
     payload.sandbox = Some(plan);
-    let line = payload.to_line().map_err(StartFailure::Spawn).map_err(cleanup)?;
+    let line = payload.to_line().map_err(StartFailure::Spawn)?;
     drop(payload);
 
-    let netns = Arc::new(
-        Netns::create().map_err(|e| spawn_err("cannot create the instance's network namespace", e)).map_err(cleanup)?,
-    );
+    let netns = Arc::new(Netns::create().map_err(|e| spawn_err("cannot create the instance's network namespace", e))?);
     let md_listener = netns
         .listen(SocketAddr::from((network::netns::METADATA_IP, 80)))
         .and_then(TcpListener::from_std)
-        .map_err(|e| spawn_err("cannot bind the instance's metadata server", e))
-        .map_err(cleanup)?;
+        .map_err(|e| spawn_err("cannot bind the instance's metadata server", e))?;
     let attached = sandbox
         .attach
         .attach(&netns, spec)
-        .map_err(|e| spawn_err("cannot serve the platform inside the instance", e))
-        .map_err(cleanup)?;
+        .map_err(|e| spawn_err("cannot serve the platform inside the instance", e))?;
     let launch = Launch {
         program: config.sample_program.clone(),
         args: init_args(&program, args),
@@ -339,6 +328,7 @@ fn sandboxed(
         stdin: Some(line),
         lifeline: true,
     };
+    let cgroup = Some(cgroup);
     Ok(Prepared { launch, home: None, port, md_listener, netns: Some(netns), attached: Some(attached), cgroup })
 }
 

@@ -194,61 +194,93 @@ impl Cgroups {
         Ok(Cgroups { kind })
     }
 
-    /// Creates the cgroup of one instance with `limits`; returns the `cgroup.procs` files its init step joins.
-    pub(crate) fn create(&self, instance: &str, limits: Limits) -> Result<Vec<PathBuf>, String> {
+    /// Creates the cgroup of one instance with `limits`. It is removed when the returned [`InstanceCgroup`] is
+    /// dropped — also when creating it fails halfway, so nothing is left behind.
+    pub(crate) fn create(&self, instance: &str, limits: Limits) -> Result<InstanceCgroup, String> {
         let quota = u64::from(limits.cpu_millis) * CPU_PERIOD_US / 1000;
-        match &self.kind {
-            CgroupKind::V2 { dir } => {
-                let d = dir.join(instance);
-                mkdir(&d)?;
-                write(&d.join("memory.max"), &limits.memory_bytes.to_string())?;
-                // No swap: an instance over its memory is stopped, as on Cloud Run (absent without swap support).
-                let _ = std::fs::write(d.join("memory.swap.max"), "0");
-                write(&d.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
-                Ok(vec![d.join("cgroup.procs")])
-            }
-            CgroupKind::V1 { memory, cpu } => {
-                let (m, c) = (memory.join(instance), cpu.join(instance));
-                mkdir(&m)?;
-                mkdir(&c)?;
-                write(&m.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
-                let _ = std::fs::write(m.join("memory.swappiness"), "0");
-                write(&c.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-                write(&c.join("cpu.cfs_quota_us"), &quota.to_string())?;
-                Ok(vec![m.join("cgroup.procs"), c.join("cgroup.procs")])
-            }
-        }
-    }
-
-    /// Removes the cgroup of an instance whose processes have exited (retrying briefly while the kernel finishes
-    /// tearing them down).
-    pub(crate) async fn remove(&self, instance: &str) {
         let dirs: Vec<PathBuf> = match &self.kind {
             CgroupKind::V2 { dir } => vec![dir.join(instance)],
             CgroupKind::V1 { memory, cpu } => vec![memory.join(instance), cpu.join(instance)],
         };
-        for dir in dirs {
-            for attempt in 0..50 {
-                match std::fs::remove_dir(&dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if attempt == 49 => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "runtime: cannot remove an instance's cgroup")
-                    }
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                }
+        let cgroup = InstanceCgroup { dirs };
+        match &self.kind {
+            CgroupKind::V2 { .. } => {
+                let d = &cgroup.dirs[0];
+                mkdir(d)?;
+                write(&d.join("memory.max"), &limits.memory_bytes.to_string())?;
+                // No swap: an instance over its memory is stopped, as on Cloud Run (absent without swap support).
+                let _ = std::fs::write(d.join("memory.swap.max"), "0");
+                write(&d.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
             }
+            CgroupKind::V1 { .. } => {
+                let (m, c) = (&cgroup.dirs[0], &cgroup.dirs[1]);
+                mkdir(m)?;
+                mkdir(c)?;
+                write(&m.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
+                let _ = std::fs::write(m.join("memory.swappiness"), "0");
+                write(&c.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                write(&c.join("cpu.cfs_quota_us"), &quota.to_string())?;
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// This daemon's directories, one per hierarchy; each instance's cgroup is a directory inside each.
+    pub fn dirs(&self) -> Vec<&Path> {
+        match &self.kind {
+            CgroupKind::V2 { dir } => vec![dir],
+            CgroupKind::V1 { memory, cpu } => vec![memory, cpu],
         }
     }
 
     /// Removes this daemon's directories (at stop, after every instance is gone).
     pub fn close(&self) {
-        let dirs: Vec<&PathBuf> = match &self.kind {
-            CgroupKind::V2 { dir } => vec![dir],
-            CgroupKind::V1 { memory, cpu } => vec![memory, cpu],
-        };
-        for dir in dirs {
+        for dir in self.dirs() {
             remove_tree(dir);
+        }
+    }
+}
+
+/// One instance's cgroup (one directory per hierarchy). Dropping it removes the directories: the instance's
+/// processes have exited, or the instance never started. The kernel may still be tearing the last process down, so
+/// removal retries for up to a second, off the caller's thread.
+#[derive(Debug)]
+pub(crate) struct InstanceCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+impl InstanceCgroup {
+    /// The `cgroup.procs` files the instance's init step joins before it creates anything.
+    pub(crate) fn procs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+}
+
+impl Drop for InstanceCgroup {
+    fn drop(&mut self) {
+        let dirs = std::mem::take(&mut self.dirs);
+        let remove = move || {
+            for dir in dirs {
+                remove_retrying(&dir);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+/// rmdir, retried every 20 ms for up to a second while the directory is still busy.
+fn remove_retrying(dir: &Path) {
+    for attempt in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if attempt == 49 => {
+                tracing::warn!(dir = %dir.display(), error = %e, "runtime: cannot remove an instance's cgroup")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
 }

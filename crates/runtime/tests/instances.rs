@@ -351,3 +351,49 @@ async fn shutdown_leaves_no_process_behind() {
     let again = server_spec("tree", "tree-00002", dir.path());
     assert!(matches!(rt.deploy(again).await, Err(DeployError::Spawn(_))));
 }
+
+/// Attaches nothing inside an instance's namespace.
+struct NoListeners;
+
+impl runtime::Attach for NoListeners {
+    fn attach(
+        &self,
+        _: &Arc<network::netns::Netns>,
+        _: &runtime::RevisionSpec,
+    ) -> Result<Box<dyn std::any::Any + Send + Sync>, String> {
+        Ok(Box::new(()))
+    }
+}
+
+#[tokio::test]
+async fn a_sandboxed_instance_that_cannot_be_spawned_leaves_no_cgroup_behind() {
+    let root = nix::unistd::Uid::effective().is_root();
+    assert!(
+        root || std::env::var_os("GATEHOUSE_TEST_NO_SANDBOX").is_some(),
+        "this test needs root (cgroups and network namespaces); run as root or set GATEHOUSE_TEST_NO_SANDBOX=1 on purpose"
+    );
+    if !root {
+        return;
+    }
+    let cgroups = runtime::Cgroups::discover().expect("a cgroup hierarchy with memory and cpu");
+    let mut cfg = config();
+    // The sandbox launches every workload through the gatehouse binary's init step: absent here, so the spawn
+    // itself fails after the cgroup, the namespace and the listeners were made.
+    cfg.sandbox = Some(runtime::SandboxConfig {
+        cgroups: cgroups.clone(),
+        hide: vec![],
+        attach: Arc::new(NoListeners),
+        home_files: vec![],
+    });
+    let rt = runtime(cfg);
+    let dir = tempfile::tempdir().unwrap();
+    let err = rt.deploy(server_spec("nospawn", "nospawn-00001", dir.path())).await.expect_err("cannot spawn");
+    assert!(matches!(&err, DeployError::Spawn(m) if m.contains("cannot run")), "{err:?}");
+    let instances = || -> Vec<String> {
+        let dirs = cgroups.dirs().into_iter().flat_map(|d| std::fs::read_dir(d).expect("the daemon's cgroup"));
+        dirs.flatten().filter(|e| e.path().is_dir()).map(|e| e.path().display().to_string()).collect()
+    };
+    assert!(eventually(Duration::from_secs(3), || instances().is_empty()).await, "left behind: {:?}", instances());
+    rt.shutdown().await;
+    cgroups.close();
+}
