@@ -324,11 +324,18 @@ impl App {
         out
     }
 
-    /// Runs VPC hosts from now on, starting every stored one (at `up`).
+    /// Runs VPC hosts from now on (at `up`, before the API answers, so `instances insert` never finds it unset).
+    /// The stored hosts are started by [`App::start_stored_hosts`].
     pub fn set_host_runner(&self, runner: Arc<dyn HostRunner>) {
-        if self.hosts.set(runner.clone()).is_err() {
-            return;
+        if self.hosts.set(runner).is_err() {
+            tracing::warn!("the VPC host runner was already set");
         }
+    }
+
+    /// Starts every stored VPC host with the runner [`App::set_host_runner`] set (blocks on each start: call it off
+    /// the async runtime's threads).
+    pub fn start_stored_hosts(&self) {
+        let Some(runner) = self.hosts.get().cloned() else { return };
         let stored = self.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, "")?)).unwrap_or_default();
         for (_, i) in stored {
             let region = region_of(basename(&i.zone)).unwrap_or_default().to_string();

@@ -210,9 +210,10 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
                     app: app.clone(),
                     hosts: Default::default(),
                 });
-                let (app, runner) = (app.clone(), hosts.clone());
-                // Stored hosts start in the background (start blocks on the runtime).
-                tokio::task::spawn_blocking(move || app.set_host_runner(runner));
+                app.set_host_runner(hosts.clone());
+                // Stored hosts start in the background (each start blocks on the runtime).
+                let app = app.clone();
+                tokio::task::spawn_blocking(move || app.start_stored_hosts());
                 Some(hosts)
             }
             None => None,
