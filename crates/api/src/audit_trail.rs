@@ -103,18 +103,37 @@ impl Call {
 /// and flushed by the next durable write or checkpoint. The trade-off, chosen for the volume of Data Access entries
 /// (one per secret read): a crash of the whole machine can lose the entries of the last few reads, as Cloud Audit Logs'
 /// own asynchronous delivery can. An fsync per batch cost about 290 µs per read at one connection (bench/README.md).
+///
+/// The gateway's refusals are recorded without a waiter ([`AuditQueue::record`]): the refusal is answered at once and
+/// its entry follows in the next batch. Those are bounded ([`MAX_UNWAITED`]), so a flood of refused requests cannot
+/// grow the daemon's memory without limit; readers of the log call [`AuditQueue::settle`] first, so an entry queued
+/// before a read is in that read.
 pub(crate) struct AuditQueue {
     shared: std::sync::Arc<Shared>,
 }
 
+/// Entries queued without a waiter ([`AuditQueue::record`]) that may wait for the writer at once; more are dropped
+/// and counted (about 1 KB each: at most ~20 MB).
+pub(crate) const MAX_UNWAITED: usize = 20_000;
+
 struct Shared {
     state: std::sync::Mutex<Queued>,
+    /// The writer waits here for entries.
     wake: std::sync::Condvar,
+    /// [`AuditQueue::settle`] waits here for batches to commit.
+    committed: std::sync::Condvar,
 }
 
 #[derive(Default)]
 struct Queued {
     pending: Vec<(String, Waiter)>,
+    /// Of `pending`, the entries without a waiter.
+    unwaited: usize,
+    /// Entries ever queued, and of those how many the writer has finished with (committed or failed).
+    queued: u64,
+    done: u64,
+    /// Entries without a waiter dropped since the writer last reported it.
+    dropped: u64,
     closed: bool,
 }
 
@@ -122,18 +141,35 @@ struct Queued {
 enum Waiter {
     Async(tokio::sync::oneshot::Sender<bool>),
     Blocking(std::sync::mpsc::SyncSender<bool>),
+    /// Nobody: [`AuditQueue::record`].
+    Nobody,
 }
 
 impl AuditQueue {
     /// Starts the writer thread over `store`; it stops when the queue is dropped, after writing what was queued.
     pub fn start(store: std::sync::Arc<store::Store>) -> AuditQueue {
-        let shared = std::sync::Arc::new(Shared { state: Default::default(), wake: std::sync::Condvar::new() });
-        let writer = shared.clone();
+        let queue = AuditQueue::idle();
+        queue.start_writer(store);
+        queue
+    }
+
+    /// A queue with no writer yet.
+    fn idle() -> AuditQueue {
+        AuditQueue {
+            shared: std::sync::Arc::new(Shared {
+                state: Default::default(),
+                wake: std::sync::Condvar::new(),
+                committed: std::sync::Condvar::new(),
+            }),
+        }
+    }
+
+    fn start_writer(&self, store: std::sync::Arc<store::Store>) {
+        let writer = self.shared.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || writer.run(&store))
             .expect("the audit writer thread starts");
-        AuditQueue { shared }
     }
 
     /// Queues `entry`; the receiver reports whether it is durable (`true`) or its transaction failed (`false`).
@@ -152,6 +188,35 @@ impl AuditQueue {
             _ => Err(()),
         }
     }
+
+    /// Queues `entry` without waiting for it. `false` when [`MAX_UNWAITED`] such entries are already waiting for
+    /// the writer: the entry is dropped, and the writer reports how many were in the daemon's log.
+    pub fn record(&self, entry: String) -> bool {
+        let mut q = self.shared.lock();
+        if q.unwaited >= MAX_UNWAITED {
+            q.dropped += 1;
+            return false;
+        }
+        q.unwaited += 1;
+        self.shared.push_locked(&mut q, entry, Waiter::Nobody);
+        true
+    }
+
+    /// Waits (up to `limit`) until every entry queued before this call has been written: what a reader of the log
+    /// calls first. `false` if the limit passed first.
+    pub fn settle(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut q = self.shared.lock();
+        let target = q.queued;
+        while q.done < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = self.shared.committed.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
 }
 
 impl Drop for AuditQueue {
@@ -168,7 +233,12 @@ impl Shared {
 
     fn push(&self, entry: String, waiter: Waiter) {
         let mut q = self.lock();
+        self.push_locked(&mut q, entry, waiter);
+    }
+
+    fn push_locked(&self, q: &mut Queued, entry: String, waiter: Waiter) {
         q.pending.push((entry, waiter));
+        q.queued += 1;
         // The writer sleeps only on an empty queue.
         if q.pending.len() == 1 {
             self.wake.notify_one();
@@ -185,6 +255,15 @@ impl Shared {
                 if q.pending.is_empty() {
                     return;
                 }
+                if q.dropped > 0 {
+                    tracing::warn!(
+                        dropped = q.dropped,
+                        "audit: requests were refused faster than the audit log could record them; that many refusals \
+                         were not recorded"
+                    );
+                    q.dropped = 0;
+                }
+                q.unwaited = 0;
                 std::mem::take(&mut q.pending)
             };
             let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -201,6 +280,7 @@ impl Shared {
                     false
                 }
             };
+            let written = batch.len() as u64;
             for (_, waiter) in batch {
                 match waiter {
                     Waiter::Async(tx) => {
@@ -209,8 +289,11 @@ impl Shared {
                     Waiter::Blocking(tx) => {
                         let _ = tx.try_send(ok);
                     }
+                    Waiter::Nobody => {}
                 }
             }
+            self.lock().done += written;
+            self.committed.notify_all();
         }
     }
 }
@@ -218,6 +301,30 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unwaited_entries_are_bounded_and_a_reader_settles_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(store::Store::open(&dir.path().join("state.db")).unwrap());
+        // No writer yet: everything queued stays queued.
+        let queue = AuditQueue::idle();
+        for i in 0..MAX_UNWAITED {
+            assert!(queue.record(format!("{{\"i\":{i}}}")), "entry {i} was refused below the bound");
+        }
+        assert!(!queue.record("{\"i\":\"over\"}".into()), "the bound let one more in");
+        assert!(!queue.settle(std::time::Duration::from_millis(50)), "settled with nothing written");
+        queue.start_writer(store.clone());
+        assert!(queue.settle(std::time::Duration::from_secs(30)));
+        // Settled means written: every entry queued before `settle` is in the log, the dropped one is not.
+        let rows = store.read(|tx| tx.audit_rows(0, usize::MAX)).unwrap();
+        assert_eq!(rows.len(), MAX_UNWAITED);
+        assert!(rows.iter().all(|r| !r.entry.contains("over")));
+        // Room again once the writer has taken the batch.
+        assert!(queue.record("{\"i\":\"after\"}".into()));
+        assert!(queue.settle(std::time::Duration::from_secs(5)));
+        let last = store.read(|tx| tx.audit_rows(MAX_UNWAITED as i64, 10)).unwrap();
+        assert_eq!(last.iter().map(|r| r.entry.as_str()).collect::<Vec<_>>(), ["{\"i\":\"after\"}"]);
+    }
 
     #[test]
     fn group_commit_records_every_entry_once_in_one_chain() {

@@ -65,20 +65,33 @@ pub(crate) fn list(app: &App, req: &Req) -> Result<Reply> {
     } else {
         body.page_token.parse().map_err(|_| ApiError::invalid("invalid `pageToken`"))?
     };
-    let rows = app.read(|tx| Ok(tx.audit_rows(0, usize::MAX)?))?;
-    let mut entries: Vec<Value> = rows
-        .iter()
-        .filter_map(|r| serde_json::from_str::<Value>(&r.entry).ok())
-        .filter(|e| private || !e["logName"].as_str().unwrap_or_default().ends_with("data_access"))
-        .filter(|e| filter.matches(e))
-        .collect();
-    if descending {
-        entries.reverse();
-    }
-    let total = entries.len();
-    let page: Vec<Value> = entries.into_iter().skip(skip).take(page_size).collect();
+    app.settle_audit_log();
+    // Streamed, newest or oldest first: a page costs the rows up to it, never the whole log in memory.
+    let mut page = Vec::with_capacity(page_size.min(64));
+    let (mut matched, mut more) = (0usize, false);
+    app.read(|tx| {
+        Ok(tx.scan_audit(descending, |row| {
+            let Ok(entry) = serde_json::from_str::<Value>(&row.entry) else { return true };
+            if !private && entry["logName"].as_str().unwrap_or_default().ends_with("data_access") {
+                return true;
+            }
+            if !filter.matches(&entry) {
+                return true;
+            }
+            matched += 1;
+            if matched <= skip {
+                return true;
+            }
+            if page.len() == page_size {
+                more = true;
+                return false;
+            }
+            page.push(entry);
+            true
+        })?)
+    })?;
     let mut out = json!({ "entries": page });
-    if skip + page_size < total {
+    if more {
         out["nextPageToken"] = json!((skip + page_size).to_string());
     }
     Ok(Reply::Json(out))
@@ -91,6 +104,7 @@ pub(crate) fn verify(app: &App, req: &Req) -> Result<Reply> {
         Call::new("gatehouse.local", "gatehouse.audit.VerifyChain", format!("projects/{}", app.project.project_id))
             .reading();
     app.authorize(&caller, "logging.logEntries.list", &project, &call)?;
+    app.settle_audit_log();
     let rows = app.read(|tx| Ok(tx.audit_rows(0, usize::MAX)?))?;
     let stored = rows.iter().map(|r| audit::StoredEntry { seq: r.seq, entry_json: r.entry.as_bytes(), hash: &r.hash });
     Ok(Reply::Json(match audit::verify(stored) {

@@ -254,6 +254,14 @@ impl App {
         }
     }
 
+    /// Waits until the audit entries queued so far (the gateway's refusals among them) are written, so a read of
+    /// the log that follows a refused request sees it. Bounded: a reader waits at most 2 s behind a flood.
+    pub(crate) fn settle_audit_log(&self) {
+        if !self.audit_queue.settle(std::time::Duration::from_secs(2)) {
+            tracing::warn!("audit: the log is still being written; this read may miss the newest entries");
+        }
+    }
+
     /// Permissions of `candidates` that `caller` holds on the resource (testIamPermissions).
     pub(crate) fn granted_permissions(
         &self,

@@ -252,12 +252,11 @@ pub fn start_services(app: Arc<App>, runtime: Arc<Runtime>) {
     }
 }
 
-/// The gateway's view of the control plane: snapshots, the runtime's instances, and channels for its records.
+/// The gateway's view of the control plane: snapshots, the runtime's instances, and where its records go.
 pub struct GatewayPlane {
     pub app: Arc<App>,
     pub runtime: Arc<Runtime>,
     pub routes: arc_swap::ArcSwap<gateway::Routes>,
-    pub denials: tokio::sync::mpsc::UnboundedSender<gateway::Denial>,
 }
 
 impl GatewayPlane {
@@ -330,8 +329,18 @@ impl gateway::Plane for GatewayPlane {
         }
     }
 
-    fn denied(&self, denial: gateway::Denial) {
-        let _ = self.denials.send(denial);
+    fn denied(&self, d: gateway::Denial) {
+        self.app.record_invocation_denial(api::run::InvocationDenial {
+            resource: d.resource,
+            status: d.status,
+            reason: d.reason,
+            principal: d.principal,
+            explanation: d.explanation,
+            caller_ip: d.caller_ip,
+            source_account: d.source_account,
+            method: d.method,
+            path: d.path,
+        });
     }
 
     fn served(&self, r: gateway::RequestRecord<'_>) {
@@ -345,24 +354,5 @@ impl gateway::Plane for GatewayPlane {
         }
         let revision = r.revision.unwrap_or_default();
         self.runtime.record(r.service, runtime::LogLine::now(revision, "", runtime::Stream::Request, text));
-    }
-}
-
-/// Writes refused invocations to the audit log, off the request path.
-pub async fn audit_denials(app: Arc<App>, mut rx: tokio::sync::mpsc::UnboundedReceiver<gateway::Denial>) {
-    while let Some(d) = rx.recv().await {
-        let app = app.clone();
-        let denial = api::run::InvocationDenial {
-            resource: d.resource,
-            status: d.status,
-            reason: d.reason,
-            principal: d.principal,
-            explanation: d.explanation,
-            caller_ip: d.caller_ip,
-            source_account: d.source_account,
-            method: d.method,
-            path: d.path,
-        };
-        let _ = tokio::task::spawn_blocking(move || app.record_invocation_denial(denial)).await;
     }
 }

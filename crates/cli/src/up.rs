@@ -166,13 +166,10 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
             handle: tokio::runtime::Handle::current(),
             app: app.clone(),
         }));
-        let (denials, denial_rx) = tokio::sync::mpsc::unbounded_channel();
-        let audit_task = tokio::spawn(crate::platform::audit_denials(app.clone(), denial_rx));
         let plane = Arc::new(crate::platform::GatewayPlane {
             app: app.clone(),
             runtime: rt.clone(),
             routes: Default::default(),
-            denials,
         });
         plane.refresh_routes();
         let _ = instance_listeners.plane.set(plane.clone());
@@ -287,7 +284,6 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         if let Ok(sandbox) = &sandbox {
             sandbox.cgroups.close();
         }
-        audit_task.abort();
         // Remove daemon.json only if it is still ours.
         if home.daemon().is_ok_and(|d| d.pid == std::process::id()) {
             let _ = std::fs::remove_file(home.path("daemon.json"));

@@ -400,6 +400,34 @@ fn requests_longer_than_the_timeout_get_504() {
 }
 
 #[test]
+fn every_refusal_is_in_the_log_read_right_after_it() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "vault", HELLO, "--region=us-central1", "--no-allow-unauthenticated"]);
+    let base = url(&p, "vault");
+    // Refusals are answered at once and written in batches behind them; a read of the log waits for those queued
+    // before it, so none of these is missing even when the read follows the last refusal immediately.
+    let client = http();
+    for i in 0..300 {
+        let status = client.get(format!("{base}/attempt-{i}")).send().unwrap().status();
+        assert_eq!(status, 403, "request {i}");
+    }
+    let denied = p.json(&[
+        "logging",
+        "read",
+        "protoPayload.authorizationInfo.permission=\"run.routes.invoke\" AND protoPayload.resourceName:\"services/vault\"",
+        "--limit=1000",
+    ]);
+    let paths: std::collections::HashSet<String> = denied
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["protoPayload"]["request"]["path"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<usize> = (0..300).filter(|i| !paths.contains(&format!("/attempt-{i}"))).collect();
+    assert!(missing.is_empty(), "refusals not in the log: {missing:?} ({} entries)", denied.as_array().unwrap().len());
+}
+
+#[test]
 fn long_running_operations_can_be_read_back_as_client_libraries_poll_them() {
     let p = Platform::start();
     let base = format!("{}/v2/projects/local-project/locations/us-central1", p.api);

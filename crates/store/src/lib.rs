@@ -287,6 +287,24 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Visits every audit row, oldest first (or newest first), until `visit` returns `false`: one row in memory at a
+    /// time, however long the log.
+    pub fn scan_audit(&self, newest_first: bool, mut visit: impl FnMut(AuditRow) -> bool) -> Result<(), StoreError> {
+        let sql = if newest_first {
+            "SELECT seq, entry, hash FROM audit ORDER BY seq DESC"
+        } else {
+            "SELECT seq, entry, hash FROM audit ORDER BY seq"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if !visit(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Audit rows with `seq > after`, oldest first, at most `limit`.
     pub fn audit_rows(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
         let mut stmt =

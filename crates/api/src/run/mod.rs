@@ -786,8 +786,9 @@ pub struct InvocationDenial {
 }
 
 impl App {
-    /// Appends the audit entry of a refused invocation: which control said no, why, and IAM's decision trace, so
-    /// `logging read` and the troubleshooter explain it. Called off the request path.
+    /// Queues the audit entry of a refused invocation: which control said no, why, and IAM's decision trace, so
+    /// `logging read` and the troubleshooter explain it. Does not wait for the write (the gateway calls it on the
+    /// request path); a read of the log waits for it.
     pub fn record_invocation_denial(&self, d: InvocationDenial) {
         let principal = match &d.principal {
             Some(e) if e.ends_with(".gserviceaccount.com") => iam::Principal::ServiceAccount(e.clone()),
@@ -816,8 +817,7 @@ impl App {
             _ => Code::PermissionDenied,
         };
         let entry = call.entry(self, &caller, Some(&ApiError::new(code, d.reason)));
-        if let Err(e) = self.store.write(|tx| tx.append_audit(&entry)) {
-            tracing::error!(error = %e, "could not record a refused invocation in the audit log");
-        }
+        // Over the queue's bound (a flood of refused requests) the entry is dropped; the writer logs how many.
+        let _ = self.audit_queue.record(entry);
     }
 }
