@@ -216,24 +216,26 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
     let Some(route) = route::find_host(&plane.routes(), shared.by, host) else {
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     };
-    if !route.ingress.admits(shared.source) {
-        // Cloud Run answers 404 and leaves no request log entry; the denial is kept for the troubleshooter.
+    // A refusal's record for the troubleshooter: which control said no, and why.
+    let deny = |status: StatusCode, reason: String, principal: Option<String>, explanation| {
         plane.denied(Denial {
             service: route.service.clone(),
             resource: route.resource.clone(),
-            status: StatusCode::NOT_FOUND.as_u16(),
-            reason: format!(
-                "ingress `{}` does not admit requests from {}",
-                route.ingress.flag(),
-                shared.source.words()
-            ),
-            principal: None,
-            explanation: None,
+            status: status.as_u16(),
+            reason,
+            principal,
+            explanation,
             caller_ip: caller.ip.clone(),
             source_account: shared.from.as_deref().map(str::to_owned),
             method: method.to_owned(),
             path: path.to_owned(),
-        });
+        })
+    };
+    if !route.ingress.admits(shared.source) {
+        // Cloud Run answers 404 and leaves no request log entry; the denial is kept for the troubleshooter.
+        let reason =
+            format!("ingress `{}` does not admit requests from {}", route.ingress.flag(), shared.source.words());
+        deny(StatusCode::NOT_FOUND, reason, None, None);
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     }
     let from = shared.from.as_deref();
@@ -253,18 +255,7 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
             };
             let email = refusal.principal.as_ref().and_then(|p| p.email()).map(str::to_owned);
             served.record(status, None, email.as_deref());
-            plane.denied(Denial {
-                service: route.service.clone(),
-                resource: route.resource.clone(),
-                status: status.as_u16(),
-                reason: refusal.reason,
-                principal: email,
-                explanation: refusal.explanation,
-                caller_ip: caller.ip.clone(),
-                source_account: shared.from.as_deref().map(str::to_owned),
-                method: method.to_owned(),
-                path: path.to_owned(),
-            });
+            deny(status, refusal.reason, email, refusal.explanation);
             return Err((status, body));
         }
     };
