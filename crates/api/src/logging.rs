@@ -60,17 +60,20 @@ pub(crate) fn list(app: &App, req: &Req) -> Result<Reply> {
         }
     };
     let page_size = body.page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let skip: usize = if body.page_token.is_empty() {
-        0
-    } else {
-        body.page_token.parse().map_err(|_| ApiError::invalid("invalid `pageToken`"))?
+    // A page token is where the last page stopped (the order's letter and the last entry's `seq`), so each page
+    // resumes there instead of scanning the log from its start again.
+    let order = if descending { 'd' } else { 'a' };
+    let bad_token = || ApiError::invalid("invalid `pageToken`: pass the `nextPageToken` of the same listing");
+    let from = match body.page_token.as_str() {
+        "" => None,
+        token => Some(token.strip_prefix(order).and_then(|seq| seq.parse::<i64>().ok()).ok_or_else(bad_token)?),
     };
     app.settle_audit_log();
-    // Streamed, newest or oldest first: a page costs the rows up to it, never the whole log in memory.
+    // Streamed, newest or oldest first: a page costs the rows it covers, never the whole log in memory.
     let mut page = Vec::with_capacity(page_size.min(64));
-    let (mut matched, mut more) = (0usize, false);
+    let (mut last, mut more) = (None, false);
     app.read(|tx| {
-        Ok(tx.scan_audit(descending, |row| {
+        Ok(tx.scan_audit(descending, from, |row| {
             let Ok(entry) = serde_json::from_str::<Value>(&row.entry) else { return true };
             if !private && entry["logName"].as_str().unwrap_or_default().ends_with("data_access") {
                 return true;
@@ -78,21 +81,18 @@ pub(crate) fn list(app: &App, req: &Req) -> Result<Reply> {
             if !filter.matches(&entry) {
                 return true;
             }
-            matched += 1;
-            if matched <= skip {
-                return true;
-            }
             if page.len() == page_size {
                 more = true;
                 return false;
             }
             page.push(entry);
+            last = Some(row.seq);
             true
         })?)
     })?;
     let mut out = json!({ "entries": page });
-    if more {
-        out["nextPageToken"] = json!((skip + page_size).to_string());
+    if let (true, Some(seq)) = (more, last) {
+        out["nextPageToken"] = json!(format!("{order}{seq}"));
     }
     Ok(Reply::Json(out))
 }

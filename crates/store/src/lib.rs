@@ -287,16 +287,23 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Visits every audit row, oldest first (or newest first), until `visit` returns `false`: one row in memory at a
-    /// time, however long the log.
-    pub fn scan_audit(&self, newest_first: bool, mut visit: impl FnMut(AuditRow) -> bool) -> Result<(), StoreError> {
+    /// Visits the audit rows oldest first (or newest first), from just past `from` when given (a `seq`: later rows
+    /// oldest first, earlier ones newest first), until `visit` returns `false`: one row in memory at a time, however
+    /// long the log.
+    pub fn scan_audit(
+        &self,
+        newest_first: bool,
+        from: Option<i64>,
+        mut visit: impl FnMut(AuditRow) -> bool,
+    ) -> Result<(), StoreError> {
         let sql = if newest_first {
-            "SELECT seq, entry, hash FROM audit ORDER BY seq DESC"
+            "SELECT seq, entry, hash FROM audit WHERE seq < ?1 ORDER BY seq DESC"
         } else {
-            "SELECT seq, entry, hash FROM audit ORDER BY seq"
+            "SELECT seq, entry, hash FROM audit WHERE seq > ?1 ORDER BY seq"
         };
+        let from = from.unwrap_or(if newest_first { i64::MAX } else { 0 });
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([from])?;
         while let Some(r) = rows.next()? {
             if !visit(AuditRow { seq: r.get(0)?, entry: r.get(1)?, hash: r.get(2)? }) {
                 break;

@@ -115,23 +115,33 @@ fn live(g: &Global) -> Result<Report> {
         .post(&format!("/v1/projects/{p}:testIamPermissions"), &private)
         .map(|t| t["permissions"].as_array().is_some_and(|granted| !granted.is_empty()))
         .unwrap_or(false);
-    let mut used = match sees_reads {
-        true => used_permissions(&client, &project)
-            .map_err(|e| notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", &e)))
-            .ok(),
-        false => {
-            notes.push(Skipped {
-                rule: advisor::rules::UNUSED_PERMISSION,
-                reason: "the active account cannot read Data Access audit logs (logging.privateLogEntries.list, \
-                         e.g. roles/logging.privateLogViewer), where reads are recorded"
-                    .into(),
-            });
-            None
+    if !sees_reads {
+        notes.push(Skipped {
+            rule: advisor::rules::UNUSED_PERMISSION,
+            reason: "the active account cannot read Data Access audit logs (logging.privateLogEntries.list, \
+                     e.g. roles/logging.privateLogViewer), where reads are recorded"
+                .into(),
+        });
+    }
+    // One pass over the audit log: the permissions used (when reads are visible) and the ingress refusals.
+    let mut used = sees_reads.then(BTreeMap::new);
+    let mut refused = Vec::new();
+    let filter = if sees_reads { "" } else { REFUSED_BY_INGRESS };
+    let audit = for_each_entry(&client, &project, filter, |e| {
+        if let Some(used) = used.as_mut() {
+            note_used(used, e);
         }
-    };
+        refused.extend(refused_by_ingress(e));
+    });
+    if let Err(e) = &audit {
+        if used.take().is_some() {
+            notes.push(unreadable(advisor::rules::UNUSED_PERMISSION, "the audit log", e));
+        }
+    }
     let names: Vec<String> = input.services.iter().flatten().map(|s| s.name.clone()).collect();
-    let calls = observed_calls(&client, &base, &names)
-        .and_then(|observed| {
+    let calls = audit
+        .and_then(|()| observed_calls(&client, &base, &names))
+        .map(|observed| {
             // An admitted call with a service account's token used `run.routes.invoke` on that service.
             for (member, name, by_token) in &observed {
                 let (true, Some(email), Some(used)) = (by_token, member.strip_prefix("serviceAccount:"), used.as_mut())
@@ -144,8 +154,8 @@ fn live(g: &Global) -> Result<Report> {
                 }
             }
             let mut calls: Vec<(String, String)> = observed.into_iter().map(|(m, s, _)| (m, s)).collect();
-            calls.extend(refused_by_ingress(&client, &project)?);
-            Ok(calls)
+            calls.extend(refused);
+            calls
         })
         .map_err(|e| {
             let what = "the request logs and the audit log";
@@ -194,13 +204,25 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
     Ok(calls)
 }
 
-/// Calls refused by ingress that came from inside an instance (or VPC host): they never reach a request log, and
-/// the audit log names the account of the instance they came from (`request.sourceAccount`).
-fn refused_by_ingress(client: &Client, project: &str) -> Result<Vec<(String, String)>> {
-    let mut calls = Vec::new();
+/// The audit log's ingress refusals (the gateway's 404s).
+const REFUSED_BY_INGRESS: &str = "protoPayload.methodName=\"run.routes.invoke\" AND protoPayload.status.code=5";
+
+/// A call refused by ingress that came from inside an instance (or VPC host): it never reaches a request log, and
+/// the audit log names the account of the instance it came from (`request.sourceAccount`).
+fn refused_by_ingress(e: &Value) -> Option<(String, String)> {
+    let payload = &e["protoPayload"];
+    if payload["methodName"] != "run.routes.invoke" || payload["status"]["code"] != 5 {
+        return None;
+    }
+    let account = payload["request"]["sourceAccount"].as_str()?;
+    let service = payload["resourceName"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+    Some((format!("serviceAccount:{account}"), service.to_owned()))
+}
+
+/// Visits every entry of the project's audit log that `filter` matches, oldest first, page by page.
+fn for_each_entry(client: &Client, project: &str, filter: &str, mut visit: impl FnMut(&Value)) -> Result<()> {
     let mut token = String::new();
     loop {
-        let filter = "protoPayload.methodName=\"run.routes.invoke\" AND protoPayload.status.code=5";
         let body = json!({
             "resourceNames": [format!("projects/{project}")],
             "filter": filter,
@@ -208,18 +230,12 @@ fn refused_by_ingress(client: &Client, project: &str) -> Result<Vec<(String, Str
             "pageToken": token,
         });
         let page = client.post("/v2/entries:list", &body)?;
-        for e in page["entries"].as_array().into_iter().flatten() {
-            let payload = &e["protoPayload"];
-            let Some(account) = payload["request"]["sourceAccount"].as_str() else { continue };
-            let service = payload["resourceName"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default();
-            calls.push((format!("serviceAccount:{account}"), service.to_owned()));
-        }
+        page["entries"].as_array().into_iter().flatten().for_each(&mut visit);
         match page["nextPageToken"].as_str() {
             Some(t) if !t.is_empty() => token = t.to_owned(),
-            _ => break,
+            _ => return Ok(()),
         }
     }
-    Ok(calls)
 }
 
 /// A skipped note for a part of the state the active account may not read.
@@ -235,31 +251,18 @@ fn to_policy(v: Value) -> Result<model::Policy> {
     Ok(serde_json::from_value(v)?)
 }
 
-/// The permissions each principal was granted and used, from the audit log (Admin Activity and, when the caller
-/// may read it, Data Access): principal email → (permission, full resource name).
-fn used_permissions(client: &Client, project: &str) -> Result<BTreeMap<String, BTreeSet<(String, String)>>> {
-    let mut used: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut token = String::new();
-    loop {
-        let body = json!({ "resourceNames": [format!("projects/{project}")], "pageSize": 1000, "pageToken": token });
-        let page = client.post("/v2/entries:list", &body)?;
-        for e in page["entries"].as_array().into_iter().flatten() {
-            let payload = &e["protoPayload"];
-            let Some(who) = payload["authenticationInfo"]["principalEmail"].as_str() else { continue };
-            for a in payload["authorizationInfo"].as_array().into_iter().flatten() {
-                let (Some(permission), Some(true)) = (a["permission"].as_str(), a["granted"].as_bool()) else {
-                    continue;
-                };
-                let resource = a["resource"].as_str().unwrap_or_default();
-                // Roles are granted on secrets, not on their versions.
-                let resource = resource.split("/versions/").next().unwrap_or(resource);
-                used.entry(who.to_owned()).or_default().insert((permission.to_owned(), resource.to_owned()));
-            }
-        }
-        match page["nextPageToken"].as_str() {
-            Some(t) if !t.is_empty() => token = t.to_owned(),
-            _ => break,
-        }
+/// Adds the permissions an audit entry says its principal was granted and used (Admin Activity and, when the
+/// caller may read it, Data Access): principal email → (permission, full resource name).
+fn note_used(used: &mut BTreeMap<String, BTreeSet<(String, String)>>, e: &Value) {
+    let payload = &e["protoPayload"];
+    let Some(who) = payload["authenticationInfo"]["principalEmail"].as_str() else { return };
+    for a in payload["authorizationInfo"].as_array().into_iter().flatten() {
+        let (Some(permission), Some(true)) = (a["permission"].as_str(), a["granted"].as_bool()) else {
+            continue;
+        };
+        let resource = a["resource"].as_str().unwrap_or_default();
+        // Roles are granted on secrets, not on their versions.
+        let resource = resource.split("/versions/").next().unwrap_or(resource);
+        used.entry(who.to_owned()).or_default().insert((permission.to_owned(), resource.to_owned()));
     }
-    Ok(used)
 }
