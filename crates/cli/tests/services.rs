@@ -406,25 +406,32 @@ fn every_refusal_is_in_the_log_read_right_after_it() {
     let base = url(&p, "vault");
     // Refusals are answered at once and written in batches behind them; a read of the log waits for those queued
     // before it, so none of these is missing even when the read follows the last refusal immediately.
+    const N: usize = 1200;
     let client = http();
-    for i in 0..300 {
+    for i in 0..N {
         let status = client.get(format!("{base}/attempt-{i}")).send().unwrap().status();
         assert_eq!(status, 403, "request {i}");
     }
-    let denied = p.json(&[
-        "logging",
-        "read",
-        "protoPayload.authorizationInfo.permission=\"run.routes.invoke\" AND protoPayload.resourceName:\"services/vault\"",
-        "--limit=1000",
-    ]);
-    let paths: std::collections::HashSet<String> = denied
+    let filter = "protoPayload.authorizationInfo.permission=\"run.routes.invoke\" AND \
+                  protoPayload.resourceName:\"services/vault\"";
+    // Without --limit, every matching entry: more than one page (1,000) of them.
+    let denied = p.json(&["logging", "read", filter]);
+    let paths: Vec<String> = denied
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|e| e["protoPayload"]["request"]["path"].as_str().map(str::to_owned))
         .collect();
-    let missing: Vec<usize> = (0..300).filter(|i| !paths.contains(&format!("/attempt-{i}"))).collect();
-    assert!(missing.is_empty(), "refusals not in the log: {missing:?} ({} entries)", denied.as_array().unwrap().len());
+    assert_eq!(paths.len(), N, "one entry per refusal");
+    let seen: std::collections::HashSet<&String> = paths.iter().collect();
+    let missing: Vec<usize> = (0..N).filter(|i| !seen.contains(&format!("/attempt-{i}"))).collect();
+    assert!(missing.is_empty(), "refusals not in the log: {missing:?}");
+    // Newest first by default, as gcloud; --limit across pages.
+    assert_eq!(paths[0], format!("/attempt-{}", N - 1));
+    let limited = p.json(&["logging", "read", filter, "--limit=1100", "--order=asc"]);
+    let limited = limited.as_array().unwrap();
+    assert_eq!(limited.len(), 1100);
+    assert_eq!(limited[1099]["protoPayload"]["request"]["path"], "/attempt-1099");
 }
 
 #[test]

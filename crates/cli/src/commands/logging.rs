@@ -15,19 +15,35 @@ pub fn run(g: &Global, cmd: LoggingCmd) -> Result<u8> {
                 "asc" => "timestamp asc",
                 other => bail!("invalid --order `{other}`; use asc or desc"),
             };
-            let mut body = json!({
-                "resourceNames": [format!("projects/{}", client.project(g))],
-                "filter": filter.unwrap_or_default(),
-                "orderBy": order_by,
-            });
-            if let Some(n) = limit {
-                body["pageSize"] = json!(n.max(1));
+            // Every matching entry, page by page, up to --limit (a page holds at most 1,000).
+            let mut entries = Vec::new();
+            let mut token = String::new();
+            loop {
+                let mut body = json!({
+                    "resourceNames": [format!("projects/{}", client.project(g))],
+                    "filter": filter.as_deref().unwrap_or_default(),
+                    "orderBy": order_by,
+                    "pageToken": token,
+                });
+                if let Some(n) = limit {
+                    body["pageSize"] = json!((n - entries.len()).clamp(1, 1000));
+                }
+                let mut v = client.post("/v2/entries:list", &body)?;
+                if let Some(page) = v.get_mut("entries").and_then(|e| e.as_array_mut()) {
+                    entries.append(page);
+                }
+                if let Some(n) = limit {
+                    if entries.len() >= n {
+                        entries.truncate(n);
+                        break;
+                    }
+                }
+                match v["nextPageToken"].as_str() {
+                    Some(t) if !t.is_empty() => token = t.to_owned(),
+                    _ => break,
+                }
             }
-            let v = client.post("/v2/entries:list", &body)?;
-            let mut entries = v.get("entries").cloned().unwrap_or_else(|| json!([]));
-            if let (Some(n), Some(list)) = (limit, entries.as_array_mut()) {
-                list.truncate(n);
-            }
+            let entries = serde_json::Value::Array(entries);
             format::print(&entries, g, Default::Yaml)?;
             Ok(0)
         }
