@@ -235,20 +235,19 @@ impl api::compute_instances::HostRunner for VpcHosts {
     }
 }
 
-/// Starts the serving revision of every stored service (after a restart), in the background.
+/// Serves the serving revision of every stored service again (after a restart), before `up` says it is ready.
 pub fn start_services(app: Arc<App>, runtime: Arc<Runtime>) {
     let specs = match app.serving_revisions() {
         Ok(s) => s,
         Err(e) => return tracing::error!(error = %e, "cannot list services to start"),
     };
-    for spec in specs {
-        let (app, runtime) = (app.clone(), runtime.clone());
-        tokio::spawn(async move {
-            let name = spec.service.clone();
-            if let Err(e) = runtime.deploy(RuntimeDeployer::revision_spec(&app, spec)).await {
-                tracing::error!(service = %name, error = %e, "could not start the serving revision");
-            }
-        });
+    for (service, spec) in specs {
+        match spec {
+            // Serving again at once, at zero instances (plus its minimum): the first request starts one.
+            Ok(spec) => runtime.restore(RuntimeDeployer::revision_spec(&app, spec)),
+            // One service that cannot be served never keeps the others from serving.
+            Err(e) => tracing::error!(%service, error = %e, "cannot serve the service's revision"),
+        }
     }
 }
 

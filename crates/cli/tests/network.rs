@@ -406,3 +406,51 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_restart_serves_every_service_as_deployed_with_its_egress_and_file_secrets() {
+    if !sandbox_available() {
+        return;
+    }
+    let mut p = Platform::start();
+    let echo = p.daemon_json()["internet_echo"].as_str().expect("internet_echo in daemon.json").to_string();
+    p.ok(&["compute", "networks", "create", "my-vpc", "--subnet-mode=custom"]);
+    let connector = ["compute", "networks", "vpc-access", "connectors", "create", "my-connector", REGION];
+    p.ok(&[&connector[..], &["--network=my-vpc", "--range=10.8.0.0/28"]].concat());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "not-a-real-key").unwrap();
+    p.ok(&["secrets", "create", "api-key", &format!("--data-file={}", file.display())]);
+    let accessor = format!("--member=serviceAccount:{}", p.compute_sa());
+    p.ok(&["secrets", "add-iam-policy-binding", "api-key", &accessor, "--role=roles/secretmanager.secretAccessor"]);
+    // One service with everything a restart must bring back: a connector with all-traffic egress, a file secret
+    // and an env secret; another plain one.
+    let all = deploy_probe(
+        &p,
+        "all-api",
+        &[
+            "--vpc-connector=my-connector",
+            "--vpc-egress=all-traffic",
+            "--set-secrets=/secrets/api/key=api-key:1,API_KEY=api-key:latest",
+        ],
+    );
+    let plain = deploy_probe(&p, "plain-api", &[]);
+    let seen = |probe: &str| call_from(probe, &echo, "")["body"].as_str().unwrap_or("").trim().to_string();
+    let secrets = |probe: &str| -> Value {
+        http().get(format!("{probe}/probe")).query(&[("home", "/secrets/api")]).send().unwrap().json().unwrap()
+    };
+    let before = (seen(&all), seen(&plain));
+    assert!(before.0.starts_with("198.51.100."), "through the connector's NAT: {before:?}");
+    assert!(before.1.starts_with("192.0.2."), "{before:?}");
+    assert_eq!(secrets(&all)["list_home"]["value"], serde_json::json!(["key"]));
+
+    assert!(p.stop().success());
+    p.boot(&[]);
+    // The same URLs, the same egress, the same secrets: every service starts as it was deployed.
+    let after = (seen(&all), seen(&plain));
+    assert!(after.0.starts_with("198.51.100."), "egress lost across the restart: {after:?}");
+    assert!(after.1.starts_with("192.0.2."), "{after:?}");
+    let listed = secrets(&all);
+    assert_eq!(listed["list_home"]["value"], serde_json::json!(["key"]), "{listed}");
+    assert!(listed["env"].as_array().unwrap().iter().any(|e| e == "API_KEY"), "{listed}");
+}

@@ -261,6 +261,29 @@ impl<F: SourceFactory> Runtime<F> {
         Ok(())
     }
 
+    /// Serves `spec` without starting an instance first: what a platform restart does for every service's serving
+    /// revision, which was ready when it was deployed. Its instances start as for any revision at zero (the first
+    /// request waits for one; `min_instances` start now), and a start that fails is answered then, with its reason.
+    pub fn restore(&self, spec: RevisionSpec) {
+        let (stops, starts) = {
+            let mut state = lock(&self.state);
+            if state.closed {
+                return;
+            }
+            let log_lines = self.config.log_lines;
+            let service = state.services.entry(spec.service.clone()).or_insert_with(|| Service::new(log_lines));
+            if let Some(old) = service.serving.replace(Revision::new(Arc::new(spec))) {
+                service.draining.push(old);
+            }
+            let stops = service.drain_idle();
+            let starts = service.plan_min();
+            service.notify.notify_waiters();
+            (stops, starts)
+        };
+        self.stop_detached(stops);
+        self.start_all(starts);
+    }
+
     /// A slot on a ready instance of the service's serving revision; see the crate docs for the scaling rules.
     pub async fn acquire(&self, service: &str) -> Result<Lease, AcquireError> {
         let began = Instant::now();

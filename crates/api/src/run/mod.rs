@@ -90,8 +90,35 @@ pub(crate) struct Revision {
     pub timeout: String,
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_access: Option<types::VpcAccess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_environment: Option<Value>,
     pub conditions: Vec<Value>,
     pub log_uri: String,
+}
+
+impl Revision {
+    /// The template this revision was created from: what its instances run, after a restart as at its deploy.
+    fn template(&self) -> types::RevisionTemplate {
+        types::RevisionTemplate {
+            revision: String::new(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            scaling: self.scaling.clone(),
+            service_account: self.service_account.clone(),
+            containers: self.containers.clone(),
+            timeout: self.timeout.clone(),
+            max_instance_request_concurrency: self.max_instance_request_concurrency,
+            vpc_access: self.vpc_access.clone(),
+            volumes: self.volumes.clone(),
+            execution_environment: self.execution_environment.clone(),
+        }
+    }
 }
 
 fn condition(ok: bool, message: &str) -> Value {
@@ -236,32 +263,29 @@ impl App {
     }
 
     /// The serving revision of every service, for the daemon to start on boot.
-    pub fn serving_revisions(&self) -> Result<Vec<DeploySpec>> {
+    pub fn serving_revisions(&self) -> Result<Vec<(String, Result<DeploySpec>)>> {
         let stored: Vec<(String, Stored)> = self.read(|tx| Ok(tx.list(kind::RUN_SERVICE, "")?))?;
         let default_sa = model::names::default_compute_email(&self.project.project_number);
         let mut out = Vec::new();
-        for (_, s) in stored {
-            if s.service.latest_ready_revision.is_empty() {
+        for (id, s) in stored {
+            let name = &s.service.latest_ready_revision;
+            if name.is_empty() {
                 continue;
             }
-            let rev: Option<Revision> =
-                self.read(|tx| Ok(tx.get(kind::REVISION, &s.service.latest_ready_revision)?))?;
-            if let Some(rev) = rev {
-                let template = types::RevisionTemplate {
-                    containers: rev.containers,
-                    scaling: rev.scaling,
-                    max_instance_request_concurrency: rev.max_instance_request_concurrency,
-                    timeout: rev.timeout,
-                    service_account: rev.service_account,
-                    ..Default::default()
-                };
-                let name = s.service.name.rsplit('/').next().unwrap_or_default().to_owned();
-                out.push(DeploySpec {
-                    service: name,
-                    revision: s.service.latest_ready_revision.clone(),
-                    workload: types::workload(&template, &default_sa)?,
-                });
-            }
+            let spec = self.read(|tx| Ok(tx.get::<Revision>(kind::REVISION, name)?)).and_then(|rev| {
+                let rev = rev.ok_or_else(|| ApiError::internal(format!("its serving revision `{name}` is missing")))?;
+                let mut template = rev.template();
+                // Revisions stored before they kept their whole template: the service's template is theirs when
+                // they are its latest (volumes and VPC access were only there).
+                let partial = rev.volumes.is_empty() && rev.vpc_access.is_none();
+                if partial && s.service.latest_created_revision == rev.name {
+                    template = s.service.template.clone();
+                    template.service_account.clone_from(&rev.service_account);
+                }
+                let workload = types::workload(&template, &default_sa)?;
+                Ok(DeploySpec { service: id.clone(), revision: rev.name, workload })
+            });
+            out.push((id, spec));
         }
         Ok(out)
     }
@@ -568,6 +592,10 @@ fn deploy(
                 max_instance_request_concurrency: workload.concurrency,
                 timeout: format!("{}s", workload.timeout_secs),
                 labels: template.labels,
+                annotations: template.annotations,
+                volumes: template.volumes,
+                vpc_access: template.vpc_access,
+                execution_environment: template.execution_environment,
                 conditions: vec![condition(false, "Deploying revision.")],
                 log_uri: String::new(),
             };
@@ -687,7 +715,12 @@ fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
     app.mutate(&caller, call, true, |tx| {
         tx.delete(kind::RUN_SERVICE, id)?;
         tx.delete(kind::POLICY, &n.full())?;
-        for (name, _) in tx.list::<Value>(kind::REVISION, &format!("{id}-"))? {
+        // Revision names start with the service's, so the prefix also finds those of `{id}-…` services.
+        for (name, _) in tx
+            .list::<Revision>(kind::REVISION, &format!("{id}-"))?
+            .into_iter()
+            .filter(|(_, r)| r.service == n.relative())
+        {
             tx.delete(kind::REVISION, &name)?;
         }
         Ok(())
