@@ -24,6 +24,9 @@ pub(crate) struct Target {
     pub set_method: &'static str,
     /// Projects must keep an owner: a policy without one would lock everyone out for good.
     pub requires_owner: bool,
+    /// Prefixes of the permissions that apply to this kind of resource: a role is grantable on it only when it
+    /// holds one (Google's rule for `queryGrantableRoles`). Empty: every role (projects).
+    pub grantable: &'static [&'static str],
 }
 
 /// Google's etag of a resource that has never had a policy.
@@ -82,6 +85,7 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
     let mut policy: Policy = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. policy: {e}")))?;
     validate(app, &policy)?;
+    grantable(app, &policy, target)?;
     if target.requires_owner && !iam::rules::keeps_project_owner(&policy) {
         return Err(ApiError::invalid(format!(
             "The policy of `{}` must keep at least one member of roles/owner who is a user or a group, without a condition; \
@@ -144,6 +148,26 @@ pub(crate) fn validate(app: &App, policy: &Policy) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Refuses a role that holds no permission applying to the target's kind of resource, as Google does (roles/run.invoker
+/// on a secret, roles/secretmanager.secretAccessor on a service).
+fn grantable(app: &App, policy: &Policy, target: &Target) -> Result<()> {
+    if target.grantable.is_empty() {
+        return Ok(());
+    }
+    let snapshot = app.snapshot();
+    for b in &policy.bindings {
+        let Some(role) = snapshot.catalogue().get(&b.role) else { continue };
+        if !role.included_permissions.iter().any(|p| target.grantable.iter().any(|g| p.starts_with(g))) {
+            return Err(ApiError::invalid(format!(
+                "Role {} is not supported for this resource. Roles granted here need a permission on it ({}*).",
+                b.role,
+                target.grantable.join("*, ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Merges bindings with the same role and condition, sorts members and bindings as Google returns them, and sets the

@@ -27,6 +27,7 @@ pub(crate) fn target(app: &App) -> Target {
         get_method: "GetIamPolicy",
         set_method: "SetIamPolicy",
         requires_owner: true,
+        grantable: &[],
     }
 }
 

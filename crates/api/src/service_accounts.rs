@@ -272,6 +272,7 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
                 get_method: "google.iam.admin.v1.GetIAMPolicy",
                 set_method: "google.iam.admin.v1.SetIAMPolicy",
                 requires_owner: false,
+                grantable: &["iam.serviceAccounts.", "iam.serviceAccountKeys."],
             };
             policy::handle(app, req, &caller, &target, verb)
         }

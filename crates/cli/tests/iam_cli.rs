@@ -415,3 +415,40 @@ fn project_policy_cannot_lose_its_last_owner() {
         "--account=owner@localhost",
     ]);
 }
+
+#[test]
+fn a_resource_takes_only_roles_that_apply_to_it() {
+    let p = Platform::start();
+    p.ok(&["iam", "service-accounts", "create", "my-api-sa"]);
+    let region = "--region=us-central1";
+    p.ok(&["run", "deploy", "api", "--image=us-docker.pkg.dev/cloudrun/container/hello", region]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("value");
+    std::fs::write(&file, "v").unwrap();
+    p.ok(&["secrets", "create", "db-pass", &format!("--data-file={}", file.display())]);
+    let member = format!("--member=serviceAccount:{SA}");
+    let service = |role: &str| p.run(&["run", "services", "add-iam-policy-binding", "api", region, &member, role]);
+    let secret = |role: &str| p.run(&["secrets", "add-iam-policy-binding", "db-pass", &member, role]);
+    let account = |role: &str| p.run(&["iam", "service-accounts", "add-iam-policy-binding", SA, &member, role]);
+    // A role with no permission on the kind of resource is refused, and nothing changes.
+    for (r, role) in [
+        (service("--role=roles/secretmanager.secretAccessor"), "roles/secretmanager.secretAccessor"),
+        (secret("--role=roles/run.invoker"), "roles/run.invoker"),
+        (account("--role=roles/run.invoker"), "roles/run.invoker"),
+        (service("--role=roles/iam.serviceAccountUser"), "roles/iam.serviceAccountUser"),
+    ] {
+        assert_ne!(r.code, 0, "{role}: {}", r.stdout);
+        assert!(r.stderr.contains(&format!("Role {role} is not supported for this resource")), "{}", r.stderr);
+    }
+    let policy = p.json(&["run", "services", "get-iam-policy", "api", region]);
+    assert!(policy.get("bindings").is_none(), "{policy}");
+    // Roles that hold one of its permissions are taken: the resource's own roles and the basic roles.
+    for r in [
+        service("--role=roles/run.invoker"),
+        service("--role=roles/viewer"),
+        secret("--role=roles/secretmanager.secretAccessor"),
+        account("--role=roles/iam.serviceAccountTokenCreator"),
+    ] {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}

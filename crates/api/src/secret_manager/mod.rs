@@ -580,6 +580,7 @@ fn iam(app: &App, req: &Req, name: SecretName, verb: &str) -> Result<Reply> {
         get_method: method!("GetIamPolicy"),
         set_method: method!("SetIamPolicy"),
         requires_owner: false,
+        grantable: &["secretmanager.secrets.", "secretmanager.versions."],
     };
     if verb == "testIamPermissions" {
         // Needs no permission: it answers only with what the caller holds.
