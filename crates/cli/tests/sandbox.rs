@@ -273,3 +273,18 @@ fn without_nft_up_runs_with_the_sandbox_off_and_says_why() {
     let banner = banner.join("\n");
     assert!(banner.contains("sandbox  NOT ENFORCED (`nft` (nftables) is not installed)"), "{banner}");
 }
+
+#[test]
+fn the_sample_image_runs_when_the_binary_lives_in_tmp() {
+    if !sandbox_available() {
+        return;
+    }
+    // /tmp is empty and private inside every instance, and the sample image is the gatehouse binary itself: it is
+    // carried into the instance, read-only, at the same path.
+    let dir = tempfile::Builder::new().prefix("gatehouse-bin-").tempdir_in("/tmp").unwrap();
+    let p = Platform::start_from(&dir.path().join("gatehouse"));
+    p.ok(&["run", "deploy", "hello", HELLO, REGION, "--allow-unauthenticated"]);
+    let (status, body) = common::get(&url(&p, "hello"), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello"), "{body}");
+}

@@ -197,6 +197,7 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
     // Read what must come from the host before anything hides it.
     let source = plan.source.as_deref().map(Tree::read).transpose()?;
     let reveals = Reveal::plan(&plan.needs, plan.uid, plan.gid)?;
+    let carried = Carry::plan(&plan.needs)?;
     for f in &payload.files {
         // A secret's directory may not exist in the host filesystem, which is about to become read-only.
         if let Some(dir) = Path::new(&f.path).parent() {
@@ -210,6 +211,9 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
     tmpfs(Path::new("/tmp"), "mode=1777")?;
     for dir in ["/var/tmp", "/dev/shm"].map(Path::new).into_iter().filter(|d| d.is_dir()) {
         tmpfs(dir, "mode=1777")?;
+    }
+    for carry in &carried {
+        carry.mount()?;
     }
     for hidden in plan.hide.iter().filter(|p| p.exists()) {
         tmpfs(hidden, "mode=0000,size=4k")?;
@@ -387,6 +391,49 @@ impl Reveal {
             read_only(child)?;
         }
         read_only(&self.dir)
+    }
+}
+
+/// The directories every instance gets empty and private (a tmpfs each): a program the instance needs that lives in
+/// one (the `gatehouse` binary built under /tmp, say) would vanish with the host's copy.
+const PRIVATE_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
+
+/// A program (or file it needs) from a directory the instance gets empty: bound, read-only, at the same path in the
+/// instance's own copy of that directory.
+struct Carry {
+    path: PathBuf,
+    /// Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
+    fd: OwnedFd,
+}
+
+impl Carry {
+    fn plan(needs: &[PathBuf]) -> Result<Vec<Carry>, String> {
+        let private = |p: &Path| PRIVATE_DIRS.iter().any(|d| p.starts_with(d) && p != Path::new(d));
+        let mut out: Vec<Carry> = Vec::new();
+        for need in needs.iter().filter(|n| private(n) && n.is_file()) {
+            if out.iter().any(|c| c.path == *need) {
+                continue;
+            }
+            let fd = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_PATH)
+                .open(need)
+                .map_err(|e| format!("cannot open `{}`: {e}", need.display()))?;
+            out.push(Carry { path: need.clone(), fd: OwnedFd::from(fd) });
+        }
+        Ok(out)
+    }
+
+    fn mount(&self) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("cannot carry `{}` into the instance: {e}", self.path.display());
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        std::fs::write(&self.path, b"").map_err(fail)?;
+        let from = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        mount(Some(from.as_str()), &self.path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| format!("cannot carry `{}` into the instance: {e}", self.path.display()))?;
+        read_only(&self.path)
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Platform {
     pub api: String,
     pub gateway: String,
     pub project_number: String,
+    /// The binary `up` runs from (the built one, unless a test moved it).
+    daemon: PathBuf,
 }
 
 /// The result of one CLI run.
@@ -58,14 +60,31 @@ impl Platform {
             api: String::new(),
             gateway: String::new(),
             project_number: String::new(),
+            daemon: PathBuf::from(BIN),
         };
         p.boot(extra);
         p
     }
 
+    /// A platform whose `up` runs from a copy of the binary at `daemon` (the CLI commands still run the built one).
+    pub fn start_from(daemon: &Path) -> Platform {
+        std::fs::copy(BIN, daemon).expect("copy the gatehouse binary");
+        let mut p = Platform {
+            home: tempfile::tempdir().expect("temporary GATEHOUSE_HOME"),
+            banner: Vec::new(),
+            child: None,
+            api: String::new(),
+            gateway: String::new(),
+            project_number: String::new(),
+            daemon: daemon.to_path_buf(),
+        };
+        p.boot(&[]);
+        p
+    }
+
     /// Starts `up` on this home and waits for its `ready` line.
     pub fn boot(&mut self, extra: &[&str]) {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&self.daemon)
             .arg("up")
             .args(["--port-base", "0"])
             .args(extra)
