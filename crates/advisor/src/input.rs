@@ -89,12 +89,39 @@ impl Key {
     }
 }
 
+/// One call the platform saw reach a service (or be refused by its ingress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedCall {
+    /// The caller: a member (`serviceAccount:…`, `user:…`), or `allUsers` for an anonymous caller.
+    pub caller: String,
+    /// The Cloud Run service whose instance made the call, when it came from one (the network says so, whatever
+    /// token the call carried).
+    pub from_service: Option<String>,
+    /// The service called.
+    pub target: String,
+}
+
+impl ObservedCall {
+    pub fn new(caller: impl Into<String>, target: impl Into<String>) -> ObservedCall {
+        ObservedCall { caller: caller.into(), from_service: None, target: target.into() }
+    }
+
+    /// Whether `service`, running as `account` (a member), made this call: named by the call when the call says
+    /// which service's instance made it, else by its account.
+    pub fn made_by(&self, service: &str, account: &str) -> bool {
+        match &self.from_service {
+            Some(s) => s == service,
+            None => self.caller == account,
+        }
+    }
+}
+
 /// What the live platform saw happen.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Observations {
-    /// Calls that reached a service: (caller member, or `allUsers` for an anonymous caller; target service name).
-    /// `None` when calls are not observable.
-    pub calls: Option<Vec<(String, String)>>,
+    /// Calls that reached a service, and ingress refusals of calls from instances. `None` when calls are not
+    /// observable.
+    pub calls: Option<Vec<ObservedCall>>,
     /// Permissions each principal (email) was granted and used, with the full resource name they were used on.
     /// `None` when usage is not observable.
     pub used_permissions: Option<BTreeMap<String, BTreeSet<(String, String)>>>,

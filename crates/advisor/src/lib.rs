@@ -16,6 +16,6 @@ pub mod load;
 pub mod report;
 pub mod rules;
 
-pub use input::{Input, Origin};
+pub use input::{Input, ObservedCall, Origin};
 pub use report::{Finding, Report, Severity, Skipped};
 pub use rules::scan;

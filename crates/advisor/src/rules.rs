@@ -372,7 +372,7 @@ impl<'a> Cx<'a> {
         }
         if let Some(calls) = self.input.observations.as_ref().and_then(|o| o.calls.as_ref()) {
             let callers: BTreeSet<&str> =
-                calls.iter().filter(|(_, to)| *to == s.name).map(|(from, _)| from.as_str()).collect();
+                calls.iter().filter(|c| c.target == s.name).map(|c| c.caller.as_str()).collect();
             if !callers.is_empty() && callers.iter().all(|c| c.starts_with("serviceAccount:")) {
                 let list: Vec<&str> = callers.into_iter().collect();
                 why.push(format!("it was only ever called by service accounts ({})", list.join(", ")));
@@ -687,8 +687,13 @@ impl<'a> Cx<'a> {
                         }
                     }
                 }
-                if calls.is_some_and(|c| c.iter().any(|(from, to)| *from == account && *to == t.name)) {
-                    evidence.push(format!("observed: {account} called internal service `{}`", t.name));
+                let made = calls.into_iter().flatten().find(|c| c.target == t.name && c.made_by(&s.name, &account));
+                if let Some(c) = made {
+                    let mut seen = format!("observed: {} called internal service `{}`", c.caller, t.name);
+                    if c.from_service.is_some() {
+                        seen.push_str(" from this service's instance");
+                    }
+                    evidence.push(seen);
                 }
             }
             if evidence.is_empty() {

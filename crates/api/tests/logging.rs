@@ -39,6 +39,7 @@ async fn pages_resume_where_the_last_stopped_in_either_order() {
             explanation: None,
             caller_ip: "127.0.0.1".into(),
             source_account: None,
+            source_service: None,
             method: "GET".into(),
             path: format!("/{i:04}"),
         });

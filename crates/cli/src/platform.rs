@@ -337,6 +337,7 @@ impl gateway::Plane for GatewayPlane {
             explanation: d.explanation,
             caller_ip: d.caller_ip,
             source_account: d.source_account,
+            source_service: d.source_service,
             method: d.method,
             path: d.path,
         });
@@ -350,6 +351,11 @@ impl gateway::Plane for GatewayPlane {
             // From inside an instance or VPC host: whose it is, whatever token the request carried.
             text.push_str(" from=");
             text.push_str(account);
+        }
+        if let Some(service) = r.from_service {
+            // And which service's instance it was.
+            text.push_str(" from-service=");
+            text.push_str(service);
         }
         let revision = r.revision.unwrap_or_default();
         self.runtime.record(r.service, runtime::LogLine::now(revision, "", runtime::Stream::Request, text));

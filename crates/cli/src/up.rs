@@ -330,11 +330,11 @@ async fn serve_service_ports(
     plane: Arc<crate::platform::GatewayPlane>,
     workers: Arc<gateway::Workers>,
     bind: Bind,
-    inside: Option<(u16, gateway::Source, Arc<str>)>,
+    inside: Option<(u16, gateway::Source, gateway::Origin)>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let source = inside.as_ref().map_or(gateway::Source::External, |(_, s, _)| *s);
-    let from = inside.as_ref().map(|(_, _, account)| account.clone());
+    let from = inside.as_ref().map(|(_, _, origin)| origin.clone());
     let mut changes = plane.app.subscribe_routes();
     let mut listeners: HashMap<u16, tokio::task::JoinHandle<std::io::Result<()>>> = HashMap::new();
     loop {
@@ -520,7 +520,9 @@ impl runtime::Attach for InstanceListeners {
                 .await
         });
         let (host, workers) = (gateway::RouteBy::Host, &self.workers);
-        let from: Arc<str> = revision.identity.email.as_str().into();
+        // A Cloud Run instance names its service; a VPC host (no PORT) only its account.
+        let service = (revision.port != 0).then(|| Arc::from(revision.service.as_str()));
+        let from = gateway::Origin { account: revision.identity.email.as_str().into(), service };
         let serve = |l, by, src| {
             gateway::serve_from(workers.clone(), l, plane.clone(), by, src, Some(from.clone()), stopped(&rx))
         };

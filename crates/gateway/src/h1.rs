@@ -244,7 +244,7 @@ async fn exchange<P: Plane>(
         method: req.method,
         path,
         caller_ip: &caller.ip,
-        from: shared.from.as_deref(),
+        from: shared.from.as_ref(),
         start,
     };
     let email = admitted.principal.as_ref().and_then(|p| p.email());

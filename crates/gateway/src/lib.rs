@@ -148,6 +148,15 @@ pub enum Unavailable {
     Failed(String),
 }
 
+/// Where a listener inside an instance or VPC host is: whose requests leave from there, as the network sees them.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The service account the instance or VPC host runs as.
+    pub account: Arc<str>,
+    /// The Cloud Run service of the instance (`None` for a VPC host).
+    pub service: Option<Arc<str>>,
+}
+
 /// A request the invocation check refused, for the troubleshooter and the request log.
 #[derive(Debug, Clone)]
 pub struct Denial {
@@ -164,6 +173,8 @@ pub struct Denial {
     pub caller_ip: String,
     /// The service account of the instance or VPC host the request came from, when it came from one.
     pub source_account: Option<String>,
+    /// The Cloud Run service of the instance the request came from, when it came from one.
+    pub source_service: Option<String>,
     pub method: String,
     pub path: String,
 }
@@ -183,6 +194,8 @@ pub struct RequestRecord<'a> {
     pub caller_ip: &'a str,
     /// The service account of the instance or VPC host the request came from, when it came from one.
     pub from: Option<&'a str>,
+    /// The Cloud Run service of the instance the request came from, when it came from one.
+    pub from_service: Option<&'a str>,
 }
 
 /// What the gateway needs from the control plane. Every method is called on the hot path: snapshot getters are an

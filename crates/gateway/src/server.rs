@@ -38,7 +38,7 @@ pub(crate) struct Shared<P> {
     pub(crate) source: Source,
     /// The service account of the instance (or VPC host) this listener is inside, if it is inside one: who is
     /// calling, as the network sees it, whatever token the request carries.
-    pub(crate) from: Option<Arc<str>>,
+    pub(crate) from: Option<crate::Origin>,
     hyper: http1::Builder,
 }
 
@@ -65,15 +65,15 @@ pub async fn serve_on<P: Plane>(
 }
 
 /// As [`serve_on`], for a listener whose callers count as `source` for ingress (the host's listeners are
-/// external; the load balancer's and those inside instances and VPC hosts say otherwise). `from`: the service
-/// account of the instance or VPC host the listener is inside, recorded with its denials.
+/// external; the load balancer's and those inside instances and VPC hosts say otherwise). `from`: the instance or
+/// VPC host the listener is inside (its account, and its service), recorded with its requests and denials.
 pub async fn serve_from<P: Plane>(
     workers: Arc<Workers>,
     listener: TcpListener,
     plane: Arc<P>,
     by: RouteBy,
     source: Source,
-    from: Option<Arc<str>>,
+    from: Option<crate::Origin>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut hyper = http1::Builder::new();
@@ -173,7 +173,7 @@ pub(crate) struct Served<'a, P> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
     pub(crate) caller_ip: &'a str,
-    pub(crate) from: Option<&'a str>,
+    pub(crate) from: Option<&'a crate::Origin>,
     pub(crate) start: Instant,
 }
 
@@ -188,7 +188,8 @@ impl<P: Plane> Served<'_, P> {
             method: self.method,
             path: self.path,
             caller_ip: self.caller_ip,
-            from: self.from,
+            from: self.from.map(|o| &*o.account),
+            from_service: self.from.and_then(|o| o.service.as_deref()),
         })
     }
 }
@@ -226,7 +227,8 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
             principal,
             explanation,
             caller_ip: caller.ip.clone(),
-            source_account: shared.from.as_deref().map(str::to_owned),
+            source_account: shared.from.as_ref().map(|o| o.account.to_string()),
+            source_service: shared.from.as_ref().and_then(|o| o.service.as_deref()).map(str::to_owned),
             method: method.to_owned(),
             path: path.to_owned(),
         })
@@ -238,7 +240,7 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
         deny(StatusCode::NOT_FOUND, reason, None, None);
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     }
-    let from = shared.from.as_deref();
+    let from = shared.from.as_ref();
     let served = Served { plane, service: &route.service, method, path, caller_ip: &caller.ip, from, start };
     let checked = {
         let (iam, verifier) = (plane.iam(), plane.verifier());
@@ -354,7 +356,7 @@ async fn handle<P: Plane>(
         method: method.as_str(),
         path: &path,
         caller_ip: &caller.ip,
-        from: shared.from.as_deref(),
+        from: shared.from.as_ref(),
         start,
     };
     let invoke::Admitted { principal, rewrite } = admitted;

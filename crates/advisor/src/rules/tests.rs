@@ -1,7 +1,7 @@
 //! One hit and one near miss per rule, on inputs built in code.
 
 use super::*;
-use crate::input::{Env, Ingress, Key, Observations, ServiceAccount};
+use crate::input::{Env, Ingress, Key, Observations, ObservedCall, ServiceAccount};
 use model::Binding;
 
 const SA: &str = "app@p.iam.gserviceaccount.com";
@@ -200,12 +200,12 @@ fn public_internal_service_by_observed_callers() {
     let mut i = input(vec![svc("ledger")]);
     make_public(&mut i, "ledger");
     i.observations = Some(Observations {
-        calls: Some(vec![(format!("serviceAccount:{SA}"), "ledger".into())]),
+        calls: Some(vec![ObservedCall::new(format!("serviceAccount:{SA}"), "ledger")]),
         ..Default::default()
     });
     assert_eq!(hits(&i, PUBLIC_INTERNAL_SERVICE).len(), 1);
     // One anonymous call: it is used from outside.
-    i.observations.as_mut().unwrap().calls.as_mut().unwrap().push(("allUsers".into(), "ledger".into()));
+    i.observations.as_mut().unwrap().calls.as_mut().unwrap().push(ObservedCall::new("allUsers", "ledger"));
     assert!(hits(&i, PUBLIC_INTERNAL_SERVICE).is_empty());
 }
 
@@ -381,7 +381,7 @@ fn egress_bypasses_internal_ingress_configured_and_observed() {
     watcher.service_account = Some("cron@p.iam.gserviceaccount.com".into());
     let mut i = input(vec![backend, caller, fine, watcher]);
     i.observations = Some(Observations {
-        calls: Some(vec![("serviceAccount:cron@p.iam.gserviceaccount.com".into(), "ledger".into())]),
+        calls: Some(vec![ObservedCall::new("serviceAccount:cron@p.iam.gserviceaccount.com", "ledger")]),
         ..Default::default()
     });
     let f = hits(&i, EGRESS_BYPASSES_INTERNAL_INGRESS);
@@ -389,6 +389,24 @@ fn egress_bypasses_internal_ingress_configured_and_observed() {
     assert_eq!(resources, [format!("{SVC_RESOURCE}cron"), format!("{SVC_RESOURCE}web")]);
     assert!(f[1].evidence[0].contains("`LEDGER_URL`"), "{:?}", f[1].evidence);
     assert!(f[1].fix.ends_with("--network=default --subnet=default --vpc-egress=all-traffic"));
+}
+
+#[test]
+fn egress_bypass_names_the_calling_service_not_every_service_of_its_account() {
+    let mut backend = svc("ledger");
+    backend.ingress = Ingress::Internal;
+    // Three services share one account; only `probe`'s instance called `ledger`.
+    let mut i = input(vec![backend, svc("probe"), svc("web"), svc("api")]);
+    let account = format!("serviceAccount:{SA}");
+    let call = ObservedCall { caller: account.clone(), from_service: Some("probe".into()), target: "ledger".into() };
+    i.observations = Some(Observations { calls: Some(vec![call]), ..Default::default() });
+    let f = hits(&i, EGRESS_BYPASSES_INTERNAL_INGRESS);
+    let resources: Vec<&str> = f.iter().map(|f| f.resource.as_str()).collect();
+    assert_eq!(resources, [format!("{SVC_RESOURCE}probe")]);
+    assert!(f[0].evidence[0].ends_with("from this service's instance"), "{:?}", f[0].evidence);
+    // A call that does not say its service falls back to the account: every service running as it.
+    i.observations.as_mut().unwrap().calls = Some(vec![ObservedCall::new(account, "ledger")]);
+    assert_eq!(hits(&i, EGRESS_BYPASSES_INTERNAL_INGRESS).len(), 3);
 }
 
 #[test]

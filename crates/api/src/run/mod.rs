@@ -815,6 +815,8 @@ pub struct InvocationDenial {
     pub caller_ip: String,
     /// The service account of the instance or VPC host the request came from, when it came from one.
     pub source_account: Option<String>,
+    /// The Cloud Run service of the instance the request came from, when it came from one.
+    pub source_service: Option<String>,
     pub method: String,
     pub path: String,
 }
@@ -844,6 +846,7 @@ impl App {
             },
             "explanation": d.explanation,
             "sourceAccount": d.source_account,
+            "sourceService": d.source_service,
         }));
         let code = match d.status {
             401 => Code::Unauthenticated,

@@ -43,7 +43,7 @@ pub async fn send(app: &Arc<api::App>, mut req: Request<Body>) -> (u16, Value) {
     req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     let resp = api::router(app.clone()).oneshot(req).await.unwrap();
     let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 

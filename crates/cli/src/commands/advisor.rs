@@ -6,41 +6,47 @@
 use super::{policy, seg};
 use crate::args::{AdvisorCmd, Global};
 use crate::client::Client;
-use advisor::input::{Input, Observations, Origin};
+use advisor::input::{Input, Observations, ObservedCall, Origin};
 use advisor::load::{self, Hints};
 use advisor::{Report, Severity, Skipped};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 
-/// Exit status for input that cannot be read.
+/// Exit status for input that cannot be read or used (a flag value the scan does not know, an unreadable export,
+/// an unreachable platform): 1 is kept for "findings at or above `--fail-on`", so CI can tell the two apart.
 const UNREADABLE: u8 = 2;
+
+/// Reports unusable input as every command reports errors, and returns [`UNREADABLE`].
+fn unusable(msg: impl std::fmt::Display) -> Result<u8> {
+    eprintln!("ERROR: (gatehouse.advisor.scan) {msg}");
+    Ok(UNREADABLE)
+}
 
 pub fn run(g: &Global, cmd: AdvisorCmd) -> Result<u8> {
     let AdvisorCmd::Scan { offline, fail_on } = cmd;
-    let fail_on = Severity::parse(&fail_on)
-        .ok_or_else(|| anyhow!("invalid --fail-on `{fail_on}`; use one of {}", Severity::NAMES.join(", ")))?;
+    let Some(fail_on) = Severity::parse(&fail_on) else {
+        return unusable(format_args!("invalid --fail-on `{fail_on}`; use one of {}", Severity::NAMES.join(", ")));
+    };
     let format = g.format.as_deref().unwrap_or("text");
     if !matches!(format, "text" | "json" | "sarif") {
-        bail!("invalid --format `{format}` for advisor scan; use text, json or sarif");
+        return unusable(format_args!("invalid --format `{format}` for advisor scan; use text, json or sarif"));
     }
     let report = match offline {
         Some(dir) => match load::load_dir(&dir, g.project.as_deref()) {
             Ok(input) => advisor::scan(&input),
             Err(e) => {
-                eprintln!("ERROR: (gatehouse.advisor.scan) cannot read the export: {e}");
-                return Ok(UNREADABLE);
+                return unusable(format_args!("cannot read the export: {e}"));
             }
         },
         None => match live(g) {
             Ok(report) => report,
             Err(e) => {
-                eprintln!(
-                    "ERROR: (gatehouse.advisor.scan) cannot read the platform's state: {}",
+                return unusable(format_args!(
+                    "cannot read the platform's state: {}",
                     crate::client::describe_error(&e)
-                );
-                return Ok(UNREADABLE);
+                ));
             }
         },
     };
@@ -143,17 +149,17 @@ fn live(g: &Global) -> Result<Report> {
         .and_then(|()| observed_calls(&client, &base, &names))
         .map(|observed| {
             // An admitted call with a service account's token used `run.routes.invoke` on that service.
-            for (member, name, by_token) in &observed {
-                let (true, Some(email), Some(used)) = (by_token, member.strip_prefix("serviceAccount:"), used.as_mut())
-                else {
+            for (call, by_token) in &observed {
+                let email = call.caller.strip_prefix("serviceAccount:");
+                let (true, Some(email), Some(used)) = (by_token, email, used.as_mut()) else {
                     continue;
                 };
-                if let Some(s) = input.services.iter().flatten().find(|s| s.name == *name) {
+                if let Some(s) = input.services.iter().flatten().find(|s| s.name == call.target) {
                     let invoke = ("run.routes.invoke".to_owned(), input.service_resource(s));
                     used.entry(email.to_owned()).or_default().insert(invoke);
                 }
             }
-            let mut calls: Vec<(String, String)> = observed.into_iter().map(|(m, s, _)| (m, s)).collect();
+            let mut calls: Vec<ObservedCall> = observed.into_iter().map(|(call, _)| call).collect();
             calls.extend(refused);
             calls
         })
@@ -176,9 +182,10 @@ fn live(g: &Global) -> Result<Report> {
 }
 
 /// Calls that got past the invocation check, from each service's request log (`…/services/S:logs`, lines of the
-/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP`, CALLER an email or `allUsers`): (caller member, service,
-/// whether the caller was named by its token — then it used `run.routes.invoke` — rather than only by `from=`).
-fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(String, String, bool)>> {
+/// `request` stream: `METHOD PATH STATUS LATENCY CALLER IP [from=ACCOUNT] [from-service=SERVICE]`, CALLER an email
+/// or `allUsers`), each with whether the caller was named by its token — then it used `run.routes.invoke` — rather
+/// than only by `from=`.
+fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Vec<(ObservedCall, bool)>> {
     let mut calls = Vec::new();
     for name in services {
         let v = client.get(&format!("{base}/{}:logs?limit=10000", seg(name)))?;
@@ -187,6 +194,7 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
             let [_, _, _, _, who, rest @ ..] = fields.as_slice() else { continue };
             // A call from inside an instance names the instance's account (`from=`), even without a token.
             let from = rest.iter().find_map(|f| f.strip_prefix("from="));
+            let from_service = rest.iter().find_map(|f| f.strip_prefix("from-service=")).map(str::to_owned);
             // The gateway's refusals reached no revision; an app's own 401/403/404 did, and its caller got in.
             if e["revision"].as_str().is_none_or(str::is_empty) {
                 continue;
@@ -198,7 +206,8 @@ fn observed_calls(client: &Client, base: &str, services: &[String]) -> Result<Ve
             } else {
                 format!("user:{who}")
             };
-            calls.push((member, name.clone(), *who != "allUsers"));
+            let call = ObservedCall { caller: member, from_service, target: name.clone() };
+            calls.push((call, *who != "allUsers"));
         }
     }
     Ok(calls)
@@ -209,14 +218,18 @@ const REFUSED_BY_INGRESS: &str = "protoPayload.methodName=\"run.routes.invoke\" 
 
 /// A call refused by ingress that came from inside an instance (or VPC host): it never reaches a request log, and
 /// the audit log names the account of the instance it came from (`request.sourceAccount`).
-fn refused_by_ingress(e: &Value) -> Option<(String, String)> {
+fn refused_by_ingress(e: &Value) -> Option<ObservedCall> {
     let payload = &e["protoPayload"];
     if payload["methodName"] != "run.routes.invoke" || payload["status"]["code"] != 5 {
         return None;
     }
     let account = payload["request"]["sourceAccount"].as_str()?;
     let service = payload["resourceName"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default();
-    Some((format!("serviceAccount:{account}"), service.to_owned()))
+    Some(ObservedCall {
+        caller: format!("serviceAccount:{account}"),
+        from_service: payload["request"]["sourceService"].as_str().map(str::to_owned),
+        target: service.to_owned(),
+    })
 }
 
 /// Visits every entry of the project's audit log that `filter` matches, oldest first, page by page.
