@@ -75,16 +75,10 @@ fn instance_path(project: &str, zone: &str, name: &str) -> String {
     format!("projects/{project}/zones/{zone}/instances/{name}")
 }
 
-/// `us-central1-a` → `us-central1`.
+/// The region of `zone` (`us-central1-a` → `us-central1`), or Compute Engine's 400 for a zone that does not exist
+/// (`network::zone_region`: Google's zones of a known region, `-a` … `-f` of any other).
 fn region_of(zone: &str) -> Result<&str> {
-    match zone.rsplit_once('-') {
-        Some((region, z)) if region.contains('-') && z.len() == 1 && z.bytes().all(|b| b.is_ascii_lowercase()) => {
-            Ok(region)
-        }
-        _ => Err(ApiError::invalid(format!(
-            "Invalid value for field 'zone': '{zone}'. Use a zone such as us-central1-a"
-        ))),
-    }
+    network::zone_region(zone).map_err(ApiError::invalid)
 }
 
 fn not_found(path: &str) -> ApiError {
@@ -245,6 +239,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
 pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.instances.get")?.project_id.clone();
+    region_of(zone)?;
     let path = instance_path(&project, zone, name);
     let full = app.project.full_name();
     let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.get", &path).reading();
@@ -257,6 +252,7 @@ pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -
 pub(crate) fn serial_port(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.instances.getSerialPortOutput")?.project_id.clone();
+    region_of(zone)?;
     let path = instance_path(&project, zone, name);
     let full = app.project.full_name();
     let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.getSerialPortOutput", &path).reading();
@@ -272,21 +268,49 @@ pub(crate) fn serial_port(app: &App, req: &Req, project: &str, zone: &str, name:
     })))
 }
 
-pub(crate) fn list(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {
+/// `zones/Z/instances` (one zone) or, with no zone, `aggregated/instances`: every zone of the project, grouped by
+/// `zones/Z` as Compute's `aggregatedList` does (zones without instances are left out).
+pub(crate) fn list(app: &App, req: &Req, project: &str, zone: Option<&str>) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.instances.list")?.project_id.clone();
     let full = app.project.full_name();
-    let prefix = format!("projects/{project}/zones/{zone}/instances/");
+    let prefix = match zone {
+        Some(z) => format!("projects/{project}/zones/{z}/instances/"),
+        None => format!("projects/{project}/zones/"),
+    };
     let call = Call::new(COMPUTE_SERVICE, "v1.compute.instances.list", &prefix).reading();
     app.authorize(&caller, "compute.instances.list", &full, &call)?;
+    if let Some(z) = zone {
+        region_of(z)?;
+    }
     let items: Vec<Instance> =
         app.read(|tx| Ok(tx.list::<Instance>(kind::COMPUTE_INSTANCE, &prefix)?))?.into_iter().map(|(_, i)| i).collect();
-    Ok(Reply::Json(json!({ "kind": "compute#instanceList", "items": items })))
+    let Some(z) = zone else {
+        let mut zones = serde_json::Map::new();
+        for i in items {
+            let key = format!("zones/{}", basename(&i.zone));
+            let entry = zones.entry(key).or_insert_with(|| json!({ "instances": [] }));
+            if let Some(list) = entry["instances"].as_array_mut() {
+                list.push(serde_json::to_value(i).unwrap_or_default());
+            }
+        }
+        return Ok(Reply::Json(json!({
+            "kind": "compute#instanceAggregatedList",
+            "items": zones,
+            "selfLink": format!("{COMPUTE}projects/{project}/aggregated/instances"),
+        })));
+    };
+    Ok(Reply::Json(json!({
+        "kind": "compute#instanceList",
+        "items": items,
+        "selfLink": format!("{COMPUTE}projects/{project}/zones/{z}/instances"),
+    })))
 }
 
 pub(crate) fn delete(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.instances.delete")?.project_id.clone();
+    region_of(zone)?;
     let path = instance_path(&project, zone, name);
     let full = app.project.full_name();
     let call =
@@ -358,11 +382,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zones_name_their_region() {
+    fn zones_name_their_region_and_unknown_zones_are_refused() {
         assert_eq!(region_of("us-central1-a").unwrap(), "us-central1");
+        assert_eq!(region_of("us-central1-b").unwrap(), "us-central1");
         assert_eq!(region_of("europe-west4-c").unwrap(), "europe-west4");
-        for bad in ["us-central1", "central", "us-central1-", "us-central1-AB"] {
-            assert!(region_of(bad).is_err(), "{bad}");
+        for bad in ["us-central1", "central", "us-central1-", "us-central1-AB", "us-central1-z", "us-central1-d"] {
+            let e = region_of(bad).unwrap_err();
+            assert_eq!(e.http_status(), 400, "{bad}");
+            assert!(e.message.starts_with(&format!("Invalid value for field 'zone': '{bad}'. Unknown zone.")), "{e}");
         }
     }
 }

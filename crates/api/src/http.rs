@@ -238,12 +238,15 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
             secret_manager::route(app, req, p, Some(l), rest, v).unwrap_or_else(|| Err(not_found(req, verb)))
         }
 
-        // Compute Engine v1: VPC networks and subnetworks.
+        // Compute Engine v1: instances, VPC networks and subnetworks.
         (["compute", "v1", "projects", p, "zones", z, "instances"], None) if post => {
             compute_instances::insert(app, req, p, z)
         }
         (["compute", "v1", "projects", p, "zones", z, "instances"], None) if get => {
-            compute_instances::list(app, req, p, z)
+            compute_instances::list(app, req, p, Some(z))
+        }
+        (["compute", "v1", "projects", p, "aggregated", "instances"], None) if get => {
+            compute_instances::list(app, req, p, None)
         }
         (["compute", "v1", "projects", p, "zones", z, "instances", n], None) if get => {
             compute_instances::get(app, req, p, z, n)

@@ -408,12 +408,7 @@ pub(crate) fn subnets_insert(app: &App, req: &Req, project: &str, region: &str) 
 
 /// A region id as the platform's regions are spelled: `us-central1`, `europe-west4`.
 fn check_region(region: &str) -> Result<()> {
-    let ok = region.len() <= 40
-        && region.split('-').count() >= 2
-        && region.starts_with(|c: char| c.is_ascii_lowercase())
-        && region.ends_with(|c: char| c.is_ascii_digit())
-        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if network::is_region_name(region) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(

@@ -55,7 +55,7 @@ pub enum Command {
     /// Log in, list and revoke accounts, print tokens.
     #[command(subcommand)]
     Auth(AuthCmd),
-    /// Read and set properties (account, project, region).
+    /// Read and set properties (account, project, run and compute region, compute zone).
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Project IAM policy.
@@ -114,8 +114,10 @@ pub enum AdvisorCmd {
 pub enum RunCmd {
     /// Create or update a service and deploy a new revision.
     Deploy(Box<DeployArgs>),
+    /// List, describe, update and delete services; their IAM policies, logs and a local proxy.
     #[command(subcommand)]
     Services(RunServicesCmd),
+    /// List and describe the revisions of a service.
     #[command(subcommand)]
     Revisions(RunRevisionsCmd),
 }
@@ -148,6 +150,7 @@ impl RunCmd {
 pub struct DeployArgs {
     /// Service name.
     pub service: String,
+    /// Region of the service (default: the `run/region` property, else the platform's region).
     #[arg(long)]
     pub region: Option<String>,
     /// Container image; `us-docker.pkg.dev/cloudrun/container/hello` is the built-in sample.
@@ -180,6 +183,7 @@ pub struct DeployArgs {
     /// Remove environment variables: `KEY,…`.
     #[arg(long)]
     pub remove_env_vars: Option<String>,
+    /// Remove every environment variable (not the secret ones).
     #[arg(long)]
     pub clear_env_vars: bool,
     /// Replace all secrets: `ENV=SECRET:VERSION` (an env var) or `/dir/file=SECRET:VERSION` (a file), comma-separated;
@@ -204,8 +208,10 @@ pub struct DeployArgs {
     /// CPU limit of each instance, e.g. `1`, `2`, `500m` (a cgroup limit in the sandbox).
     #[arg(long)]
     pub cpu: Option<String>,
+    /// Instances kept running even without requests (default 0: scale to zero).
     #[arg(long)]
     pub min_instances: Option<u32>,
+    /// Most instances the service scales out to.
     #[arg(long)]
     pub max_instances: Option<u32>,
     /// Requests per instance at once.
@@ -238,10 +244,13 @@ pub struct DeployArgs {
     /// Remove Direct VPC egress.
     #[arg(long)]
     pub clear_network: bool,
+    /// Add audiences that ID tokens for the service may carry besides its URL: `AUDIENCE,…`.
     #[arg(long)]
     pub add_custom_audiences: Option<String>,
+    /// Remove custom audiences: `AUDIENCE,…`.
     #[arg(long)]
     pub remove_custom_audiences: Option<String>,
+    /// Remove every custom audience (only the service URL is accepted then).
     #[arg(long)]
     pub clear_custom_audiences: bool,
     /// Check `run.routes.invoke` on every request (default).
@@ -253,63 +262,82 @@ pub struct DeployArgs {
     /// Replace all labels: `KEY=VALUE,…`.
     #[arg(long)]
     pub labels: Option<String>,
+    /// A description of the service.
     #[arg(long)]
     pub description: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RunServicesCmd {
+    /// List the services of a region.
     List {
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Show a service (`--format=export` prints the Knative YAML `replace` takes).
     Describe {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Change a service's settings and deploy a new revision (the flags of `deploy`).
     Update(Box<DeployArgs>),
+    /// Delete a service with its revisions.
     Delete {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Add a binding to the service's IAM policy, e.g. `--member=allUsers --role=roles/run.invoker`.
     AddIamPolicyBinding {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
         #[command(flatten)]
         binding: BindingArgs,
     },
+    /// Remove a binding from the service's IAM policy.
     RemoveIamPolicyBinding {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
         #[command(flatten)]
         binding: BindingArgs,
     },
+    /// Print the service's IAM policy.
     GetIamPolicy {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Replace the service's IAM policy with the one in POLICY_FILE (JSON or YAML); a stale etag is refused.
     SetIamPolicy {
         service: String,
         policy_file: PathBuf,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Read a service's logs.
     #[command(subcommand)]
     Logs(LogsCmd),
     /// Create or replace a service from a Knative `serving.knative.dev/v1` YAML (as `describe --format=export` prints).
     Replace {
         file: PathBuf,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
     /// Serve the private service on localhost, adding the active account's ID token to every request.
     Proxy {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
         /// Local port to listen on.
@@ -323,8 +351,10 @@ pub enum LogsCmd {
     /// Instance output and one line per request.
     Read {
         service: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
+        /// Maximum number of log lines to print, newest last.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
@@ -332,14 +362,19 @@ pub enum LogsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum RunRevisionsCmd {
+    /// List the revisions of a service, or of every service in the region.
     List {
+        /// The service whose revisions to list; without it, every service's in the region (as gcloud).
         #[arg(long)]
-        service: String,
+        service: Option<String>,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Show a revision.
     Describe {
         revision: String,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
@@ -373,12 +408,15 @@ pub enum SecretsCmd {
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// List the project's secrets (or a location's, with `--location`).
     List {
+        /// Maximum number of secrets to list.
         #[arg(long)]
         limit: Option<usize>,
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Show a secret's metadata (never its payload).
     Describe {
         secret: String,
         #[command(flatten)]
@@ -387,6 +425,7 @@ pub enum SecretsCmd {
     /// Delete a secret with all its versions and its IAM policy.
     Delete {
         secret: String,
+        /// Delete only if the secret's etag is still this one.
         #[arg(long)]
         etag: Option<String>,
         #[command(flatten)]
@@ -401,15 +440,19 @@ pub enum SecretsCmd {
         /// Remove labels: `KEY,…`.
         #[arg(long)]
         remove_labels: Option<String>,
+        /// Remove every label.
         #[arg(long)]
         clear_labels: bool,
+        /// Update only if the secret's etag is still this one.
         #[arg(long)]
         etag: Option<String>,
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Add, access, list and change the state of a secret's versions.
     #[command(subcommand)]
     Versions(SecretVersionsCmd),
+    /// Add a binding to the secret's IAM policy, e.g. `--role=roles/secretmanager.secretAccessor`.
     AddIamPolicyBinding {
         secret: String,
         #[command(flatten)]
@@ -417,6 +460,7 @@ pub enum SecretsCmd {
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Remove a binding from the secret's IAM policy.
     RemoveIamPolicyBinding {
         secret: String,
         #[command(flatten)]
@@ -424,11 +468,13 @@ pub enum SecretsCmd {
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Print the secret's IAM policy.
     GetIamPolicy {
         secret: String,
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Replace the secret's IAM policy with the one in POLICY_FILE (JSON or YAML).
     SetIamPolicy {
         secret: String,
         policy_file: PathBuf,
@@ -441,6 +487,7 @@ pub enum SecretsCmd {
 #[derive(Args, Debug, Clone)]
 pub struct VersionArg {
     pub version: String,
+    /// The secret of VERSION (unless VERSION is a full name).
     #[arg(long)]
     pub secret: Option<String>,
     #[command(flatten)]
@@ -452,6 +499,7 @@ pub enum SecretVersionsCmd {
     /// Add a version from `--data-file` (`-` reads standard input).
     Add {
         secret: String,
+        /// File with the version's payload (1 byte to 64 KiB), or `-` for standard input.
         #[arg(long)]
         data_file: PathBuf,
         #[command(flatten)]
@@ -465,26 +513,33 @@ pub enum SecretVersionsCmd {
         #[arg(long)]
         out_file: Option<PathBuf>,
     },
+    /// List a secret's versions and their states.
     List {
         secret: String,
+        /// Maximum number of versions to list.
         #[arg(long)]
         limit: Option<usize>,
         #[command(flatten)]
         at: SecretLocation,
     },
+    /// Show a version's metadata (never its payload).
     Describe {
         #[command(flatten)]
         version: VersionArg,
     },
+    /// Disable a version: it cannot be accessed until enabled again.
     Disable {
         #[command(flatten)]
         version: VersionArg,
+        /// Change the version only if its etag is still this one.
         #[arg(long)]
         etag: Option<String>,
     },
+    /// Enable a disabled version.
     Enable {
         #[command(flatten)]
         version: VersionArg,
+        /// Change the version only if its etag is still this one.
         #[arg(long)]
         etag: Option<String>,
     },
@@ -492,6 +547,7 @@ pub enum SecretVersionsCmd {
     Destroy {
         #[command(flatten)]
         version: VersionArg,
+        /// Change the version only if its etag is still this one.
         #[arg(long)]
         etag: Option<String>,
     },
@@ -592,13 +648,20 @@ pub enum AuthCmd {
     /// Revoke credentials of accounts (the active one by default).
     Revoke {
         accounts: Vec<String>,
+        /// Revoke every credentialed account.
         #[arg(long)]
         all: bool,
     },
     /// Print an access token for the active (or given) account.
-    PrintAccessToken { account: Option<String> },
+    PrintAccessToken {
+        /// The account (default: the active one, or `--account`).
+        #[arg(id = "ACCOUNT")]
+        account: Option<String>,
+    },
     /// Print an ID token for the active account, or for `--impersonate-service-account`.
     PrintIdentityToken {
+        /// The account (default: the active one, or `--account`).
+        #[arg(id = "ACCOUNT")]
         account: Option<String>,
         /// Audience (`aud`) of the token; for service accounts only, as gcloud.
         #[arg(long)]
@@ -611,7 +674,8 @@ pub enum AuthCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
-    /// Set a property: account, project, region (also core/account, core/project, run/region, compute/region).
+    /// Set a property: core/account, core/project, run/region, compute/region or compute/zone (`account`, `project`
+    /// and `region` also work alone; `region` is run/region).
     Set { property: String, value: String },
     /// Print the value of a property.
     GetValue { property: String },
@@ -665,8 +729,10 @@ pub enum ProjectsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum IamCmd {
+    /// Create and manage service accounts, their keys and IAM policies.
     #[command(subcommand)]
     ServiceAccounts(ServiceAccountsCmd),
+    /// Show predefined roles; create and manage custom roles.
     #[command(subcommand)]
     Roles(RolesCmd),
 }
@@ -676,48 +742,49 @@ pub enum ServiceAccountsCmd {
     /// Create a service account NAME@PROJECT.iam.gserviceaccount.com.
     Create {
         name: String,
+        /// A human-readable name for the account.
         #[arg(long)]
         display_name: Option<String>,
+        /// A description of the account.
         #[arg(long)]
         description: Option<String>,
     },
+    /// List the project's service accounts.
     List,
-    Describe {
-        service_account: String,
-    },
+    /// Show a service account.
+    Describe { service_account: String },
+    /// Change a service account's display name or description.
     Update {
         service_account: String,
+        /// A human-readable name for the account.
         #[arg(long)]
         display_name: Option<String>,
+        /// A description of the account.
         #[arg(long)]
         description: Option<String>,
     },
-    Delete {
-        service_account: String,
-    },
-    Disable {
-        service_account: String,
-    },
-    Enable {
-        service_account: String,
-    },
+    /// Delete a service account.
+    Delete { service_account: String },
+    /// Disable a service account: it can no longer authenticate or get tokens.
+    Disable { service_account: String },
+    /// Enable a disabled service account.
+    Enable { service_account: String },
+    /// Add a binding to the account's IAM policy (who may act as it or mint its tokens).
     AddIamPolicyBinding {
         service_account: String,
         #[command(flatten)]
         binding: BindingArgs,
     },
+    /// Remove a binding from the account's IAM policy.
     RemoveIamPolicyBinding {
         service_account: String,
         #[command(flatten)]
         binding: BindingArgs,
     },
-    GetIamPolicy {
-        service_account: String,
-    },
-    SetIamPolicy {
-        service_account: String,
-        policy_file: PathBuf,
-    },
+    /// Print the account's IAM policy.
+    GetIamPolicy { service_account: String },
+    /// Replace the account's IAM policy with the one in POLICY_FILE (JSON or YAML).
+    SetIamPolicy { service_account: String, policy_file: PathBuf },
     /// User-managed keys (creation is refused by `constraints/iam.disableServiceAccountKeyCreation`).
     #[command(subcommand)]
     Keys(SaKeysCmd),
@@ -725,12 +792,16 @@ pub enum ServiceAccountsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SaKeysCmd {
+    /// Create a key and write it to OUTPUT_FILE (refused while the key-creation constraint is enforced).
     Create {
         output_file: PathBuf,
+        /// The service account's email.
         #[arg(long)]
         iam_account: String,
     },
+    /// List a service account's keys.
     List {
+        /// The service account's email.
         #[arg(long)]
         iam_account: String,
     },
@@ -741,39 +812,48 @@ pub enum RolesCmd {
     /// Create a custom role in a project.
     Create {
         role_id: String,
+        /// Permissions of the role: `PERMISSION,…`.
         #[arg(long)]
         permissions: Option<String>,
+        /// The role's title.
         #[arg(long)]
         title: Option<String>,
+        /// A description of the role.
         #[arg(long)]
         description: Option<String>,
+        /// Launch stage: ALPHA, BETA, GA, DEPRECATED, DISABLED or EAP.
         #[arg(long)]
         stage: Option<String>,
     },
     /// Show a predefined role (roles/NAME) or a custom one (ID with --project).
-    Describe {
-        role: String,
-    },
+    Describe { role: String },
     /// List predefined roles, or custom roles with --project.
     List {
+        /// Include deleted custom roles.
         #[arg(long)]
         show_deleted: bool,
     },
-    Delete {
-        role_id: String,
-    },
+    /// Delete a custom role (it can be listed with `--show-deleted`).
+    Delete { role_id: String },
+    /// Change a custom role's permissions, title, description or stage.
     Update {
         role_id: String,
+        /// Permissions to add: `PERMISSION,…`.
         #[arg(long)]
         add_permissions: Option<String>,
+        /// Permissions to remove: `PERMISSION,…`.
         #[arg(long)]
         remove_permissions: Option<String>,
+        /// Replace every permission of the role: `PERMISSION,…`.
         #[arg(long)]
         permissions: Option<String>,
+        /// The role's title.
         #[arg(long)]
         title: Option<String>,
+        /// A description of the role.
         #[arg(long)]
         description: Option<String>,
+        /// Launch stage: ALPHA, BETA, GA, DEPRECATED, DISABLED or EAP.
         #[arg(long)]
         stage: Option<String>,
     },
@@ -781,6 +861,7 @@ pub enum RolesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum IdentityCmd {
+    /// Create groups and manage their members.
     #[command(subcommand)]
     Groups(GroupsCmd),
 }
@@ -790,31 +871,41 @@ pub enum GroupsCmd {
     /// Create a group.
     Create {
         email: String,
+        /// A human-readable name for the group.
         #[arg(long)]
         display_name: Option<String>,
+        /// A description of the group.
         #[arg(long)]
         description: Option<String>,
         /// Accepted for compatibility with gcloud.
         #[arg(long)]
         organization: Option<String>,
+        /// Accepted for compatibility with gcloud (`with-initial-owner` or `empty`).
         #[arg(long)]
         with_initial_owner: Option<String>,
     },
+    /// Add and list a group's members.
     #[command(subcommand)]
     Memberships(MembershipsCmd),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum MembershipsCmd {
+    /// Add a member (a user, a service account or another group) to a group.
     Add {
+        /// The group's email.
         #[arg(long)]
         group_email: String,
+        /// The member's email.
         #[arg(long)]
         member_email: String,
+        /// Membership roles: `MEMBER`, `MANAGER`, `OWNER` (comma-separated; default MEMBER).
         #[arg(long)]
         roles: Option<String>,
     },
+    /// List a group's members.
     List {
+        /// The group's email.
         #[arg(long)]
         group_email: String,
     },
@@ -825,8 +916,10 @@ pub enum TroubleshootCmd {
     /// Explain access of --principal-email to FULL_RESOURCE_NAME for --permission.
     Iam {
         resource: String,
+        /// The principal: a user's, service account's or group's email.
         #[arg(long)]
         principal_email: String,
+        /// The permission to check, e.g. `run.routes.invoke`.
         #[arg(long)]
         permission: String,
     },
@@ -843,6 +936,7 @@ pub enum TroubleshootCmd {
         /// The ID token's audience (default: the service URL).
         #[arg(long)]
         audience: Option<String>,
+        /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
     },
@@ -853,6 +947,7 @@ pub enum LoggingCmd {
     /// Print audit log entries matching FILTER, newest first.
     Read {
         filter: Option<String>,
+        /// Maximum number of entries to print.
         #[arg(long)]
         limit: Option<usize>,
         /// asc or desc.
@@ -965,6 +1060,35 @@ mod tests {
         assert!(check_dashes(&["--project=x".into(), "a—b".into(), "—".into()]).is_ok());
     }
 
+    /// Every command and every flag `--help` shows says what it is: the walk finds a subcommand without an about
+    /// line or a visible flag without help text, wherever it is added.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, gaps: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.is_positional() || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    gaps.push(format!("`{path} --{}` has no help", arg.get_long().unwrap_or(arg.get_id().as_str())));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none_or(|a| a.to_string().trim().is_empty()) {
+                    gaps.push(format!("`{sub_path}` has no description"));
+                }
+                walk(sub, &sub_path, gaps);
+            }
+        }
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let mut gaps = Vec::new();
+        walk(&cli, "gatehouse", &mut gaps);
+        assert!(gaps.is_empty(), "{} gaps in --help:\n{}", gaps.len(), gaps.join("\n"));
+    }
+
     #[test]
     fn both_flag_spellings_parse() {
         for argv in [
@@ -994,8 +1118,10 @@ mod tests {
 
 #[derive(Subcommand, Debug)]
 pub enum ComputeCmd {
+    /// VPC networks, their subnets and Serverless VPC Access connectors.
     #[command(subcommand)]
     Networks(NetworksCmd),
+    /// VMs: private hosts in a VPC subnet that run a startup script.
     #[command(subcommand)]
     Instances(InstancesCmd),
 }
@@ -1005,10 +1131,13 @@ pub enum InstancesCmd {
     /// Create a VM in a VPC subnet that runs its startup script (a private host, e.g. a database).
     Create {
         name: String,
+        /// Zone of the instance, e.g. `us-central1-a` (default: the `compute/zone` property).
         #[arg(long)]
         zone: Option<String>,
+        /// Subnet of the instance's network interface, in the zone's region.
         #[arg(long)]
         subnet: Option<String>,
+        /// Network of the subnet (checked against it when given).
         #[arg(long)]
         network: Option<String>,
         /// The instance's address in the subnet (default: the next free one).
@@ -1020,28 +1149,38 @@ pub enum InstancesCmd {
         /// Accepted for compatibility (the host has no external address anyway).
         #[arg(long)]
         no_address: bool,
+        /// Accepted for compatibility (every instance is an `e2-small`).
         #[arg(long)]
         machine_type: Option<String>,
+        /// The account the instance's metadata server gives tokens for (default: the project's default compute
+        /// service account); needs `iam.serviceAccounts.actAs` on it.
         #[arg(long)]
         service_account: Option<String>,
     },
+    /// List instances in every zone of the project, or only in `--zones`.
     List {
+        /// Only these zones (comma-separated), e.g. `us-central1-a,us-central1-b`.
         #[arg(long)]
         zones: Option<String>,
     },
+    /// Show an instance.
     Describe {
         name: String,
+        /// Zone of the instance, e.g. `us-central1-a` (default: the `compute/zone` property).
         #[arg(long)]
         zone: Option<String>,
     },
     /// What the instance's startup script printed.
     GetSerialPortOutput {
         name: String,
+        /// Zone of the instance, e.g. `us-central1-a` (default: the `compute/zone` property).
         #[arg(long)]
         zone: Option<String>,
     },
+    /// Delete instances (their hosts stop).
     Delete {
         names: Vec<String>,
+        /// Zone of the instance, e.g. `us-central1-a` (default: the `compute/zone` property).
         #[arg(long)]
         zone: Option<String>,
         /// Accepted for compatibility: Gatehouse does not prompt.
@@ -1052,32 +1191,38 @@ pub enum InstancesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum NetworksCmd {
-    /// Create a VPC network (custom subnet mode).
+    /// Create a VPC network: auto subnet mode (a subnet in every region; the default) or custom.
     Create {
         name: String,
-        /// `custom` (subnets are created with `compute networks subnets create`).
+        /// `auto` (the default: a subnet in every region, named as the network) or `custom` (subnets are created
+        /// with `compute networks subnets create`).
         #[arg(long)]
         subnet_mode: Option<String>,
         /// `regional` (the only routing mode modelled).
         #[arg(long)]
         bgp_routing_mode: Option<String>,
+        /// Maximum transmission unit in bytes (1300 to 8896; default 1460).
         #[arg(long)]
         mtu: Option<u32>,
+        /// A description of the network.
         #[arg(long)]
         description: Option<String>,
     },
+    /// List the project's VPC networks.
     List,
-    Describe {
-        name: String,
-    },
+    /// Show a VPC network.
+    Describe { name: String },
+    /// Delete VPC networks (an auto-mode network's subnets go with it).
     Delete {
         names: Vec<String>,
         /// Accepted for compatibility: Gatehouse does not prompt.
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Create, list and delete the subnets of VPC networks.
     #[command(subcommand)]
     Subnets(SubnetsCmd),
+    /// Serverless VPC Access: connectors that give Cloud Run services egress into a VPC network.
     #[command(subcommand, name = "vpc-access")]
     VpcAccess(VpcAccessCmd),
 }
@@ -1087,18 +1232,23 @@ pub enum SubnetsCmd {
     /// Create a subnet of a VPC network in one region.
     Create {
         name: String,
+        /// The VPC network the subnet belongs to.
         #[arg(long)]
         network: String,
         /// The subnet's IPv4 range, e.g. 10.0.0.0/24 (RFC 1918 or RFC 6598).
         #[arg(long)]
         range: String,
+        /// Region of the subnet (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
+        /// A description of the subnet.
         #[arg(long)]
         description: Option<String>,
+        /// Let VMs without external addresses reach Google APIs (Private Google Access).
         #[arg(long)]
         enable_private_ip_google_access: bool,
     },
+    /// List the subnets of every network and region.
     List {
         /// Only these networks (comma-separated names).
         #[arg(long)]
@@ -1107,15 +1257,20 @@ pub enum SubnetsCmd {
         #[arg(long)]
         regions: Option<String>,
     },
+    /// Show a subnet.
     Describe {
         name: String,
+        /// Region of the subnet (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Delete subnets no connector or instance uses.
     Delete {
         names: Vec<String>,
+        /// Region of the subnets (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
+        /// Accepted for compatibility: Gatehouse does not prompt.
         #[arg(long, short = 'q')]
         quiet: bool,
     },
@@ -1123,6 +1278,7 @@ pub enum SubnetsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum VpcAccessCmd {
+    /// Create, list and delete Serverless VPC Access connectors.
     #[command(subcommand)]
     Connectors(ConnectorsCmd),
 }
@@ -1132,36 +1288,51 @@ pub enum ConnectorsCmd {
     /// Create a Serverless VPC Access connector: with `--network` and a /28 `--range`, or on a /28 `--subnet`.
     Create {
         name: String,
+        /// Region of the connector (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
+        /// The VPC network of the connector (with `--range`; default `default`).
         #[arg(long)]
         network: Option<String>,
+        /// An unused /28 range of the network for the connector, e.g. `10.8.0.0/28`.
         #[arg(long)]
         range: Option<String>,
+        /// An existing /28 subnet in the connector's region to use instead of `--network` and `--range`.
         #[arg(long)]
         subnet: Option<String>,
+        /// The project of `--subnet` (default: the connector's project).
         #[arg(long)]
         subnet_project: Option<String>,
+        /// Fewest connector instances (2 to 9; default 2).
         #[arg(long)]
         min_instances: Option<u32>,
+        /// Most connector instances (3 to 10; default 10).
         #[arg(long)]
         max_instances: Option<u32>,
+        /// Machine type of the connector instances: `f1-micro`, `e2-micro` or `e2-standard-4` (default `e2-micro`).
         #[arg(long)]
         machine_type: Option<String>,
     },
+    /// List the connectors of a region.
     List {
+        /// Region of the connectors (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Show a connector.
     Describe {
         name: String,
+        /// Region of the connector (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
     },
+    /// Delete a connector.
     Delete {
         name: String,
+        /// Region of the connector (default: the `compute/region` property, else the `run/region` one).
         #[arg(long)]
         region: Option<String>,
+        /// Accepted for compatibility: Gatehouse does not prompt.
         #[arg(long, short = 'q')]
         quiet: bool,
     },

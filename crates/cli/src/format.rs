@@ -1,5 +1,6 @@
 //! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)`, `table(KEY[:label=L],…)`, `csv(KEY,…)`
-//! (a key may end in gcloud's `.basename()` transform),
+//! (a key may end in gcloud's `.basename()` transform), and the projections `json(KEY,…)`, `yaml(KEY,…)` (only those
+//! keys, at their paths),
 //! with `--flatten=a[].b` and `--filter=EXPR` applied first.
 
 use crate::args::Global;
@@ -44,6 +45,9 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
         (None, Default::Table(t)) => t.to_owned(),
     };
     let (name, keys) = parse_spec(&spec)?;
+    if matches!(name.as_str(), "json" | "yaml") && !keys.is_empty() {
+        records = records.iter().map(|r| project(r, &keys)).collect();
+    }
     Ok(match name.as_str() {
         "json" => {
             let v = if flattened { Value::Array(records) } else { records.into_iter().next().unwrap_or(Value::Null) };
@@ -185,6 +189,71 @@ fn resolve(v: &Value, path: &[String]) -> Vec<Value> {
     }
 }
 
+/// gcloud's `json(KEY,…)` / `yaml(KEY,…)`: the record with only the listed keys, each at its path (a list on the way
+/// keeps each element's part); keys found nowhere are left out.
+fn project(record: &Value, keys: &[Key]) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    for key in keys {
+        if let Some(part) = project_path(record, &key.path) {
+            merge(&mut out, part);
+        }
+    }
+    out
+}
+
+/// The part of `v` at `path`, nested as in `v`; `None` when nothing is there.
+fn project_path(v: &Value, path: &[String]) -> Option<Value> {
+    let Some((head, rest)) = path.split_first() else { return Some(v.clone()) };
+    let (name, index) = match head.split_once('[') {
+        Some((n, i)) => (n, i.trim_end_matches(']').parse::<i64>().ok()),
+        None => (head.as_str(), None),
+    };
+    let child = v.get(name)?;
+    let part = match (child, index) {
+        (Value::Array(items), Some(i)) => {
+            let i = if i < 0 { items.len() as i64 + i } else { i };
+            let item = usize::try_from(i).ok().and_then(|i| items.get(i))?;
+            Value::Array(vec![project_path(item, rest)?])
+        }
+        (Value::Array(items), None) if !rest.is_empty() => {
+            let parts: Vec<Value> = items.iter().filter_map(|e| project_path(e, rest)).collect();
+            if parts.is_empty() {
+                return None;
+            }
+            Value::Array(parts)
+        }
+        (child, _) => project_path(child, rest)?,
+    };
+    let mut out = serde_json::Map::new();
+    out.insert(name.to_owned(), part);
+    Some(Value::Object(out))
+}
+
+/// Merges two projections of one record: objects key by key, lists element by element.
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, v) in b.into_iter().enumerate() {
+                match a.get_mut(i) {
+                    Some(existing) => merge(existing, v),
+                    None => a.push(v),
+                }
+            }
+        }
+        (into, from) => *into = from,
+    }
+}
+
 /// The values of one key in a record, transformed as the key says.
 fn values(record: &Value, key: &Key) -> Vec<Value> {
     let mut found = resolve(record, &key.path);
@@ -311,6 +380,64 @@ mod tests {
         let v = serde_json::json!({"name": "projects/123/secrets/sig/versions/2"});
         assert_eq!(render(&v, &global("value(name.basename())"), Default::Yaml).unwrap(), "2\n");
         assert_eq!(render(&v, &global("csv(name.basename())"), Default::Yaml).unwrap(), "NAME\n2\n");
+    }
+
+    #[test]
+    fn json_and_yaml_projections_keep_only_the_listed_keys_at_their_paths() {
+        let svc = json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "metadata": {"name": "svc", "labels": {"cloud.googleapis.com/location": "us-central1"}},
+            "spec": {"template": {"metadata": {"name": "svc-00001-abc"},
+                                  "spec": {"containers": [{"image": "hello"}], "timeoutSeconds": 300}}},
+        });
+        assert_eq!(
+            render(&svc, &global("yaml(spec.template.spec.containers)"), Default::Yaml).unwrap(),
+            "spec:\n  template:\n    spec:\n      containers:\n      - image: hello\n"
+        );
+        // Several keys merge under their common parents, in the order given; an absent key is left out.
+        let out = render(
+            &svc,
+            &global("json(spec.template.spec.timeoutSeconds,metadata.name,metadata.absent,nothing.at.all)"),
+            Default::Yaml,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            json!({"spec": {"template": {"spec": {"timeoutSeconds": 300}}}, "metadata": {"name": "svc"}})
+        );
+        assert!(out.find("spec").unwrap() < out.find("metadata").unwrap(), "{out}");
+        // Quoted keys, and a key with nothing found gives an empty record.
+        assert_eq!(
+            render(&svc, &global("yaml(metadata.labels.\"cloud.googleapis.com/location\")"), Default::Yaml).unwrap(),
+            "metadata:\n  labels:\n    cloud.googleapis.com/location: us-central1\n"
+        );
+        assert_eq!(render(&svc, &global("json(nothing)"), Default::Yaml).unwrap(), "{}\n");
+    }
+
+    #[test]
+    fn projections_through_lists_keep_each_element() {
+        let out = render(&policy(), &global("json(bindings.role,etag)"), Default::Yaml).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            json!({"bindings": [{"role": "roles/editor"}, {"role": "roles/owner"}], "etag": "BwX="})
+        );
+        // Two keys under the same list merge element by element.
+        let out = render(&policy(), &global("json(bindings.role,bindings.members)"), Default::Yaml).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!({"bindings": policy()["bindings"]}));
+        let out = render(&policy(), &global("json(bindings[1].members)"), Default::Yaml).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            json!({"bindings": [{"members": ["user:owner@localhost", "user:b@example.com"]}]})
+        );
+        // A list of records: each projected; json prints the list, yaml one document per record.
+        let rows = json!([{"name": "a", "x": 1}, {"name": "b", "x": 2}]);
+        let out = render(&rows, &global("json(name)"), Default::Yaml).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([{"name": "a"}, {"name": "b"}]));
+        assert_eq!(render(&rows, &global("yaml(name)"), Default::Yaml).unwrap(), "name: a\n---\nname: b\n");
+        // The other formats still read the same keys.
+        assert_eq!(render(&rows, &global("value(name)"), Default::Yaml).unwrap(), "a\nb\n");
+        assert_eq!(render(&rows, &global("csv(name,x)"), Default::Yaml).unwrap(), "NAME,X\na,1\nb,2\n");
+        assert_eq!(render(&rows, &global("table(name)"), Default::Yaml).unwrap(), "NAME\na\nb\n");
     }
 
     #[test]

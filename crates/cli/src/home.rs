@@ -162,14 +162,36 @@ impl Home {
     }
 }
 
-/// Maps gcloud property names to ours: `core/account` → `account`, `run/region` → `region`.
+/// The properties `config` knows: (the key in `config.json`, gcloud's `SECTION/NAME`). `run/region` is kept as
+/// `region`, as earlier homes have it; `compute/region` and `compute/zone` are compute commands' defaults for
+/// `--region` and `--zone`, as in gcloud.
+const PROPERTIES: [(&str, &str); 5] = [
+    ("account", "core/account"),
+    ("project", "core/project"),
+    ("region", "run/region"),
+    ("compute/region", "compute/region"),
+    ("compute/zone", "compute/zone"),
+];
+
+/// Maps a gcloud property name to its key in `config.json`: `core/account` and `account` → `account`, `run/region`
+/// and `region` → `region`, `compute/zone` → `compute/zone`.
 pub fn property_name(name: &str) -> Result<&'static str> {
-    match name {
-        "account" | "core/account" => Ok("account"),
-        "project" | "core/project" => Ok("project"),
-        "region" | "run/region" | "compute/region" => Ok("region"),
-        other => Err(anyhow!("unknown property `{other}`; Gatehouse knows `account`, `project` and `region` (also `core/account`, `core/project`, `run/region`)")),
-    }
+    PROPERTIES
+        .iter()
+        .find(|(key, full)| name == *full || (name == *key && !key.contains('/')))
+        .map(|(key, _)| *key)
+        .ok_or_else(|| {
+            let known: Vec<&str> = PROPERTIES.iter().map(|(_, full)| *full).collect();
+            anyhow!(
+                "unknown property `{name}`; Gatehouse knows {} (`account`, `project` and `region` also work alone)",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+/// gcloud's `SECTION/NAME` of a key in `config.json` (`region` → `run/region`).
+pub fn property_full_name(key: &str) -> &str {
+    PROPERTIES.iter().find(|(k, _)| *k == key).map_or(key, |(_, full)| full)
 }
 
 /// Reads a JSON or YAML file into a JSON value.
@@ -179,4 +201,28 @@ pub fn read_structured(path: &Path) -> Result<Value> {
         return Ok(v);
     }
     serde_yaml::from_str(&text).map_err(|e| anyhow!("`{}` is neither JSON nor YAML: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcloud_property_names_map_to_their_keys() {
+        for (name, key, full) in [
+            ("account", "account", "core/account"),
+            ("core/project", "project", "core/project"),
+            ("region", "region", "run/region"),
+            ("run/region", "region", "run/region"),
+            ("compute/region", "compute/region", "compute/region"),
+            ("compute/zone", "compute/zone", "compute/zone"),
+        ] {
+            assert_eq!(property_name(name).unwrap(), key, "{name}");
+            assert_eq!(property_full_name(key), full, "{name}");
+        }
+        for unknown in ["zone", "core/zone", "run/zone", "compute/project"] {
+            let e = property_name(unknown).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown property `{unknown}`")) && e.contains("`compute/zone`"), "{e}");
+        }
+    }
 }

@@ -398,6 +398,37 @@ fn compute_instances_refuse_bad_input_with_clear_errors_and_keep_what_is_in_use(
     assert!(e.contains("was not found"), "{e}");
 }
 
+#[test]
+fn instances_list_shows_every_zone_unless_zones_names_some() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    p.ok(&["compute", "networks", "create", "zones-vpc", "--subnet-mode=custom"]);
+    p.ok(&["compute", "networks", "subnets", "create", "zs", "--network=zones-vpc", "--range=10.60.0.0/29", REGION]);
+    let script = "--metadata=startup-script=sleep 600";
+    p.ok(&["compute", "instances", "create", "vm-a", "--zone=us-central1-a", "--subnet=zs", script]);
+    // `compute/zone` is the default --zone.
+    p.ok(&["config", "set", "compute/zone", "us-central1-b"]);
+    p.ok(&["compute", "instances", "create", "vm-b", "--subnet=zs", script]);
+    let rows = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["compute", "instances", "list"];
+        args.extend(extra);
+        let out = p.ok(&args);
+        let mut lines = out.lines();
+        assert!(lines.next().is_some_and(|h| h.starts_with("NAME") && h.contains("ZONE")), "{out}");
+        lines.map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect()
+    };
+    assert_eq!(rows(&[]), ["vm-a us-central1-a", "vm-b us-central1-b"], "every zone of the project");
+    assert_eq!(rows(&["--zones=us-central1-b"]), ["vm-b us-central1-b"]);
+    assert_eq!(rows(&["--zones=us-central1-a,us-central1-b"]), ["vm-a us-central1-a", "vm-b us-central1-b"]);
+    let vm = p.json(&["compute", "instances", "describe", "vm-b"]);
+    assert!(vm["zone"].as_str().unwrap().ends_with("/zones/us-central1-b"), "{vm}");
+    p.ok(&["compute", "instances", "delete", "vm-b", "--quiet"]);
+    p.ok(&["compute", "instances", "delete", "vm-a", "--zone=us-central1-a", "--quiet"]);
+    assert_eq!(rows(&[]), Vec::<String>::new());
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

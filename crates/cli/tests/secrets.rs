@@ -336,6 +336,35 @@ fn cli_refuses_bad_input_before_writing_anything() {
 }
 
 #[test]
+fn empty_or_missing_payloads_are_refused_before_the_secret_is_created() {
+    let p = Platform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = data_file(&dir, "empty", b"");
+    let r = p.run(&["secrets", "create", "empty-sec", &format!("--data-file={empty}")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("Created secret"), "nothing is created: {}", r.stderr);
+    assert!(r.stderr.contains(&format!("--data-file `{empty}` is empty")), "{}", r.stderr);
+    assert!(r.stderr.contains("leave out --data-file to create the secret without a version"), "{}", r.stderr);
+    // Standard input with nothing on it.
+    let out = with_stdin(&p, &["secrets", "create", "empty-sec", "--data-file=-"], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("Created secret") && stderr.contains("standard input (--data-file=-) is empty"),
+        "{stderr}"
+    );
+    // A file that does not exist.
+    let e = p.fail(&["secrets", "create", "empty-sec", "--data-file=/nonexistent/empty-sec"]);
+    assert!(!e.contains("Created secret") && e.contains("cannot read --data-file `/nonexistent/empty-sec`"), "{e}");
+    assert_eq!(p.ok(&["secrets", "list", "--format=value(name)"]).trim(), "", "nothing was created");
+    // The secret can then be made as asked; an empty version is refused the same way, and adds nothing.
+    p.ok(&["secrets", "create", "empty-sec"]);
+    let e = p.fail(&["secrets", "versions", "add", "empty-sec", &format!("--data-file={empty}")]);
+    assert!(e.contains("is empty") && e.contains("write the value into the file"), "{e}");
+    assert_eq!(p.ok(&["secrets", "versions", "list", "empty-sec", "--format=value(name)"]).trim(), "");
+}
+
+#[test]
 fn per_secret_iam_with_inherited_project_bindings() {
     let p = Platform::start();
     sa_setup(&p);

@@ -513,3 +513,102 @@ fn the_v1_knative_api_reads_and_writes_services_in_knative_shapes() {
     assert_eq!((code, status["status"].as_str()), (200, Some("Success")), "{status}");
     assert_eq!(call(reqwest::Method::GET, &format!("{base}/kn-two"), None).0, 404);
 }
+
+#[test]
+fn revisions_print_in_the_knative_shape_for_one_or_every_service() {
+    let p = Platform::start();
+    // `svc` and `svc-a`: the revisions of the second start with the first's name.
+    p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1"]);
+    p.ok(&["run", "deploy", "svc-a", HELLO, "--region=us-central1"]);
+    p.ok(&["run", "services", "update", "svc-a", "--region=us-central1", "--update-env-vars=MODE=x"]);
+
+    // `value(metadata.name)` prints the short names, newest first.
+    let names =
+        p.ok(&["run", "revisions", "list", "--service=svc-a", "--region=us-central1", "--format=value(metadata.name)"]);
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("svc-a-00002-") && names[1].starts_with("svc-a-00001-"), "{names:?}");
+
+    // Without --service: every service's revisions, as Knative v1 Revisions.
+    let all = p.json(&["run", "revisions", "list", "--region=us-central1"]);
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    for r in all {
+        assert_eq!((r["apiVersion"].as_str(), r["kind"].as_str()), (Some("serving.knative.dev/v1"), Some("Revision")));
+        let service = r["metadata"]["labels"]["serving.knative.dev/service"].as_str().unwrap();
+        assert!(r["metadata"]["name"].as_str().unwrap().starts_with(&format!("{service}-0000")), "{r}");
+        assert_eq!(r["metadata"]["labels"]["serving.knative.dev/configuration"], service, "{r}");
+    }
+    let table = p.ok(&["run", "revisions", "list", "--region=us-central1"]);
+    let mut lines = table.lines();
+    let head = lines.next().unwrap();
+    for column in ["REVISION", "ACTIVE", "SERVICE", "DEPLOYED", "DEPLOYED BY"] {
+        assert!(head.contains(column), "{table}");
+    }
+    let active: Vec<&str> = lines.filter(|l| l.contains(" yes ")).collect();
+    assert_eq!(active.len(), 2, "the serving revision of each service is active:\n{table}");
+    assert!(
+        active.iter().any(|l| l.starts_with(&format!("✔  {}", names[0])) && l.contains("owner@localhost")),
+        "{table}"
+    );
+
+    // Describe: the Knative v1 Revision, for a service whose name holds a hyphen.
+    let rev = p.json(&["run", "revisions", "describe", names[0], "--region=us-central1"]);
+    assert_eq!(rev["kind"], "Revision", "{rev}");
+    assert_eq!(rev["metadata"]["name"], names[0], "{rev}");
+    assert_eq!(rev["metadata"]["namespace"], p.project_number.as_str(), "{rev}");
+    assert_eq!(rev["metadata"]["labels"]["serving.knative.dev/service"], "svc-a", "{rev}");
+    assert_eq!(rev["spec"]["serviceAccountName"], p.compute_sa(), "{rev}");
+    assert_eq!(rev["spec"]["containerConcurrency"], 80, "{rev}");
+    assert_eq!(rev["spec"]["timeoutSeconds"], 300, "{rev}");
+    let env = &rev["spec"]["containers"][0]["env"];
+    assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "MODE" && e["value"] == "x"), "{rev}");
+    let ready = rev["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(ready["status"], "True", "{rev}");
+
+    // A name that is no revision answers NOT_FOUND naming it, never another service.
+    for missing in ["svc-a-00002", "svc-a-00009-abc", "nope-00001-abc", "svc-a"] {
+        let e = p.fail(&["run", "revisions", "describe", missing, "--region=us-central1"]);
+        assert!(e.contains("NOT_FOUND") && e.contains(&format!("'{missing}' of kind 'REVISION'")), "{e}");
+    }
+    // As gcloud, --service narrows the list by label: a service without revisions has none.
+    let none =
+        p.ok(&["run", "revisions", "list", "--service=nope", "--region=us-central1", "--format=value(metadata.name)"]);
+    assert_eq!(none, "");
+}
+
+#[test]
+fn format_projections_print_only_the_listed_keys() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1", "--set-env-vars=MODE=prod"]);
+    let out = p.ok(&[
+        "run",
+        "services",
+        "describe",
+        "svc",
+        "--region=us-central1",
+        "--format=yaml(spec.template.spec.containers)",
+    ]);
+    assert!(out.starts_with("spec:\n  template:\n    spec:\n      containers:\n"), "{out}");
+    assert!(out.contains("MODE") && !out.contains("metadata") && !out.contains("status"), "{out}");
+    let v: Value = serde_json::from_str(&p.ok(&[
+        "run",
+        "services",
+        "describe",
+        "svc",
+        "--region=us-central1",
+        "--format=json(metadata.name,status.url,metadata.nothing)",
+    ]))
+    .unwrap();
+    assert_eq!(v["metadata"].as_object().unwrap().len(), 1, "{v}");
+    assert_eq!(v["metadata"]["name"], "svc", "{v}");
+    assert!(v["status"]["url"].as_str().unwrap().starts_with("http://"), "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    let listed = p.ok(&["run", "services", "list", "--region=us-central1", "--format=json(metadata.name)"]);
+    assert_eq!(serde_json::from_str::<Value>(&listed).unwrap(), serde_json::json!([{ "metadata": { "name": "svc" } }]));
+    assert_eq!(p.ok(&["run", "services", "list", "--region=us-central1", "--format=value(metadata.name)"]), "svc\n");
+    assert_eq!(
+        p.ok(&["run", "services", "list", "--region=us-central1", "--format=csv(metadata.name)"]),
+        "NAME\nsvc\n"
+    );
+}

@@ -383,3 +383,60 @@ fn every_project_has_the_auto_mode_default_network_and_auto_networks_behave_as_c
     let e = p.fail(&["compute", "networks", "delete", "default", "--quiet"]);
     assert!(e.contains("is already being used by"), "{e}");
 }
+
+#[test]
+fn compute_zone_and_region_properties_are_the_defaults_and_unknown_zones_are_refused() {
+    let p = Platform::start();
+    // gcloud's compute properties: set, read, listed in their section; `run/region` stays a property of its own.
+    let r = p.run(&["config", "set", "compute/zone", "us-central1-b"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Updated property [compute/zone]."), "{}", r.stderr);
+    assert!(!r.stderr.contains("WARNING"), "{}", r.stderr);
+    let r = p.run(&["config", "set", "compute/region", "europe-west1"]);
+    assert!(r.stderr.contains("Updated property [compute/region]."), "{}", r.stderr);
+    assert_eq!(p.ok(&["config", "get-value", "compute/zone"]).trim(), "us-central1-b");
+    assert_eq!(p.ok(&["config", "get-value", "compute/region"]).trim(), "europe-west1");
+    assert_eq!(p.ok(&["config", "get-value", "run/region"]).trim(), "us-central1");
+    let listed = p.json(&["config", "list"]);
+    assert_eq!(listed["compute"], json!({ "region": "europe-west1", "zone": "us-central1-b" }), "{listed}");
+    assert_eq!(listed["run"]["region"], "us-central1", "{listed}");
+
+    // Compute commands take their region from compute/region...
+    p.ok(&["compute", "networks", "create", "zone-vpc", "--subnet-mode=custom"]);
+    p.ok(&["compute", "networks", "subnets", "create", "zs", "--network=zone-vpc", "--range=10.50.0.0/24"]);
+    let s = p.json(&["compute", "networks", "subnets", "describe", "zs"]);
+    assert!(s["region"].as_str().unwrap().ends_with("/regions/europe-west1"), "{s}");
+    // ...and their zone from compute/zone, else the region's first zone.
+    let e = p.fail(&["compute", "instances", "describe", "nope"]);
+    assert!(e.contains("'projects/local-project/zones/us-central1-b/instances/nope' was not found"), "{e}");
+    let r = p.run(&["config", "unset", "compute/zone"]);
+    assert!(r.stderr.contains("Unset property [compute/zone]."), "{}", r.stderr);
+    let e = p.fail(&["compute", "instances", "describe", "nope"]);
+    assert!(e.contains("'projects/local-project/zones/europe-west1-b/instances/nope' was not found"), "{e}");
+
+    // A zone that does not exist is Compute Engine's 400, naming it, before anything is made.
+    let script = "--metadata=startup-script=true";
+    for (args, bad) in [
+        (vec!["create", "vm", "--zone=us-central1-z", "--subnet=zs", script], "us-central1-z"),
+        (vec!["create", "vm", "--zone=europe-west1-a", "--subnet=zs", script], "europe-west1-a"),
+        (vec!["list", "--zones=us-central1-a,us-central1-z"], "us-central1-z"),
+        (vec!["describe", "vm", "--zone=us-central1-d"], "us-central1-d"),
+        (vec!["delete", "vm", "--zone=us-central1-d"], "us-central1-d"),
+    ] {
+        let mut all = vec!["compute", "instances"];
+        all.extend(&args);
+        let e = p.fail(&all);
+        assert!(e.contains(&format!("Invalid value for field 'zone': '{bad}'. Unknown zone.")), "{all:?}: {e}");
+        let region = bad.rsplit_once('-').unwrap().0;
+        assert!(e.contains(&format!("The zones of region {region} are {region}-")), "{all:?}: {e}");
+    }
+    assert_eq!(p.ok(&["compute", "instances", "list", "--format=value(name)"]).trim(), "", "nothing was made");
+    // gcloud warns about an unknown zone as it is set (and keeps it when it may not ask).
+    let r = p.run(&["config", "set", "compute/zone", "us-central1-z"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("WARNING: us-central1-z is not a valid zone; the zones of region us-central1 are"),
+        "{}",
+        r.stderr
+    );
+}

@@ -59,6 +59,72 @@ pub const AUTO_MODE_RANGES: [(&str, &str); 24] = [
     ("asia-southeast2", "10.184.0.0/20"),
 ];
 
+/// The zones of each region of [`AUTO_MODE_RANGES`], as `gcloud compute zones list` shows them: the letters after
+/// `REGION-` (`us-central1` has `us-central1-a`, `-b`, `-c` and `-f`; there is no `us-central1-d`).
+pub const REGION_ZONES: [(&str, &str); 24] = [
+    ("us-central1", "abcf"),
+    ("europe-west1", "bcd"),
+    ("us-west1", "abc"),
+    ("asia-east1", "abc"),
+    ("us-east1", "bcd"),
+    ("asia-northeast1", "abc"),
+    ("asia-southeast1", "abc"),
+    ("us-east4", "abc"),
+    ("australia-southeast1", "abc"),
+    ("europe-west2", "abc"),
+    ("europe-west3", "abc"),
+    ("southamerica-east1", "abc"),
+    ("asia-south1", "abc"),
+    ("northamerica-northeast1", "abc"),
+    ("europe-west4", "abc"),
+    ("europe-north1", "abc"),
+    ("us-west2", "abc"),
+    ("asia-east2", "abc"),
+    ("europe-west6", "abc"),
+    ("asia-northeast2", "abc"),
+    ("asia-northeast3", "abc"),
+    ("us-west3", "abc"),
+    ("us-west4", "abc"),
+    ("asia-southeast2", "abc"),
+];
+
+/// Whether `region` is spelled as Google's regions are: `us-central1`, `europe-west4` (lowercase words joined by
+/// hyphens, ending in a digit). Any such region is accepted for subnets, as regions outside [`REGION_ZONES`] exist.
+pub fn is_region_name(region: &str) -> bool {
+    region.len() <= 40
+        && region.split('-').count() >= 2
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region.ends_with(|c: char| c.is_ascii_digit())
+        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The zones of `region`: Google's list for a region of [`REGION_ZONES`], `REGION-a` … `REGION-f` for any other
+/// well-formed region (Compute Engine's zone letters), none for a malformed one.
+pub fn zones_of(region: &str) -> Vec<String> {
+    if !is_region_name(region) {
+        return Vec::new();
+    }
+    let letters = REGION_ZONES.iter().find(|(r, _)| *r == region).map_or("abcdef", |(_, z)| z);
+    letters.chars().map(|c| format!("{region}-{c}")).collect()
+}
+
+/// The region of an existing zone (`us-central1-a` → `us-central1`), or Compute Engine's error for an unknown zone
+/// (`Invalid value for field 'zone': 'us-central1-z'. Unknown zone.`) with the zones the region has.
+pub fn zone_region(zone: &str) -> Result<&str, String> {
+    let unknown = format!("Invalid value for field 'zone': '{zone}'. Unknown zone.");
+    let Some((region, _)) = zone.rsplit_once('-') else {
+        return Err(format!("{unknown} Use a zone such as us-central1-a"));
+    };
+    let zones = zones_of(region);
+    if zones.iter().any(|z| z == zone) {
+        Ok(region)
+    } else if zones.is_empty() {
+        Err(format!("{unknown} Use a zone such as us-central1-a"))
+    } else {
+        Err(format!("{unknown} The zones of region {region} are {}", zones.join(", ")))
+    }
+}
+
 /// Whether traffic to `ip` goes through the VPC under `private-ranges-only`.
 pub fn is_private(ip: Ipv4Addr) -> bool {
     PRIVATE_RANGES.iter().any(|(range, _)| net(range).contains(&ip))
@@ -310,6 +376,26 @@ pub fn host_addresses(range: &Ipv4Net) -> impl Iterator<Item = Ipv4Addr> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn zones_exist_only_in_their_regions() {
+        assert_eq!(zone_region("us-central1-a"), Ok("us-central1"));
+        assert_eq!(zone_region("us-central1-f"), Ok("us-central1"));
+        assert_eq!(zone_region("europe-west1-b"), Ok("europe-west1"));
+        assert_eq!(zone_region("me-central2-c"), Ok("me-central2"), "a region outside the table: letters a-f");
+        let e = zone_region("us-central1-z").unwrap_err();
+        assert!(e.starts_with("Invalid value for field 'zone': 'us-central1-z'. Unknown zone."), "{e}");
+        assert!(e.contains("us-central1-a, us-central1-b, us-central1-c, us-central1-f"), "{e}");
+        for bad in
+            ["us-central1-d", "europe-west1-a", "me-central2-g", "us-central1", "central", "us-central1-", "x-1-AB"]
+        {
+            assert!(zone_region(bad).is_err(), "{bad}");
+        }
+        assert!(zone_region("central").unwrap_err().contains("Use a zone such as us-central1-a"));
+        for (region, _) in AUTO_MODE_RANGES {
+            assert!(REGION_ZONES.iter().any(|(r, _)| *r == region), "{region} has its zones listed");
+        }
+    }
 
     #[test]
     fn host_addresses_leave_out_the_gateway_and_the_connector_address() {

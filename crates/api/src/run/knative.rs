@@ -1,6 +1,7 @@
 //! The v1 Knative form of a Cloud Run service (`serving.knative.dev/v1` `Service`), both ways: what gcloud's
 //! `run services describe` / `--format=export` print and `run services replace FILE` reads, and what the v1 REST
-//! surface (`/apis/serving.knative.dev/v1/namespaces/{ns}/services`) answers and accepts.
+//! surface (`/apis/serving.knative.dev/v1/namespaces/{ns}/services`) answers and accepts; and of a revision
+//! (`Revision`, one way: what `run revisions list`/`describe` print).
 
 use serde_json::{json, Map, Value};
 
@@ -130,7 +131,6 @@ pub fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value), Stri
 pub fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -> Value {
     let name = s["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default();
     let template = &s["template"];
-    let container = &template["containers"][0];
     let mut annotations = Map::new();
     let ingress = match s["ingress"].as_str().unwrap_or_default() {
         "INGRESS_TRAFFIC_INTERNAL_ONLY" => "internal",
@@ -151,6 +151,58 @@ pub fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -
     }
     let mut labels = s["labels"].as_object().cloned().unwrap_or_default();
     labels.insert("cloud.googleapis.com/location".into(), json!(region));
+    let (tmpl_annotations, spec) = revision_spec(template);
+    let mut metadata = json!({
+        "name": name,
+        "namespace": project_number,
+        "labels": labels,
+        "annotations": annotations,
+    });
+    let mut doc = json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {},
+        "spec": {
+            "template": {
+                "metadata": { "annotations": tmpl_annotations },
+                "spec": spec,
+            },
+            "traffic": [{ "percent": 100, "latestRevision": true }],
+        },
+    });
+    if !export {
+        metadata["uid"] = s["uid"].clone();
+        metadata["generation"] = json!(s["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(1));
+        metadata["creationTimestamp"] = s["createTime"].clone();
+        metadata["resourceVersion"] = s["etag"].clone();
+        doc["spec"]["template"]["metadata"]["name"] = s["latestCreatedRevision"].clone();
+        let ready = s["terminalCondition"]["state"] == "CONDITION_SUCCEEDED";
+        let mut cond = json!({
+            "type": "Ready",
+            "status": if ready { "True" } else { "False" },
+            "lastTransitionTime": s["terminalCondition"]["lastTransitionTime"],
+        });
+        if let Some(m) = s["terminalCondition"]["message"].as_str() {
+            cond["message"] = json!(m);
+        }
+        doc["status"] = json!({
+            "observedGeneration": metadata["generation"],
+            "conditions": [cond],
+            "latestReadyRevisionName": s["latestReadyRevision"],
+            "latestCreatedRevisionName": s["latestCreatedRevision"],
+            "traffic": [{ "revisionName": s["latestReadyRevision"], "percent": 100, "latestRevision": true }],
+            "url": s["uri"],
+            "address": { "url": s["uri"] },
+        });
+    }
+    doc["metadata"] = metadata;
+    doc
+}
+
+/// A v2 revision template in v1's words: the annotations of the Knative template's (or revision's) `metadata`, and
+/// its `spec` (a `RevisionSpec`). A v2 Revision carries the same fields, so it converts the same way.
+fn revision_spec(template: &Value) -> (Map<String, Value>, Value) {
+    let container = &template["containers"][0];
     let mut tmpl_annotations = Map::new();
     if let Some(n) = template["scaling"]["minInstanceCount"].as_u64() {
         tmpl_annotations.insert("autoscaling.knative.dev/minScale".into(), json!(n.to_string()));
@@ -215,57 +267,135 @@ pub fn to_knative(s: &Value, project_number: &str, region: &str, export: bool) -
         })
         .collect();
     let timeout = template["timeout"].as_str().and_then(|t| t.trim_end_matches('s').parse::<u64>().ok()).unwrap_or(300);
-    let mut metadata = json!({
-        "name": name,
-        "namespace": project_number,
-        "labels": labels,
-        "annotations": annotations,
-    });
-    let mut doc = json!({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": {},
-        "spec": {
-            "template": {
-                "metadata": { "annotations": tmpl_annotations },
-                "spec": {
-                    "containerConcurrency": template["maxInstanceRequestConcurrency"].as_u64().unwrap_or(80),
-                    "timeoutSeconds": timeout,
-                    "serviceAccountName": template["serviceAccount"],
-                    "containers": [c],
-                },
-            },
-            "traffic": [{ "percent": 100, "latestRevision": true }],
-        },
+    let mut spec = json!({
+        "containerConcurrency": template["maxInstanceRequestConcurrency"].as_u64().unwrap_or(80),
+        "timeoutSeconds": timeout,
+        "serviceAccountName": template["serviceAccount"],
+        "containers": [c],
     });
     if !volumes.is_empty() {
-        doc["spec"]["template"]["spec"]["volumes"] = Value::Array(volumes);
+        spec["volumes"] = Value::Array(volumes);
     }
-    if !export {
-        metadata["uid"] = s["uid"].clone();
-        metadata["generation"] = json!(s["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(1));
-        metadata["creationTimestamp"] = s["createTime"].clone();
-        metadata["resourceVersion"] = s["etag"].clone();
-        doc["spec"]["template"]["metadata"]["name"] = s["latestCreatedRevision"].clone();
-        let ready = s["terminalCondition"]["state"] == "CONDITION_SUCCEEDED";
-        let mut cond = json!({
-            "type": "Ready",
-            "status": if ready { "True" } else { "False" },
-            "lastTransitionTime": s["terminalCondition"]["lastTransitionTime"],
-        });
-        if let Some(m) = s["terminalCondition"]["message"].as_str() {
+    (tmpl_annotations, spec)
+}
+
+/// The v1 Knative `Revision` gcloud shows (`run revisions list`/`describe`) of a v2 Revision. `active`: whether it
+/// serves its service's traffic, when known; `creator`: who deployed it, when known.
+pub fn revision_to_knative(
+    r: &Value,
+    project_number: &str,
+    region: &str,
+    active: Option<bool>,
+    creator: Option<&str>,
+) -> Value {
+    let last = |v: &Value| v.as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default().to_owned();
+    let (name, service) = (last(&r["name"]), last(&r["service"]));
+    let (mut annotations, spec) = revision_spec(r);
+    for (k, v) in r["annotations"].as_object().into_iter().flatten() {
+        annotations.insert(k.clone(), v.clone());
+    }
+    if let Some(c) = creator.or(r["creator"].as_str()).filter(|c| !c.is_empty()) {
+        annotations.insert("serving.knative.dev/creator".into(), json!(c));
+    }
+    let mut labels = r["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert("serving.knative.dev/configuration".into(), json!(service));
+    labels.insert("serving.knative.dev/configurationGeneration".into(), json!(r["generation"].as_str().unwrap_or("1")));
+    labels.insert("serving.knative.dev/service".into(), json!(service));
+    if active == Some(true) {
+        labels.insert("serving.knative.dev/route".into(), json!(service));
+    }
+    labels.insert("cloud.googleapis.com/location".into(), json!(region));
+    let ready = r["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    let mut conditions = Vec::new();
+    if let Some(c) = ready {
+        let status = match c["state"].as_str() {
+            Some("CONDITION_SUCCEEDED") => "True",
+            Some("CONDITION_FAILED") => "False",
+            _ => "Unknown",
+        };
+        let mut cond = json!({ "type": "Ready", "status": status, "lastTransitionTime": c["lastTransitionTime"] });
+        if let Some(m) = c["message"].as_str() {
             cond["message"] = json!(m);
         }
-        doc["status"] = json!({
-            "observedGeneration": metadata["generation"],
-            "conditions": [cond],
-            "latestReadyRevisionName": s["latestReadyRevision"],
-            "latestCreatedRevisionName": s["latestCreatedRevision"],
-            "traffic": [{ "revisionName": s["latestReadyRevision"], "percent": 100, "latestRevision": true }],
-            "url": s["uri"],
-            "address": { "url": s["uri"] },
-        });
+        conditions.push(cond);
     }
-    doc["metadata"] = metadata;
-    doc
+    if let Some(active) = active {
+        conditions.push(json!({ "type": "Active", "status": if active { "True" } else { "False" } }));
+    }
+    let mut status = json!({ "observedGeneration": 1, "conditions": conditions });
+    if let Some(u) = r["logUri"].as_str().filter(|u| !u.is_empty()) {
+        status["logUrl"] = json!(u);
+    }
+    json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Revision",
+        "metadata": {
+            "name": name,
+            "namespace": project_number,
+            "uid": r["uid"],
+            "generation": 1,
+            "creationTimestamp": r["createTime"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{
+                "kind": "Configuration",
+                "name": service,
+                "apiVersion": "serving.knative.dev/v1",
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": spec,
+        "status": status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_reads_as_a_knative_revision_with_its_service_labels() {
+        let rev = json!({
+            "name": "projects/p/locations/us-central1/services/svc-a/revisions/svc-a-00002-xyz",
+            "uid": "u1",
+            "generation": "2",
+            "service": "projects/p/locations/us-central1/services/svc-a",
+            "createTime": "2026-01-02T03:04:05.678Z",
+            "serviceAccount": "sa@p.iam.gserviceaccount.com",
+            "containers": [{"image": "hello", "env": [{"name": "MODE", "value": "x"}]}],
+            "scaling": {"maxInstanceCount": 3},
+            "maxInstanceRequestConcurrency": 10,
+            "timeout": "60s",
+            "conditions": [{"type": "Ready", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": "t"}],
+        });
+        let k = revision_to_knative(&rev, "123", "us-central1", Some(true), Some("dev@example.com"));
+        assert_eq!((k["apiVersion"].as_str(), k["kind"].as_str()), (Some("serving.knative.dev/v1"), Some("Revision")));
+        let meta = &k["metadata"];
+        assert_eq!(meta["name"], "svc-a-00002-xyz");
+        assert_eq!(meta["namespace"], "123");
+        assert_eq!(meta["labels"]["serving.knative.dev/service"], "svc-a");
+        assert_eq!(meta["labels"]["serving.knative.dev/configuration"], "svc-a");
+        assert_eq!(meta["labels"]["serving.knative.dev/configurationGeneration"], "2");
+        assert_eq!(meta["labels"]["serving.knative.dev/route"], "svc-a");
+        assert_eq!(meta["annotations"]["autoscaling.knative.dev/maxScale"], "3");
+        assert_eq!(meta["annotations"]["serving.knative.dev/creator"], "dev@example.com");
+        assert_eq!(meta["ownerReferences"][0]["name"], "svc-a");
+        // The spec is the one a service's template shows.
+        let service = json!({"name": "projects/p/locations/us-central1/services/svc-a", "template": rev.clone()});
+        assert_eq!(k["spec"], to_knative(&service, "123", "us-central1", false)["spec"]["template"]["spec"]);
+        assert_eq!(k["spec"]["containerConcurrency"], 10);
+        assert_eq!(k["spec"]["timeoutSeconds"], 60);
+        assert_eq!(k["spec"]["serviceAccountName"], "sa@p.iam.gserviceaccount.com");
+        assert_eq!(k["spec"]["containers"][0]["env"][0]["value"], "x");
+        assert_eq!(
+            k["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": "t"}, {"type": "Active", "status": "True"}])
+        );
+        // Not serving, and nothing known of the service: no route label, no Active condition, no creator.
+        let k = revision_to_knative(&rev, "123", "us-central1", None, None);
+        assert!(k["metadata"]["labels"].get("serving.knative.dev/route").is_none());
+        assert!(k["metadata"]["annotations"].get("serving.knative.dev/creator").is_none());
+        assert_eq!(k["status"]["conditions"].as_array().unwrap().len(), 1);
+    }
 }

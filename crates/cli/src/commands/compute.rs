@@ -3,7 +3,7 @@
 //! the same flags, the same `Created [URL].` lines, tables with gcloud's columns (any `--format` shows the
 //! resources themselves).
 
-use super::{basename, region, seg};
+use super::{basename, compute_region as region, seg};
 use crate::args::{ComputeCmd, ConnectorsCmd, Global, InstancesCmd, NetworksCmd, SubnetsCmd, VpcAccessCmd};
 use crate::client::Client;
 use crate::format::{self, Default};
@@ -284,9 +284,12 @@ fn instance_row(i: &Value) -> Value {
     })
 }
 
-/// The zone: `--zone`, else the configured `compute/zone`, else the region's `-a` zone.
+/// The zone: `--zone`, else the `compute/zone` property, else the first zone of the compute region.
 fn zone(client: &Client, zone: &Option<String>) -> String {
-    zone.clone().unwrap_or_else(|| format!("{}-a", region(client, &None)))
+    zone.clone().or_else(|| client.home.config().get("compute/zone").cloned()).unwrap_or_else(|| {
+        let r = region(client, &None);
+        network::zones_of(&r).into_iter().next().unwrap_or_else(|| format!("{r}-a"))
+    })
 }
 
 fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
@@ -333,11 +336,21 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             show(g, i.clone(), instance_row(&i), INSTANCE_TABLE)?;
         }
         InstancesCmd::List { zones } => {
-            let zones = zones.map(|z| super::split_list(&z)).unwrap_or_else(|| vec![zone(client, &None)]);
             let mut all = Vec::new();
-            for z in zones {
-                let list = client.get(&base(&z))?;
-                all.extend(list["items"].as_array().cloned().unwrap_or_default());
+            match zones {
+                Some(zones) => {
+                    for z in super::split_list(&zones) {
+                        let list = client.get(&base(&z))?;
+                        all.extend(list["items"].as_array().cloned().unwrap_or_default());
+                    }
+                }
+                // Every zone of the project, as gcloud's `aggregatedList`.
+                None => {
+                    let list = client.get(&format!("/compute/v1/projects/{project}/aggregated/instances"))?;
+                    let per_zone = list["items"].as_object().into_iter().flat_map(|m| m.values());
+                    all.extend(per_zone.flat_map(|v| v["instances"].as_array().cloned().unwrap_or_default()));
+                    all.sort_by_key(|i| i["selfLink"].as_str().unwrap_or_default().to_owned());
+                }
             }
             let rows: Vec<Value> = all.iter().map(instance_row).collect();
             show(g, Value::Array(all), Value::Array(rows), INSTANCE_TABLE)?;

@@ -1,15 +1,30 @@
-//! `config set|get-value|unset|list`.
+//! `config set|get-value|unset|list`: gcloud's properties `core/account`, `core/project`, `run/region`,
+//! `compute/region` and `compute/zone` (the compute commands' default `--region` and `--zone`).
 
 use crate::args::{ConfigCmd, Global};
 use crate::format::{self, Default};
-use crate::home::{property_name, Home};
+use crate::home::{property_full_name, property_name, Home};
 use anyhow::Result;
 use serde_json::json;
 
-fn section(name: &str) -> &'static str {
-    match name {
-        "region" => "run",
-        _ => "core",
+/// gcloud checks a zone or region as it is set and warns (it asks whether to keep it; Gatehouse never prompts, so it
+/// keeps it, as gcloud does with `--quiet`).
+fn warn_if_unknown(key: &str, value: &str) {
+    match key {
+        "compute/zone" if network::zone_region(value).is_err() => {
+            let region = value.rsplit_once('-').map_or("", |(r, _)| r);
+            let zones = network::zones_of(region);
+            let hint = if zones.is_empty() {
+                "use a zone such as us-central1-a".to_owned()
+            } else {
+                format!("the zones of region {region} are {}", zones.join(", "))
+            };
+            eprintln!("WARNING: {value} is not a valid zone; {hint}.");
+        }
+        "compute/region" | "region" if !network::is_region_name(value) => {
+            eprintln!("WARNING: {value} is not a valid region; use a region such as us-central1.");
+        }
+        _ => {}
     }
 }
 
@@ -18,10 +33,11 @@ pub fn run(g: &Global, cmd: ConfigCmd) -> Result<u8> {
     match cmd {
         ConfigCmd::Set { property, value } => {
             let name = property_name(&property)?;
+            warn_if_unknown(name, &value);
             let mut config = home.config();
             config.insert(name.into(), value);
             home.save_config(&config)?;
-            eprintln!("Updated property [{}/{name}].", section(name));
+            eprintln!("Updated property [{}].", property_full_name(name));
         }
         ConfigCmd::GetValue { property } => {
             let name = property_name(&property)?;
@@ -44,13 +60,15 @@ pub fn run(g: &Global, cmd: ConfigCmd) -> Result<u8> {
             let mut config = home.config();
             config.remove(name);
             home.save_config(&config)?;
-            eprintln!("Unset property [{}/{name}].", section(name));
+            eprintln!("Unset property [{}].", property_full_name(name));
         }
         ConfigCmd::List => {
             let config = home.config();
             let mut out = json!({});
             for (k, v) in &config {
-                out[section(k)][k] = json!(v);
+                let full = property_full_name(k);
+                let (section, name) = full.split_once('/').unwrap_or(("core", full));
+                out[section][name] = json!(v);
             }
             format::print(&out, g, Default::Yaml)?;
         }

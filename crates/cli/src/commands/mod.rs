@@ -46,9 +46,16 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// `--region`, else the `region` property (`config set region`), else the platform's region.
+/// `--region`, else the `region` property (`config set run/region`), else the platform's region.
 pub(crate) fn region(client: &crate::client::Client, flag: &Option<String>) -> String {
     flag.clone().or_else(|| client.home.config().get("region").cloned()).unwrap_or_else(|| client.daemon.region.clone())
+}
+
+/// A compute command's region: `--region`, else the `compute/region` property, else as [`region`].
+pub(crate) fn compute_region(client: &crate::client::Client, flag: &Option<String>) -> String {
+    flag.clone()
+        .or_else(|| client.home.config().get("compute/region").cloned())
+        .unwrap_or_else(|| region(client, &None))
 }
 
 /// The last segment of a resource name or self link, as gcloud's `name.basename()`.

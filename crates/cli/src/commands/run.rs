@@ -528,36 +528,134 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
     Ok(0)
 }
 
+/// gcloud's default table of `run revisions list`.
+const REVISIONS_TABLE: &str = "table(ready:label='',metadata.name:label=REVISION,active:label=ACTIVE,\
+     metadata.labels.\"serving.knative.dev/service\":label=SERVICE,deployed:label=DEPLOYED,\
+     metadata.annotations.\"serving.knative.dev/creator\":label='DEPLOYED BY')";
+
+/// The service a revision name belongs to: revisions are named `SERVICE-NNNNN-xyz`, and a service name may hold
+/// hyphens, so only the last two parts are the revision's own.
+fn revision_service(revision: &str) -> Option<&str> {
+    let mut parts = revision.rsplitn(3, '-');
+    let (suffix, number, service) = (parts.next()?, parts.next()?, parts.next()?);
+    let number_ok = number.len() == 5 && number.bytes().all(|b| b.is_ascii_digit());
+    let suffix_ok = !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (number_ok && suffix_ok && !service.is_empty()).then_some(service)
+}
+
+/// Cloud Run's answer for a revision that does not exist.
+fn revision_not_found(client: &Client, g: &Global, region: &str, revision: &str) -> anyhow::Error {
+    crate::client::Remote(model::ApiError::not_found(format!(
+        "Resource '{revision}' of kind 'REVISION' in region '{region}' in project '{}' does not exist.",
+        client.project(g)
+    )))
+    .into()
+}
+
+/// The value, or `None` when the API answers NOT_FOUND or (for what only adds detail) PERMISSION_DENIED.
+fn optional(r: Result<Value>) -> Result<Option<Value>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if remote(&e).is_some_and(|r| matches!(r.code, Code::NotFound | Code::PermissionDenied)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A v2 Revision in the Knative v1 form gcloud prints; `service` (v2), when readable, says whether the revision
+/// serves traffic (all of it goes to the latest ready revision) and who deployed it.
+fn knative_revision(client: &Client, region: &str, rev: &Value, service: Option<&Value>) -> Value {
+    let name = rev["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default();
+    let active = service.map(|s| s["latestReadyRevision"].as_str() == Some(name));
+    // The service's last change made this revision when their generations agree; its first made the first one.
+    let creator = service.and_then(|s| match rev["generation"].as_str() {
+        Some(g) if s["generation"].as_str() == Some(g) => s["lastModifier"].as_str(),
+        Some("1") => s["creator"].as_str(),
+        _ => None,
+    });
+    api::run::knative::revision_to_knative(rev, &client.daemon.project_number, region, active, creator)
+}
+
+/// A Knative revision with the columns of [`REVISIONS_TABLE`] that are gcloud's transforms of it.
+fn revision_row(mut r: Value) -> Value {
+    let condition = |t: &str| {
+        r["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == t).map(|c| c["status"].clone())
+    };
+    let ready = match condition("Ready").as_ref().and_then(Value::as_str) {
+        Some("True") => "✔",
+        Some("False") => "X",
+        _ => ".",
+    };
+    let active = if condition("Active").as_ref().and_then(Value::as_str) == Some("True") { "yes" } else { "" };
+    // gcloud's `creationTimestamp.date("%Y-%m-%d %H:%M:%S %Z")`.
+    let deployed = r["metadata"]["creationTimestamp"]
+        .as_str()
+        .map(|t| match t.strip_suffix('Z') {
+            Some(t) => format!("{} UTC", t.split('.').next().unwrap_or(t).replacen('T', " ", 1)),
+            None => t.to_owned(),
+        })
+        .unwrap_or_default();
+    r["ready"] = json!(ready);
+    r["active"] = json!(active);
+    r["deployed"] = json!(deployed);
+    r
+}
+
 fn revisions(client: &Client, g: &Global, cmd: RunRevisionsCmd) -> Result<u8> {
     match cmd {
         RunRevisionsCmd::List { service, region: r } => {
-            let path = service_path(client, g, &region(client, &r), &service);
-            let v = client.get(&format!("{path}/revisions"))?;
-            let list: Vec<Value> = v["revisions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r["revision"] = json!(r["name"].as_str().and_then(|n| n.rsplit('/').next()).unwrap_or_default());
-                    r
-                })
-                .collect();
-            format::print(
-                &Value::Array(list),
-                g,
-                Default::Table(
-                    "table(revision:label=REVISION,serviceAccount:label=SERVICE_ACCOUNT,createTime:label=DEPLOYED)",
-                ),
-            )?;
+            let region = region(client, &r);
+            // As gcloud, which lists revisions by their service label: one service's (none when it does not
+            // exist), or every service's in the region.
+            let mut services: Vec<(String, Option<Value>)> = match &service {
+                Some(s) => vec![(s.clone(), optional(client.get(&service_path(client, g, &region, s)))?)],
+                None => client.get(&format!("{}/services", parent(client, g, &region)))?["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| Some((s["name"].as_str()?.rsplit('/').next()?.to_owned(), Some(s.clone()))))
+                    .collect(),
+            };
+            services.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut list = Vec::new();
+            for (id, s) in &services {
+                let path = format!("{}/revisions", service_path(client, g, &region, id));
+                let Some(v) = fetch(client, &path)? else { continue };
+                let mut revs: Vec<&Value> = v["revisions"].as_array().into_iter().flatten().collect();
+                // Newest first.
+                revs.sort_by_key(|r| {
+                    std::cmp::Reverse(r["generation"].as_str().and_then(|g| g.parse::<u64>().ok()).unwrap_or(0))
+                });
+                list.extend(revs.into_iter().map(|r| knative_revision(client, &region, r, s.as_ref())));
+            }
+            if g.format.is_none() {
+                list = list.into_iter().map(revision_row).collect();
+            }
+            format::print(&Value::Array(list), g, Default::Table(REVISIONS_TABLE))?;
         }
         RunRevisionsCmd::Describe { revision, region: r } => {
-            // NAME-00001-abc belongs to service NAME.
-            let service =
-                revision.rsplitn(3, '-').nth(2).ok_or_else(|| anyhow!("`{revision}` is not a revision name"))?;
-            let path = service_path(client, g, &region(client, &r), service);
-            format::print(&client.get(&format!("{path}/revisions/{}", seg(&revision)))?, g, Default::Yaml)?;
+            let region = region(client, &r);
+            let missing = || revision_not_found(client, g, &region, &revision);
+            let service = revision_service(&revision).ok_or_else(missing)?;
+            let path = service_path(client, g, &region, service);
+            let rev = fetch(client, &format!("{path}/revisions/{}", seg(&revision)))?.ok_or_else(missing)?;
+            let s = optional(client.get(&path))?;
+            format::print(&knative_revision(client, &region, &rev, s.as_ref()), g, Default::Yaml)?;
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_name_ends_in_its_number_and_suffix() {
+        assert_eq!(revision_service("svc-00001-abc"), Some("svc"));
+        assert_eq!(revision_service("svc-a-00002-xyz"), Some("svc-a"));
+        assert_eq!(revision_service("a-b-c-00010-k2p"), Some("a-b-c"));
+        for malformed in ["svc-a-00002", "svc-a", "svc", "-00001-abc", "svc-1-abc", "svc-00001-", "svc-00001-ABC"] {
+            assert_eq!(revision_service(malformed), None, "{malformed}");
+        }
+    }
 }

@@ -55,9 +55,12 @@ fn version_path(client: &Client, g: &Global, v: &VersionArg) -> Result<(String, 
     Ok((path, basename(secret).to_owned(), v.version.clone()))
 }
 
-/// Reads `--data-file`: a path, or `-` for standard input. Checked before anything is written.
-fn read_data(path: &Path) -> Result<Vec<u8>> {
-    let data = if path == Path::new("-") {
+/// Reads `--data-file`: a path, or `-` for standard input. Checked before anything is written: a file that cannot
+/// be read, an empty payload (Secret Manager refuses one) or one over 64 KiB fails here. `omit` says what to do
+/// instead when no payload is meant (`secrets create` can leave `--data-file` out).
+fn read_data(path: &Path, omit: &str) -> Result<Vec<u8>> {
+    let stdin = path == Path::new("-");
+    let data = if stdin {
         let mut buf = Vec::new();
         std::io::stdin()
             .read_to_end(&mut buf)
@@ -71,6 +74,14 @@ fn read_data(path: &Path) -> Result<Vec<u8>> {
             )
         })?
     };
+    if data.is_empty() {
+        let (source, fix) = if stdin {
+            ("standard input (--data-file=-) is empty".to_owned(), "pipe the value in, e.g. `printf %s \"$VALUE\" | …`")
+        } else {
+            (format!("--data-file `{}` is empty", path.display()), "write the value into the file")
+        };
+        bail!("{source}: a secret version needs a payload of 1 to 65536 bytes; {fix}{omit}");
+    }
     if data.len() > ::secrets::MAX_PAYLOAD {
         bail!(
             "the payload is {} bytes; a secret version holds at most {} bytes (64 KiB)",
@@ -143,8 +154,9 @@ fn secrets(client: &Client, g: &Global, cmd: SecretsCmd) -> Result<u8> {
                     "--locations applies to user-managed replication, which Gatehouse does not support; leave it out"
                 );
             }
-            // Read the payload first: a missing file must leave nothing behind.
-            let data = data_file.as_deref().map(read_data).transpose()?;
+            // Read the payload first: a missing or empty file must leave nothing behind.
+            let omit = ", or leave out --data-file to create the secret without a version";
+            let data = data_file.as_deref().map(|f| read_data(f, omit)).transpose()?;
             let mut body = json!({});
             if at.location.is_none() {
                 body["replication"] = json!({ "automatic": {} });
@@ -239,7 +251,7 @@ fn secrets(client: &Client, g: &Global, cmd: SecretsCmd) -> Result<u8> {
 fn versions(client: &Client, g: &Global, cmd: SecretVersionsCmd) -> Result<u8> {
     match cmd {
         SecretVersionsCmd::Add { secret, data_file, at } => {
-            let data = read_data(&data_file)?;
+            let data = read_data(&data_file, "")?;
             let v =
                 client.post(&format!("{}:addVersion", secret_path(client, g, &at, &secret)), &payload_body(&data))?;
             eprintln!(
