@@ -226,6 +226,18 @@ fn users_get_id_tokens_for_gcloud_and_discovery_points_at_the_keys() {
     let scoped = decode_claims(p.ok(&["auth", "print-identity-token", "--audiences=https://x.example"]).trim());
     assert_eq!(scoped["aud"], "https://x.example");
     assert_eq!(scoped["sub"], sub.as_str());
+    // The account as gcloud takes it: positional, or the global --account.
+    p.ok(&["auth", "login", "bob@example.com"]);
+    p.ok(&["config", "set", "account", "owner@localhost"]);
+    for args in [
+        ["auth", "print-identity-token", "bob@example.com"],
+        ["auth", "print-identity-token", "--account=bob@example.com"],
+    ] {
+        assert_eq!(decode_claims(p.ok(&args).trim())["email"], "bob@example.com", "{args:?}");
+    }
+    assert!(p.ok(&["auth", "print-access-token", "--account=bob@example.com"]).starts_with("ya29."));
+    let e = p.fail(&["auth", "print-identity-token", "--account=nobody@example.com"]);
+    assert!(e.contains("auth login nobody@example.com"), "{e}");
 
     let doc: Value = http().get(format!("{}/.well-known/openid-configuration", p.api)).send().unwrap().json().unwrap();
     assert_eq!(doc["issuer"], "https://accounts.google.com");
