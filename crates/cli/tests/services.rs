@@ -575,6 +575,10 @@ fn revisions_print_in_the_knative_shape_for_one_or_every_service() {
     let none =
         p.ok(&["run", "revisions", "list", "--service=nope", "--region=us-central1", "--format=value(metadata.name)"]);
     assert_eq!(none, "");
+    // Each revision records who deployed it: still known for one that is neither the first nor the latest.
+    p.ok(&["run", "services", "update", "svc-a", "--region=us-central1", "--update-env-vars=MODE=y"]);
+    let middle = p.json(&["run", "revisions", "describe", names[0], "--region=us-central1"]);
+    assert_eq!(middle["metadata"]["annotations"]["serving.knative.dev/creator"], "owner@localhost", "{middle}");
 }
 
 #[test]

@@ -294,7 +294,9 @@ pub fn revision_to_knative(
     for (k, v) in r["annotations"].as_object().into_iter().flatten() {
         annotations.insert(k.clone(), v.clone());
     }
-    if let Some(c) = creator.or(r["creator"].as_str()).filter(|c| !c.is_empty()) {
+    // Who deployed it as the revision recorded it; else as the service tells (older revisions recorded nobody).
+    let stored = r["creator"].as_str().filter(|c| !c.is_empty());
+    if let Some(c) = stored.or(creator).filter(|c| !c.is_empty()) {
         annotations.insert("serving.knative.dev/creator".into(), json!(c));
     }
     let mut labels = r["labels"].as_object().cloned().unwrap_or_default();

@@ -83,6 +83,9 @@ pub(crate) struct Revision {
     pub generation: String,
     pub service: String,
     pub create_time: String,
+    /// Who deployed it (v2 Revision has no such field; kept for gcloud's DEPLOYED BY and the Knative creator).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub creator: String,
     pub service_account: String,
     pub containers: Vec<types::Container>,
     pub scaling: types::Scaling,
@@ -586,6 +589,7 @@ fn deploy(
                 generation: generation.to_string(),
                 service: n.relative(),
                 create_time: now.clone(),
+                creator: who.clone(),
                 service_account: workload.service_account.clone(),
                 containers: template.containers,
                 scaling: template.scaling,
