@@ -616,3 +616,19 @@ fn format_projections_print_only_the_listed_keys() {
         "NAME\nsvc\n"
     );
 }
+
+#[test]
+fn deleting_a_service_leaves_the_revisions_of_services_named_after_it() {
+    let p = Platform::start();
+    p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1", "--allow-unauthenticated"]);
+    p.ok(&["run", "deploy", "svc-a", HELLO, "--region=us-central1", "--allow-unauthenticated"]);
+    p.ok(&["run", "services", "delete", "svc", "--region=us-central1", "--quiet"]);
+    // svc-a's revision names start with `svc-`: they are not svc's.
+    let names =
+        p.ok(&["run", "revisions", "list", "--service=svc-a", "--region=us-central1", "--format=value(metadata.name)"]);
+    assert_eq!(names.lines().count(), 1, "{names}");
+    let name = names.trim();
+    assert!(p.json(&["run", "revisions", "describe", name, "--region=us-central1"])["metadata"]["name"] == name);
+    assert_eq!(get(&url(&p, "svc-a"), None).0, 200);
+    assert!(p.fail(&["run", "services", "describe", "svc", "--region=us-central1"]).contains("NOT_FOUND"));
+}
