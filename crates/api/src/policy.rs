@@ -29,6 +29,9 @@ pub(crate) struct Target {
     pub grantable: &'static [&'static str],
 }
 
+/// The most principals a policy may hold, counted over its bindings.
+const MAX_MEMBERS: usize = 1500;
+
 /// Google's etag of a resource that has never had a policy.
 const EMPTY_ETAG: &str = "ACAB";
 
@@ -86,6 +89,12 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
         .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. policy: {e}")))?;
     validate(app, &policy)?;
     grantable(app, &policy, target)?;
+    if !policy.audit_configs.is_empty() && !target.full_name.starts_with("//cloudresourcemanager.googleapis.com/") {
+        return Err(ApiError::invalid(format!(
+            "`auditConfigs` are set on projects, not on `{}`: use `gatehouse projects set-iam-policy`",
+            target.shown_name
+        )));
+    }
     if target.requires_owner && !iam::rules::keeps_project_owner(&policy) {
         return Err(ApiError::invalid(format!(
             "The policy of `{}` must keep at least one member of roles/owner who is a user or a group, without a condition; \
@@ -105,8 +114,12 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
         if !policy.etag.is_empty() && policy.etag != current.etag {
             return Err(ApiError::concurrent_policy_change().into());
         }
+        // Only what the mask names changes (`bindings,etag` by default).
         if !mask.split(',').any(|f| f.trim() == "auditConfigs") {
             policy.audit_configs = current.audit_configs.clone();
+        }
+        if !mask.split(',').any(|f| f.trim() == "bindings") {
+            policy.bindings = current.bindings.clone();
         }
         normalize(&mut policy);
         policy.etag = new_etag();
@@ -130,6 +143,13 @@ fn test(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Reply>
 /// Everything a policy must satisfy before it is stored: shape, known roles, supported conditions, existing accounts.
 pub(crate) fn validate(app: &App, policy: &Policy) -> Result<()> {
     policy.validate().map_err(|e| ApiError::invalid(e.0))?;
+    // Google's limit: 1,500 principals across a policy's bindings (each occurrence counts).
+    let members: usize = policy.bindings.iter().map(|b| b.members.len()).sum();
+    if members > MAX_MEMBERS {
+        return Err(ApiError::invalid(format!(
+            "The number of members in the policy ({members}) is larger than the maximum allowed size {MAX_MEMBERS}."
+        )));
+    }
     app.snapshot().validate_policy(policy).map_err(ApiError::from)?;
     let accounts: Vec<String> = policy
         .bindings

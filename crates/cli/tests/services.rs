@@ -4,7 +4,7 @@
 mod common;
 
 use common::{get, http, python, sa_token, script, url, user_token, Platform};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const HELLO: &str = "--image=us-docker.pkg.dev/cloudrun/container/hello";
@@ -631,4 +631,110 @@ fn deleting_a_service_leaves_the_revisions_of_services_named_after_it() {
     assert!(p.json(&["run", "revisions", "describe", name, "--region=us-central1"])["metadata"]["name"] == name);
     assert_eq!(get(&url(&p, "svc-a"), None).0, 200);
     assert!(p.fail(&["run", "services", "describe", "svc", "--region=us-central1"]).contains("NOT_FOUND"));
+}
+
+#[test]
+fn the_v2_api_validates_only_when_asked_refuses_stale_etags_and_never_revives_a_deleted_service() {
+    let p = Platform::start();
+    let (api, token) = (p.api.clone(), p.token());
+    let v2 = format!("{api}/v2/projects/local-project/locations/us-central1");
+    let call = |method: reqwest::Method, url: &str, body: Option<Value>| -> (u16, Value) {
+        let mut req = http().request(method, url).bearer_auth(&token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    };
+    use reqwest::Method;
+    let hello =
+        serde_json::json!({"template": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/hello"}]}});
+
+    // validateOnly / dryRun: checked, answered, nothing made.
+    let (s, v) = call(Method::POST, &format!("{v2}/services?serviceId=dry&validateOnly=true"), Some(hello.clone()));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(call(Method::GET, &format!("{v2}/services/dry"), None).0, 404);
+    let (s, v) = call(Method::POST, &format!("{v2}/services?serviceId=dry&validateOnly=true"), Some(json!({})));
+    assert_eq!(s, 400, "still validated: {v}");
+    let knative = json!({"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "dry-k"},
+        "spec": {"template": {"spec": {"containers": [{"image": "us-docker.pkg.dev/cloudrun/container/hello"}]}}}});
+    let ns = format!("{api}/apis/serving.knative.dev/v1/namespaces/local-project/services");
+    assert_eq!(call(Method::POST, &format!("{ns}?dryRun=All"), Some(knative)).0, 200);
+    assert_eq!(call(Method::GET, &format!("{v2}/services/dry-k"), None).0, 404);
+
+    p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1"]);
+    let svc = format!("{v2}/services/svc");
+    let mut body = call(Method::GET, &svc, None).1;
+    body["invokerIamDisabled"] = json!(true);
+    assert_eq!(call(Method::PATCH, &format!("{svc}?validateOnly=true"), Some(body)).0, 200);
+    assert_ne!(call(Method::GET, &svc, None).1["invokerIamDisabled"], true, "validateOnly changed the service");
+    assert_eq!(call(Method::DELETE, &format!("{svc}?validateOnly=true"), None).0, 200);
+    let (s, v) = call(Method::DELETE, &format!("{svc}?etag=%22stale%22"), None);
+    assert_eq!((s, v["error"]["status"].as_str()), (409, Some("ABORTED")), "{v}");
+    assert_eq!(call(Method::GET, &svc, None).0, 200, "still there");
+
+    // 20 writers with the same etag: exactly one wins.
+    let read = call(Method::GET, &svc, None).1;
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..20)
+            .map(|i| {
+                let mut body = read.clone();
+                body["labels"] = json!({ "writer": i.to_string() });
+                let (call, svc) = (&call, &svc);
+                s.spawn(move || call(Method::PATCH, svc, Some(body)).0)
+            })
+            .collect();
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+
+    // IAM methods only by their own HTTP method; an updateMask without bindings leaves them alone.
+    p.ok(&[
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        "svc",
+        "--region=us-central1",
+        "--member=allAuthenticatedUsers",
+        "--role=roles/run.invoker",
+    ]);
+    let public = json!({"policy": {"bindings": [{"role": "roles/run.invoker", "members": ["allUsers"]}]}});
+    for m in [Method::DELETE, Method::GET, Method::PUT] {
+        assert_eq!(call(m.clone(), &format!("{svc}:setIamPolicy"), Some(public.clone())).0, 404, "{m}");
+    }
+    let masked = json!({"policy": {"bindings": []}, "updateMask": "auditConfigs"});
+    assert_eq!(call(Method::POST, &format!("{svc}:setIamPolicy"), Some(masked)).0, 200);
+    let policy = call(Method::GET, &format!("{svc}:getIamPolicy"), None).1;
+    assert_eq!(common::members_of(&policy, "roles/run.invoker"), ["allAuthenticatedUsers"], "{policy}");
+    let too_many: Vec<String> = (0..1501).map(|i| format!("user:u{i}@example.com")).collect();
+    let big = json!({"policy": {"bindings": [{"role": "roles/run.invoker", "members": too_many}]}});
+    let (s, v) = call(Method::POST, &format!("{svc}:setIamPolicy"), Some(big));
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("maximum allowed size 1500"), "{v}");
+
+    // `-` lists every location; another region has nothing here.
+    let all = call(Method::GET, &format!("{api}/v2/projects/local-project/locations/-/services"), None).1;
+    assert_eq!(all["services"].as_array().map(Vec::len), Some(1), "{all}");
+    let (s, none) =
+        call(Method::GET, &format!("{api}/v2/projects/local-project/locations/europe-west1/services"), None);
+    assert_eq!((s, none), (200, json!({})));
+
+    // An update racing a delete never brings the service back.
+    for round in 0..5 {
+        let name = format!("gone-{round}");
+        p.ok(&["run", "deploy", &name, HELLO, "--region=us-central1"]);
+        let url = format!("{v2}/services/{name}");
+        let mut body = call(Method::GET, &url, None).1;
+        body["labels"] = json!({ "late": "write" });
+        body["etag"] = json!("");
+        std::thread::scope(|s| {
+            let (call, url) = (&call, &url);
+            let patch = s.spawn(move || call(Method::PATCH, url, Some(body)).0);
+            let delete = s.spawn(move || call(Method::DELETE, url, None).0);
+            assert_eq!(delete.join().unwrap(), 200);
+            assert!([200, 404].contains(&patch.join().unwrap()));
+        });
+        assert_eq!(call(Method::GET, &url, None).0, 404, "round {round}: the deleted service came back");
+    }
 }

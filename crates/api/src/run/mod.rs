@@ -394,6 +394,16 @@ pub(crate) fn knative_route(app: &App, req: &Req, ns: &str, name: Option<&str>) 
                     )));
                 }
                 let mut query = std::collections::HashMap::new();
+                // Kubernetes' `dryRun=All`: every check, no change (v2's validateOnly).
+                match req.query("dryRun") {
+                    None => {}
+                    Some("All") => {
+                        query.insert("validateOnly".to_owned(), "true".to_owned());
+                    }
+                    Some(other) => {
+                        return Err(ApiError::invalid(format!("invalid `dryRun` `{other}`; the only value is All")))
+                    }
+                }
                 let sub = |query, method| Req {
                     method,
                     segs: Vec::new(),
@@ -443,7 +453,14 @@ pub(crate) fn route(app: &App, req: &Req, segs: &[&str], verb: Option<&str>) -> 
         ([p, "locations", l, "services", s], None) if m == Method::GET => get(app, req, p, l, s),
         ([p, "locations", l, "services", s], None) if m == Method::PATCH => update(app, req, p, l, s),
         ([p, "locations", l, "services", s], None) if m == Method::DELETE => delete(app, req, p, l, s),
-        ([p, "locations", l, "services", s], Some(v)) if v.ends_with("IamPolicy") || v == "testIamPermissions" => {
+        // Cloud Run v2's IAM methods: `GET :getIamPolicy` (POST read too, as Secret Manager's here), `POST
+        // :setIamPolicy`, `POST :testIamPermissions`; any other method is no method at all.
+        ([p, "locations", l, "services", s], Some(v @ "getIamPolicy")) if m == Method::GET || m == Method::POST => {
+            iam(app, req, p, l, s, v)
+        }
+        ([p, "locations", l, "services", s], Some(v @ ("setIamPolicy" | "testIamPermissions")))
+            if m == Method::POST =>
+        {
             iam(app, req, p, l, s, v)
         }
         ([p, "locations", l, "services", s], Some("logs")) if m == Method::GET => logs(app, req, p, l, s),
@@ -479,7 +496,37 @@ fn create(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> 
     app.authorize(&caller, "run.services.create", &n.full(), &call)?;
     types::validate_service_id(&id)?;
     let body: Service = req.json()?;
-    deploy(app, &caller, &n, body, None, call)
+    deploy(app, &caller, &n, Deploy { body, existing: None, etag: None, validate_only: validate_only(req)? }, call)
+}
+
+/// `validateOnly=true` (v1's Kubernetes form: `dryRun=All`): every check runs, nothing changes.
+fn validate_only(req: &Req) -> Result<bool> {
+    match (req.query("validateOnly"), req.query("dryRun")) {
+        (None | Some("false"), None) => Ok(false),
+        (Some("true"), _) | (_, Some("All")) => Ok(true),
+        (Some(other), _) => Err(ApiError::invalid(format!("invalid `validateOnly` `{other}`; use true or false"))),
+        (_, Some(other)) => Err(ApiError::invalid(format!("invalid `dryRun` `{other}`; the only value is All"))),
+    }
+}
+
+/// What a create or an update asks of [`deploy`].
+struct Deploy {
+    body: Service,
+    /// The service as read before the write (`None`: a create).
+    existing: Option<Stored>,
+    /// The etag the caller sent: the write is refused unless the service still has it.
+    etag: Option<String>,
+    validate_only: bool,
+}
+
+fn stale_etag(n: &Names) -> ApiError {
+    ApiError::new(
+        Code::Aborted,
+        format!(
+            "The etag of service '{}' does not match: it changed since it was read. Get it again and retry.",
+            n.service
+        ),
+    )
 }
 
 fn update(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
@@ -491,28 +538,25 @@ fn update(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
             .needs("run.services.create", &n.full());
         app.authorize(&caller, "run.services.create", &n.full(), &call)?;
         types::validate_service_id(id)?;
-        return deploy(app, &caller, &n, req.json()?, None, call);
+        let ask = Deploy { body: req.json()?, existing: None, etag: None, validate_only: validate_only(req)? };
+        return deploy(app, &caller, &n, ask, call);
     }
     let call = Call::new(SERVICE, "google.cloud.run.v2.Services.UpdateService", n.relative())
         .needs("run.services.update", &n.full());
     app.authorize(&caller, "run.services.update", &n.full(), &call)?;
     let existing = existing.ok_or_else(|| not_found(&n))?;
     let body: Service = req.json()?;
-    if !body.etag.is_empty() && body.etag != existing.service.etag {
-        return Err(ApiError::concurrent_policy_change());
+    let etag = Some(body.etag.clone()).filter(|e| !e.is_empty());
+    if etag.as_ref().is_some_and(|e| *e != existing.service.etag) {
+        return Err(stale_etag(&n));
     }
-    deploy(app, &caller, &n, body, Some(existing), call)
+    let ask = Deploy { body, existing: Some(existing), etag, validate_only: validate_only(req)? };
+    deploy(app, &caller, &n, ask, call)
 }
 
 /// Creates or updates a service; a changed template makes a new revision, which the runtime must start.
-fn deploy(
-    app: &App,
-    caller: &Caller,
-    n: &Names,
-    mut body: Service,
-    existing: Option<Stored>,
-    call: Call,
-) -> Result<Reply> {
+fn deploy(app: &App, caller: &Caller, n: &Names, ask: Deploy, call: Call) -> Result<Reply> {
+    let Deploy { mut body, existing, etag, validate_only } = ask;
     types::validate_metadata(&body.labels, "label")?;
     types::validate_metadata(&body.template.labels, "label")?;
     if body.custom_audiences.iter().map(String::len).sum::<usize>() > 32_768 {
@@ -537,6 +581,16 @@ fn deploy(
         check_act_as(app, caller, &workload.service_account, &call)?;
         check_secrets(app, &workload)?;
     }
+    if validate_only {
+        // As the service would read: nothing is written, no revision is made.
+        let mut preview = existing.map(|e| e.service).unwrap_or_default();
+        preview.name = n.relative();
+        preview.template = body.template.clone();
+        preview.ingress = body.ingress;
+        preview.labels = body.labels.clone();
+        preview.invoker_iam_disabled = body.invoker_iam_disabled;
+        return Ok(Reply::Json(lro_body(n, &preview, None)));
+    }
     let deployer =
         app.deployer.get().cloned().ok_or_else(|| ApiError::new(Code::Unavailable, "the runtime is not running"))?;
     let who = caller.email().unwrap_or_default().to_owned();
@@ -547,8 +601,18 @@ fn deploy(
     // Write the service and its new revision (audited), then start the revision.
     let (stored, revision) = app.mutate(caller, call, false, |tx| {
         let current: Option<Stored> = tx.get(kind::RUN_SERVICE, &n.service)?;
-        if existing.is_none() && current.is_some() {
-            return Err(ApiError::already_exists(format!("Resource '{}' already exists.", n.service)).into());
+        match (&existing, &current) {
+            (None, Some(_)) => {
+                return Err(ApiError::already_exists(format!("Resource '{}' already exists.", n.service)).into())
+            }
+            // Deleted while this update ran: an update never brings a service back.
+            (Some(_), None) => return Err(not_found(n).into()),
+            // Changed while this update ran: with an etag that is a conflict (exactly one of concurrent writers
+            // with the same etag wins); without one, the last write wins.
+            (Some(read), Some(now)) if etag.is_some() && read.service.etag != now.service.etag => {
+                return Err(stale_etag(n).into())
+            }
+            _ => {}
         }
         let (port, generation, mut service) = match current {
             Some(c) => (c.port, c.generation + 1, c.service),
@@ -701,9 +765,18 @@ fn operations(app: &App, req: &Req, project: &str, location: &str, id: Option<&s
 
 fn list(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
-    let n = names(app, project, location, "", "run.services.list")?;
+    // `-` is every location, as Google documents; another real region has no services here.
+    let region = app.project().region.clone();
+    let served = location == "-" || location == region;
+    if !served && !network::is_region_name(location) {
+        names(app, project, location, "", "run.services.list")?;
+    }
+    let n = names(app, project, &region, "", "run.services.list")?;
     let call = Call::new(SERVICE, "google.cloud.run.v2.Services.ListServices", n.parent()).reading();
     app.authorize(&caller, "run.services.list", &app.project.full_name(), &call)?;
+    if !served {
+        return Ok(Reply::Json(json!({})));
+    }
     let services: Vec<Service> =
         app.read(|tx| Ok(tx.list::<Stored>(kind::RUN_SERVICE, "")?.into_iter().map(|(_, s)| s.service).collect()))?;
     Ok(Reply::Json(if services.is_empty() { json!({}) } else { json!({ "services": services }) }))
@@ -716,7 +789,19 @@ fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
         .needs("run.services.delete", &n.full());
     app.authorize(&caller, "run.services.delete", &n.full(), &call)?;
     let s = load(app, id)?.ok_or_else(|| not_found(&n))?;
+    let etag = req.query("etag").filter(|e| !e.is_empty()).map(str::to_owned);
+    if etag.as_ref().is_some_and(|e| *e != s.service.etag) {
+        return Err(stale_etag(&n));
+    }
+    if validate_only(req)? {
+        return Ok(Reply::Json(lro_body(&n, &s.service, None)));
+    }
     app.mutate(&caller, call, true, |tx| {
+        let current: Option<Stored> = tx.get(kind::RUN_SERVICE, id)?;
+        let current = current.ok_or_else(|| not_found(&n))?;
+        if etag.as_ref().is_some_and(|e| *e != current.service.etag) {
+            return Err(stale_etag(&n).into());
+        }
         tx.delete(kind::RUN_SERVICE, id)?;
         tx.delete(kind::POLICY, &n.full())?;
         // Revision names start with the service's, so the prefix also finds those of `{id}-…` services.
