@@ -20,6 +20,7 @@ mod http;
 pub mod issuer;
 mod logging;
 mod oauth;
+mod paging;
 mod policy;
 mod projects;
 mod roles;

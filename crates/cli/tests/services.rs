@@ -720,6 +720,16 @@ fn the_v2_api_validates_only_when_asked_refuses_stale_etags_and_never_revives_a_
         call(Method::GET, &format!("{api}/v2/projects/local-project/locations/europe-west1/services"), None);
     assert_eq!((s, none), (200, json!({})));
 
+    // Lists page: pageSize, then the token; a bad token is 400.
+    let ops = format!("{v2}/operations");
+    let first = call(Method::GET, &format!("{ops}?pageSize=1"), None).1;
+    assert_eq!(first["operations"].as_array().map(Vec::len), Some(1), "{first}");
+    let token = first["nextPageToken"].as_str().expect("more operations follow").to_owned();
+    let second = call(Method::GET, &format!("{ops}?pageSize=1&pageToken={token}"), None).1;
+    assert_ne!(second["operations"][0]["name"], first["operations"][0]["name"]);
+    assert_eq!(call(Method::GET, &format!("{ops}?pageToken=zzz"), None).0, 400);
+    assert_eq!(call(Method::GET, &format!("{v2}/services?pageSize=-1"), None).0, 400);
+
     // An update racing a delete never brings the service back.
     for round in 0..5 {
         let name = format!("gone-{round}");

@@ -758,7 +758,7 @@ fn operations(app: &App, req: &Req, project: &str, location: &str, id: Option<&s
                 .filter(|o| o["name"].as_str().is_some_and(|s| s.starts_with(&prefix)))
                 .cloned()
                 .collect();
-            Ok(Reply::Json(if ops.is_empty() { json!({}) } else { json!({ "operations": ops }) }))
+            Ok(Reply::Json(Value::Object(list_page(req, ops, "operations")?)))
         }
     }
 }
@@ -777,9 +777,16 @@ fn list(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> {
     if !served {
         return Ok(Reply::Json(json!({})));
     }
-    let services: Vec<Service> =
-        app.read(|tx| Ok(tx.list::<Stored>(kind::RUN_SERVICE, "")?.into_iter().map(|(_, s)| s.service).collect()))?;
-    Ok(Reply::Json(if services.is_empty() { json!({}) } else { json!({ "services": services }) }))
+    let services: Vec<Value> = app.read(|tx| {
+        let stored = tx.list::<Stored>(kind::RUN_SERVICE, "")?;
+        Ok(stored.into_iter().map(|(_, s)| serde_json::to_value(s.service).unwrap_or_default()).collect())
+    })?;
+    Ok(Reply::Json(Value::Object(list_page(req, services, "services")?)))
+}
+
+/// A page of a Cloud Run list (`pageSize` absent or 0: all of it; at most 1,000).
+fn list_page(req: &Req, items: Vec<Value>, field: &str) -> Result<serde_json::Map<String, Value>> {
+    crate::paging::page(items, req.query("pageSize"), req.query("pageToken"), field, usize::MAX, 1000)
 }
 
 fn delete(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Result<Reply> {
@@ -870,7 +877,7 @@ fn revisions(app: &App, req: &Req, project: &str, location: &str, id: &str, one:
                     .rev()
                     .collect())
             })?;
-            Ok(Reply::Json(json!({ "revisions": revs })))
+            Ok(Reply::Json(Value::Object(list_page(req, revs, "revisions")?)))
         }
     }
 }

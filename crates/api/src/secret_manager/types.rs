@@ -5,7 +5,7 @@
 
 use model::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// `SecretVersion.State`.
@@ -282,33 +282,17 @@ pub(crate) fn version_number(name: &str) -> u64 {
     name.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-/// Adds `nextPageToken` and slices `items` by `pageSize`/`pageToken` (an offset, as a decimal string).
+/// One page of a Secret Manager list (`crate::paging`: pageSize 0 is the server's choice, above 25,000 capped, as
+/// Secret Manager documents) with its `totalSize`.
 pub(crate) fn page(
     items: Vec<Value>,
     page_size: Option<&str>,
     page_token: Option<&str>,
     field: &str,
 ) -> Result<Value, ApiError> {
-    let size = match page_size.filter(|s| !s.is_empty()) {
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=25_000).contains(n))
-            .ok_or_else(|| ApiError::invalid(format!("invalid `pageSize` `{s}`; use 1 to 25000")))?,
-        None => 25_000,
-    };
-    let skip = match page_token.filter(|s| !s.is_empty()) {
-        Some(t) => t.parse::<usize>().map_err(|_| ApiError::invalid(format!("invalid `pageToken` `{t}`")))?,
-        None => 0,
-    };
     let total = items.len();
-    let mut out = Map::new();
+    let mut out = crate::paging::page(items, page_size, page_token, field, 25_000, 25_000)?;
     if total > 0 {
-        let page: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
-        out.insert(field.to_owned(), Value::Array(page));
-        if skip + size < total {
-            out.insert("nextPageToken".into(), json!((skip + size).to_string()));
-        }
         out.insert("totalSize".into(), json!(total));
     }
     Ok(Value::Object(out))
@@ -378,6 +362,9 @@ mod tests {
         assert_eq!(p["nextPageToken"], "4");
         assert_eq!(p["totalSize"], 5);
         assert_eq!(page(Vec::new(), None, None, "xs").unwrap(), json!({}));
-        assert!(page(items, Some("0"), None, "xs").is_err());
+        // As Secret Manager documents: 0 is the server's choice, more than 25,000 is capped.
+        assert_eq!(page(items.clone(), Some("0"), None, "xs").unwrap()["xs"], json!([0, 1, 2, 3, 4]));
+        assert_eq!(page(items.clone(), Some("99999999999"), None, "xs").unwrap()["xs"], json!([0, 1, 2, 3, 4]));
+        assert!(page(items, Some("-1"), None, "xs").is_err());
     }
 }
