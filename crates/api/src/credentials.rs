@@ -127,6 +127,11 @@ pub(crate) fn generate_access_token(app: &App, req: &Req, project: &str, key: &s
     if body.scope.is_empty() {
         return Err(ApiError::invalid("`scope` is required, e.g. `https://www.googleapis.com/auth/cloud-platform`"));
     }
+    if body.scope.iter().any(|s| s.trim().is_empty()) {
+        return Err(ApiError::invalid(
+            "`scope` holds an empty scope; list scopes such as `https://www.googleapis.com/auth/cloud-platform`",
+        ));
+    }
     let lifetime = parse_lifetime(body.lifetime.as_deref())?;
     let minted = tokens::mint(TokenKind::Access);
     let expires_at = unix_now() + lifetime.as_secs() as i64;

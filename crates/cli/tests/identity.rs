@@ -238,6 +238,12 @@ fn users_get_id_tokens_for_gcloud_and_discovery_points_at_the_keys() {
     assert!(p.ok(&["auth", "print-access-token", "--account=bob@example.com"]).starts_with("ya29."));
     let e = p.fail(&["auth", "print-identity-token", "--account=nobody@example.com"]);
     assert!(e.contains("auth login nobody@example.com"), "{e}");
+    // An access token for an empty scope is refused, as Google refuses it.
+    p.let_owner_impersonate(SA);
+    let url = format!("{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken", p.api);
+    let r = http().post(url).bearer_auth(p.token()).json(&serde_json::json!({"scope": [""]})).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("empty scope"));
 
     let doc: Value = http().get(format!("{}/.well-known/openid-configuration", p.api)).send().unwrap().json().unwrap();
     assert_eq!(doc["issuer"], "https://accounts.google.com");

@@ -26,6 +26,14 @@ pub(crate) fn parse(query: Option<&str>) -> Result<Params, String> {
     let Some(query) = query else {
         return Ok(params);
     };
+    // form_urlencoded decodes lossily: an audience of `%ff` would become U+FFFD and be signed as such.
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let strict = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().is_ok();
+        if !strict(name) || !strict(value) {
+            return Err(format!("query parameter `{pair}` is not UTF-8 once percent-decoded"));
+        }
+    }
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             "alt" => {
@@ -71,6 +79,7 @@ mod tests {
 
     #[test]
     fn parses_what_google_auth_and_gcloud_send() {
+        assert!(parse(Some("audience=%ff")).unwrap_err().contains("not UTF-8"));
         let p = parse(Some("audience=https%3A%2F%2Fsvc-abc-uc.a.run.app&format=full&licenses=FALSE")).unwrap();
         assert_eq!(p.audience.as_deref(), Some("https://svc-abc-uc.a.run.app"));
         assert_eq!(p.format.as_deref(), Some("full"));

@@ -589,7 +589,7 @@ pub fn workload(template: &RevisionTemplate, default_sa: &str) -> Result<Workloa
     }
     let timeout_secs = if template.timeout.is_empty() { 300 } else { parse_seconds(&template.timeout, "timeout")? };
     if !(1..=3600).contains(&timeout_secs) {
-        return Err(bad(format!("`--timeout` must be between 1s and 3600s, got {timeout_secs}s")));
+        return Err(bad(format!("`--timeout` must be between 1s and 3600s, got `{}`", template.timeout)));
     }
     let service_account =
         if template.service_account.is_empty() { default_sa.to_owned() } else { template.service_account.clone() };
@@ -780,6 +780,8 @@ mod tests {
                 "invalid scaling",
             ),
             (json!({"containers": [{"image": SAMPLE_IMAGE}], "timeout": "7200s"}), "between 1s and 3600s"),
+            // The value as sent, not as it overflowed.
+            (json!({"containers": [{"image": SAMPLE_IMAGE}], "timeout": "1e30s"}), "got `1e30s`"),
             (json!({"containers": [{"image": SOURCE_IMAGE, "workingDir": "rel"}]}), "absolute"),
             (json!({"containers": [{"image": SOURCE_IMAGE, "workingDir": "/srv"}]}), "--command"),
         ] {
