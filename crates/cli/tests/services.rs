@@ -145,9 +145,13 @@ fn a_workload_that_never_listens_fails_the_deploy_with_its_logs() {
         "--command=sh",
         "--args=-c,echo bad config >&2; exit 3",
         "--region=us-central1",
+        "--allow-unauthenticated",
     ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("bad config"), "{}", r.stderr);
+    // As gcloud: the service exists, and --allow-unauthenticated was applied to it though its revision failed.
+    let policy = p.json(&["run", "services", "get-iam-policy", "crashy", "--region=us-central1"]);
+    assert_eq!(common::members_of(&policy, "roles/run.invoker"), ["allUsers"], "{policy}");
     let e = p.fail(&["run", "deploy", "envy", HELLO, "--set-env-vars=PORT=1", "--region=us-central1"]);
     assert!(e.contains("reserved env names"), "{e}");
 }

@@ -388,10 +388,10 @@ fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> R
         );
     }
     let op = client.call(Method::PATCH, &format!("{path}?allowMissing=true"), Some(&service))?;
-    if let Some(err) = op.get("error") {
-        bail!("{}", err["message"].as_str().unwrap_or("the deployment failed"));
-    }
-    let deployed = &op["response"];
+    // A revision that did not become ready still leaves the service written (the operation's metadata): as gcloud,
+    // its IAM policy is set all the same, then the failure is reported.
+    let failure = op.get("error").map(|e| e["message"].as_str().unwrap_or("the deployment failed").to_owned());
+    let deployed = if failure.is_some() { &op["metadata"] } else { &op["response"] };
     if args.allow_unauthenticated {
         let public = crate::args::BindingArgs {
             member: "allUsers".into(),
@@ -418,6 +418,9 @@ fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> R
             all: true,
         };
         let _ = policy::remove_binding(client, &path, &public);
+    }
+    if let Some(message) = failure {
+        bail!("{message}");
     }
     let revision = deployed["latestReadyRevision"].as_str().unwrap_or_default();
     eprintln!(
