@@ -107,11 +107,134 @@ fn startup_script(metadata: &Value) -> String {
     items.filter(|i| i["key"] == "startup-script").find_map(|i| i["value"].as_str()).unwrap_or_default().to_string()
 }
 
+/// Every field of Compute Engine v1's `Instance` (as its discovery document lists them): a body may carry any of
+/// them — Gatehouse reads the ones it models — and nothing else.
+const INSTANCE_FIELDS: &[&str] = &[
+    "advancedMachineFeatures",
+    "canIpForward",
+    "confidentialInstanceConfig",
+    "cpuPlatform",
+    "creationTimestamp",
+    "deletionProtection",
+    "description",
+    "disks",
+    "displayDevice",
+    "fingerprint",
+    "guestAccelerators",
+    "hostname",
+    "id",
+    "instanceEncryptionKey",
+    "keyRevocationActionType",
+    "kind",
+    "labelFingerprint",
+    "labels",
+    "lastStartTimestamp",
+    "lastStopTimestamp",
+    "lastSuspendedTimestamp",
+    "machineType",
+    "metadata",
+    "minCpuPlatform",
+    "name",
+    "networkInterfaces",
+    "networkPerformanceConfig",
+    "params",
+    "privateIpv6GoogleAccess",
+    "reservationAffinity",
+    "resourcePolicies",
+    "resourceStatus",
+    "satisfiesPzi",
+    "satisfiesPzs",
+    "scheduling",
+    "selfLink",
+    "serviceAccounts",
+    "shieldedInstanceConfig",
+    "shieldedInstanceIntegrityPolicy",
+    "sourceMachineImage",
+    "sourceMachineImageEncryptionKey",
+    "startRestricted",
+    "status",
+    "statusMessage",
+    "tags",
+    "zone",
+];
+
+/// The machine types an instance may name (a host runs one startup script; the type is recorded, not enforced).
+const MACHINE_TYPES: &[&str] = &[
+    "e2-micro",
+    "e2-small",
+    "e2-medium",
+    "e2-standard-2",
+    "e2-standard-4",
+    "e2-standard-8",
+    "n1-standard-1",
+    "n1-standard-2",
+    "n1-standard-4",
+    "n2-standard-2",
+    "n2-standard-4",
+];
+
+/// The machine type when the body names none.
+const DEFAULT_MACHINE_TYPE: &str = "e2-small";
+
+/// `machineType` as Compute accepts it (`T`, `zones/Z/machineTypes/T`, `projects/P/zones/Z/machineTypes/T` or the
+/// self link), in `zone` of `project`: the type's name, or Compute's 400 naming what is wrong.
+fn machine_type(app: &App, reference: &str, zone: &str) -> Result<String> {
+    let project = &app.project.project_id;
+    let invalid = |why: String| {
+        ApiError::invalid(format!("Invalid value for field 'resource.machineType': '{reference}'. {why}"))
+    };
+    let path = reference.strip_prefix(COMPUTE).unwrap_or(reference);
+    let (z, name) = match path.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => (zone, *name),
+        ["zones", z, "machineTypes", name] => (*z, *name),
+        ["projects", p, "zones", z, "machineTypes", name] if app.project.is(p) => (*z, *name),
+        ["projects", _, "zones", ..] => {
+            return Err(invalid(format!("The machine type must be in project '{project}'.")))
+        }
+        _ => return Err(invalid("Give a machine type such as e2-small or zones/ZONE/machineTypes/e2-small.".into())),
+    };
+    if z != zone {
+        return Err(invalid(format!("The machine type must be in zone '{zone}', the instance's zone.")));
+    }
+    if !MACHINE_TYPES.contains(&name) {
+        return Err(invalid(format!(
+            "Machine type with name '{name}' does not exist in zone '{zone}'. Known types: {}.",
+            MACHINE_TYPES.join(", ")
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// Why `wanted` cannot be a host's address in `range` of `subnet`, if it cannot.
+fn check_address(range: &Ipv4Net, wanted: Option<Ipv4Addr>, subnet: &str) -> Result<()> {
+    let Some(ip) = wanted else { return Ok(()) };
+    if !range.contains(&ip) {
+        return Err(ApiError::invalid(format!(
+            "IP address '{ip}' is outside the range {range} of subnetwork '{subnet}': it is not a usable address; \
+             give one inside {range}"
+        )));
+    }
+    if !network::usable_host(range, ip) {
+        return Err(ApiError::invalid(format!(
+            "IP address '{ip}' is not a usable address of subnetwork '{subnet}' ({range}): not its network, \
+             gateway or broadcast address"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     let project = projects::resolve(app, project, "compute.instances.create")?.project_id.clone();
     let full = app.project.full_name();
     let body: Value = req.json()?;
+    if let Some(k) =
+        body.as_object().into_iter().flat_map(|o| o.keys()).find(|k| !INSTANCE_FIELDS.contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "Invalid JSON payload received. Unknown name \"{k}\": Cannot find field."
+        )));
+    }
     let name = body["name"]
         .as_str()
         .ok_or_else(|| ApiError::invalid("Required field 'resource.name' not specified"))?
@@ -122,12 +245,20 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     app.authorize(&caller, "compute.instances.create", &full, &call)?;
     network::check_name("instance", &name).map_err(ApiError::invalid)?;
     let region = region_of(zone)?.to_string();
-    let runner = app.hosts.get().cloned().ok_or_else(|| {
-        ApiError::failed_precondition(
-            "this platform runs without a sandbox (not root), so it has no VPC to run instances in; start \
-             `gatehouse up` as root",
-        )
-    })?;
+    if let Some(z) = body.get("zone").filter(|z| !z.is_null()) {
+        let given = z.as_str().unwrap_or_default();
+        if basename(given) != zone {
+            return Err(ApiError::invalid(format!(
+                "Invalid value for field 'resource.zone': '{}'. The instance's zone must be the zone of the request, \
+                 '{zone}'.",
+                z.as_str().map_or_else(|| z.to_string(), str::to_owned)
+            )));
+        }
+    }
+    let machine = match body.get("machineType").filter(|m| !m.is_null()) {
+        None => DEFAULT_MACHINE_TYPE.to_owned(),
+        Some(m) => machine_type(app, m.as_str().unwrap_or_default(), zone)?,
+    };
     let nics = body["networkInterfaces"].as_array().cloned().unwrap_or_default();
     let [nic] = nics.as_slice() else {
         return Err(ApiError::invalid("an instance needs exactly one network interface: add --subnet=SUBNET"));
@@ -136,35 +267,34 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     if subnet_ref.is_empty() {
         return Err(ApiError::invalid("an instance needs a subnetwork: add --subnet=SUBNET"));
     }
-    let subnet_name = basename(subnet_ref).to_string();
-    let s_path = network::subnet_path(&project, &region, &subnet_name);
-    let subnet = app
-        .read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?))?
-        .ok_or_else(|| ApiError::invalid(format!("subnetwork `{subnet_name}` was not found in region {region}")))?;
-    if let Some(net) = nic["network"].as_str().filter(|n| !n.is_empty()) {
-        if basename(net) != basename(&subnet.network) {
-            return Err(ApiError::invalid(format!(
-                "subnetwork `{subnet_name}` belongs to network `{}`, not `{}`",
-                basename(&subnet.network),
-                basename(net)
-            )));
-        }
+    let bad_subnet = |why: String| {
+        ApiError::invalid(format!(
+            "Invalid value for field 'resource.networkInterfaces[0].subnetwork': '{subnet_ref}'. {why}"
+        ))
+    };
+    let (subnet_project, subnet_region, subnet_name) =
+        network::subnet_ref(subnet_ref, &project, &region).map_err(bad_subnet)?;
+    if !app.project.is(&subnet_project) {
+        return Err(bad_subnet(format!("The subnetwork must be in project '{project}'.")));
     }
-    let range: Ipv4Net = subnet.ip_cidr_range.parse().map_err(|_| ApiError::internal("stored range is malformed"))?;
+    if subnet_region != region {
+        return Err(bad_subnet(format!(
+            "The subnetwork is in region '{subnet_region}'; an instance in zone '{zone}' needs a subnetwork of \
+             region '{region}'."
+        )));
+    }
+    let s_path = network::subnet_path(&project, &region, &subnet_name);
+    let net_ref = nic["network"].as_str().filter(|n| !n.is_empty()).map(str::to_owned);
     let wanted = match nic["networkIP"].as_str().filter(|s| !s.is_empty()) {
         None => None,
         Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
             ApiError::invalid(format!("Invalid value for field 'resource.networkInterfaces[0].networkIP': '{ip}'"))
         })?),
     };
-    if let Some(ip) = wanted {
-        if !network::usable_host(&range, ip) {
-            return Err(ApiError::invalid(format!(
-                "IP address '{ip}' is not a usable address of subnetwork '{subnet_name}' ({range}): not its network, \
-                 gateway or broadcast address"
-            )));
-        }
-    }
+    // The subnetwork as it is now, for early answers; the transaction below reads it again and decides.
+    let subnet =
+        app.read(|tx| Ok(tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?))?.ok_or_else(|| not_found(&s_path))?;
+    check_subnet(&subnet, &subnet_name, net_ref.as_deref(), wanted)?;
     let script = startup_script(&body["metadata"]);
     if script.is_empty() {
         return Err(ApiError::invalid(
@@ -178,12 +308,20 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
     // The VM runs as that account and its metadata server hands out its tokens: as for a Cloud Run deploy, the
     // caller must be allowed to act as it.
     crate::run::check_act_as(app, &caller, &sa, &call)?;
+    let runner = app.hosts.get().cloned().ok_or_else(|| {
+        ApiError::failed_precondition(
+            "this platform runs without a sandbox (not root), so it has no VPC to run instances in; start \
+             `gatehouse up` as root",
+        )
+    })?;
     let self_link = format!("{COMPUTE}{path}");
     let call = call.with_request(json!({ "name": name, "subnetwork": subnet_name, "networkIP": wanted }));
-    let instance = app.mutate(&caller, call, false, |tx| {
+    let (instance, range) = app.mutate(&caller, call, false, |tx| {
         if tx.get::<Instance>(kind::COMPUTE_INSTANCE, &path)?.is_some() {
             return Err(ApiError::already_exists(format!("The resource '{path}' already exists")).into());
         }
+        let subnet = tx.get::<Subnetwork>(kind::SUBNETWORK, &s_path)?.ok_or_else(|| not_found(&s_path))?;
+        let range = check_subnet(&subnet, &subnet_name, net_ref.as_deref(), wanted)?;
         let used: Vec<Ipv4Addr> = tx
             .list::<Instance>(kind::COMPUTE_INSTANCE, "")?
             .into_iter()
@@ -205,7 +343,7 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
             creation_timestamp: now_rfc3339(),
             name: name.clone(),
             zone: format!("{COMPUTE}projects/{project}/zones/{zone}"),
-            machine_type: format!("{COMPUTE}projects/{project}/zones/{zone}/machineTypes/e2-small"),
+            machine_type: format!("{COMPUTE}projects/{project}/zones/{zone}/machineTypes/{machine}"),
             status: "RUNNING".into(),
             network_interfaces: vec![NetworkInterface {
                 name: "nic0".into(),
@@ -220,11 +358,12 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
             self_link: self_link.clone(),
         };
         tx.put(kind::COMPUTE_INSTANCE, &path, &instance)?;
-        Ok(instance)
+        Ok((instance, range.to_string()))
     })?;
+    let range: Ipv4Net = range.parse().map_err(|_| ApiError::internal("stored range is malformed"))?;
     if let Err(why) = runner.start(instance.host(range)?) {
         // Nothing half-made stays behind: the instance goes with its failure.
-        let _ = app.store.write(|tx| tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ()));
+        let _ = app.write(false, |tx| Ok(tx.delete(kind::COMPUTE_INSTANCE, &path).map(|_| ())?));
         return Err(ApiError::failed_precondition(format!("cannot start instance '{name}': {why}")));
     }
     Ok(Reply::Json(crate::vpc::operation_in(
@@ -234,6 +373,23 @@ pub(crate) fn insert(app: &App, req: &Req, project: &str, zone: &str) -> Result<
         &instance.id,
         caller.principal.email().unwrap_or_default(),
     )))
+}
+
+/// Checks an interface against its subnetwork — the `network` it names, if any, and the address it asks for — and
+/// returns the subnetwork's range.
+fn check_subnet(subnet: &Subnetwork, name: &str, net_ref: Option<&str>, wanted: Option<Ipv4Addr>) -> Result<Ipv4Net> {
+    if let Some(net) = net_ref {
+        if basename(net) != basename(&subnet.network) {
+            return Err(ApiError::invalid(format!(
+                "subnetwork `{name}` belongs to network `{}`, not `{}`",
+                basename(&subnet.network),
+                basename(net)
+            )));
+        }
+    }
+    let range: Ipv4Net = subnet.ip_cidr_range.parse().map_err(|_| ApiError::internal("stored range is malformed"))?;
+    check_address(&range, wanted, name)?;
+    Ok(range)
 }
 
 pub(crate) fn get(app: &App, req: &Req, project: &str, zone: &str, name: &str) -> Result<Reply> {

@@ -8,7 +8,7 @@ use crate::{
     compute_instances, credentials, groups, logging, oauth, projects, roles, secret_manager, service_accounts,
     troubleshoot, vpc,
 };
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +22,10 @@ use std::sync::Arc;
 
 /// Largest request body the API accepts.
 const MAX_BODY: usize = 1 << 20;
+
+/// How much of a refused (too large) body is still read, and dropped, so the client — which may still be sending —
+/// gets the answer instead of a reset connection. Beyond it the connection is closed unread.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 /// A parsed request.
 pub(crate) struct Req {
@@ -45,10 +49,11 @@ impl Req {
         app.authenticate(self.authorization.as_deref(), self.ip.clone(), self.user_agent.clone())
     }
 
-    /// The body as JSON; an empty body reads as `{}`.
+    /// The body as JSON, read as Google's front end reads a request message (`json_body`: an object at the top, no
+    /// list where a message is expected); an empty body reads as `{}`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
-        serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+        crate::json_body::from_slice(body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
     }
 
     pub fn query(&self, key: &str) -> Option<&str> {
@@ -86,11 +91,12 @@ async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    if body.len() > MAX_BODY {
-        return error_response(&ApiError::invalid(format!("request body is larger than {MAX_BODY} bytes")));
-    }
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(e) => return error_response(&e),
+    };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (segs, verb) = match split_path(uri.path()) {
         Ok(p) => p,
@@ -141,6 +147,40 @@ async fn dispatch(
             error_response(&ApiError::internal("internal error; see the daemon log"))
         }
     }
+}
+
+/// The request body, at most [`MAX_BODY`] bytes. A larger one (by its `Content-Length` or as it arrives) is Google's
+/// 400 `Request payload size exceeds the limit`, whatever its size; what is read past the limit is dropped, never
+/// kept.
+async fn read_body(headers: &HeaderMap, mut body: Body) -> Result<Bytes> {
+    use axum::body::HttpBody;
+    let too_large = || ApiError::invalid(format!("Request payload size exceeds the limit: {MAX_BODY} bytes."));
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(too_large());
+    }
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| ApiError::invalid(format!("the request body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+        if seen <= MAX_BODY as u64 && declared.is_none_or(|n| n <= MAX_BODY as u64) {
+            kept.extend_from_slice(&data);
+        } else {
+            kept = Vec::new();
+        }
+    }
+    if seen > MAX_BODY as u64 || declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
 }
 
 fn answer(path: &str, result: Result<Reply>) -> Response {

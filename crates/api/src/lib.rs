@@ -18,6 +18,7 @@ mod credentials;
 mod groups;
 mod http;
 pub mod issuer;
+mod json_body;
 mod logging;
 mod oauth;
 mod paging;

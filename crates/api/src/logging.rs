@@ -10,20 +10,22 @@ use serde_json::{json, Value};
 const SERVICE: &str = "logging.googleapis.com";
 const MAX_PAGE: usize = 1000;
 
+/// `google.logging.v2.ListLogEntriesRequest`: every field it has (by its JSON name or its proto name, as Google's
+/// parser reads either), and nothing else.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListRequest {
-    #[serde(default)]
+    #[serde(default, alias = "resource_names")]
     resource_names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, alias = "project_ids")]
     project_ids: Vec<String>,
     #[serde(default)]
     filter: String,
-    #[serde(default)]
+    #[serde(default, alias = "order_by")]
     order_by: String,
-    #[serde(default)]
+    #[serde(default, alias = "page_size")]
     page_size: Option<usize>,
-    #[serde(default)]
+    #[serde(default, alias = "page_token")]
     page_token: String,
 }
 

@@ -165,8 +165,20 @@ pub(crate) fn authorized_account(
     let call = Call { resource_name: format!("projects/{}/serviceAccounts/{email}", app.project.project_id), ..call }
         .needs(permission, &full);
     app.authorize(caller, permission, &full, &call)?;
-    let sa = found.ok_or_else(|| ApiError::not_found(format!("Unknown service account `{key}`")))?;
+    let sa = found.ok_or_else(|| unknown_account(key))?;
     Ok((sa, call))
+}
+
+fn unknown_account(key: &str) -> ApiError {
+    ApiError::not_found(format!("Unknown service account `{key}`"))
+}
+
+/// The account `sa` (found before the transaction, by email or unique id `key`) as stored now, read inside the
+/// write transaction that changes it: a read-modify-write applies to what is stored when it commits, and an
+/// account deleted (or deleted and created again under the same email) in between is NOT_FOUND.
+fn current(tx: &store::Tx, sa: &ServiceAccount, key: &str) -> std::result::Result<ServiceAccount, ApiErrorBox> {
+    let now = tx.get::<ServiceAccount>(kind::SERVICE_ACCOUNT, &sa.email)?.filter(|now| now.unique_id == sa.unique_id);
+    Ok(now.ok_or_else(|| unknown_account(key))?)
 }
 
 pub(crate) fn get(app: &App, req: &Req, project: &str, key: &str) -> Result<Reply> {
@@ -184,7 +196,7 @@ pub(crate) fn patch(app: &App, req: &Req, project: &str, key: &str) -> Result<Re
     check_fields(&body.service_account)?;
     let mask = body.update_mask.unwrap_or_else(|| "displayName,description".into());
     let sa = app.mutate(&caller, call, false, |tx| {
-        let mut sa = sa;
+        let mut sa = current(tx, &sa, key)?;
         for field in mask.split(',').map(str::trim) {
             match field {
                 "displayName" | "display_name" => {
@@ -211,6 +223,7 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, key: &str) -> Result<R
     let call = Call::new(SERVICE, "google.iam.admin.v1.DeleteServiceAccount", "");
     let (sa, call) = authorized_account(app, &caller, project, key, "iam.serviceAccounts.delete", call)?;
     app.mutate(&caller, call, true, |tx| {
+        let sa = current(tx, &sa, key)?;
         tx.delete(kind::SERVICE_ACCOUNT, &sa.email)?;
         tx.delete(kind::POLICY, &full_name(app, &sa.email))?;
         tx.delete_tokens_of(&format!("serviceAccount:{}", sa.email))?;
@@ -247,11 +260,14 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
             } else {
                 ("google.iam.admin.v1.EnableServiceAccount", "iam.serviceAccounts.enable")
             };
-            let (mut sa, call) =
+            let (sa, call) =
                 authorized_account(app, &caller, project, key, permission, Call::new(SERVICE, method, ""))?;
-            sa.disabled = verb == "disable";
-            sa.etag = policy::new_etag();
-            app.mutate(&caller, call, false, |tx| Ok(tx.put(kind::SERVICE_ACCOUNT, &sa.email, &sa)?))?;
+            app.mutate(&caller, call, false, |tx| {
+                let mut sa = current(tx, &sa, key)?;
+                sa.disabled = verb == "disable";
+                sa.etag = policy::new_etag();
+                Ok(tx.put(kind::SERVICE_ACCOUNT, &sa.email, &sa)?)
+            })?;
             Ok(Reply::Json(json!({})))
         }
         "getIamPolicy" | "setIamPolicy" | "testIamPermissions" => {

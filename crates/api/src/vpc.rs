@@ -77,7 +77,7 @@ fn reject_unknown(body: &Value, known: &[&str]) -> Result<()> {
 fn field<T: for<'de> Deserialize<'de>>(body: &Value, name: &str) -> Result<Option<T>> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v.clone())
+        Some(v) => crate::json_body::from_value(v.clone(), name)
             .map(Some)
             .map_err(|e| ApiError::invalid(format!("Invalid value for field '{name}': {e}"))),
     }

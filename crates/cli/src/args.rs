@@ -1149,7 +1149,8 @@ pub enum InstancesCmd {
         /// Accepted for compatibility (the host has no external address anyway).
         #[arg(long)]
         no_address: bool,
-        /// Accepted for compatibility (every instance is an `e2-small`).
+        /// Machine type, recorded on the instance (default `e2-small`): e2-micro, e2-small, e2-medium,
+        /// e2-standard-2/4/8, n1-standard-1/2/4, n2-standard-2/4.
         #[arg(long)]
         machine_type: Option<String>,
         /// The account the instance's metadata server gives tokens for (default: the project's default compute

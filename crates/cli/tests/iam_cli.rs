@@ -181,6 +181,27 @@ fn rest_api_requires_a_valid_token() {
 }
 
 #[test]
+fn oversized_bodies_get_googles_400_over_a_real_connection() {
+    let p = Platform::start();
+    let url = format!("{}/v1/projects/local-project/serviceAccounts", p.api);
+    let token = p.token();
+    // Below axum's 2 MB default, above it, and well above it: the same answer, never a 413 in plain text.
+    for size in [1_500_000, 3 << 20, 10 << 20] {
+        let body = format!("{{\"accountId\":\"big\",\"x\":\"{}\"}}", "a".repeat(size));
+        let resp =
+            http().post(&url).bearer_auth(&token).header("content-type", "application/json").body(body).send().unwrap();
+        assert_eq!(resp.status(), 400, "{size}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{size}");
+        let v: Value = resp.json().unwrap();
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{size}: {v}");
+        assert_eq!(v["error"]["message"], "Request payload size exceeds the limit: 1048576 bytes.", "{size}");
+    }
+    // The connection pool is still usable afterwards.
+    let ok = http().get(&url).bearer_auth(&token).send().unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[test]
 fn custom_roles_groups_and_conditions() {
     let p = Platform::start();
     let e = p.fail(&[

@@ -344,7 +344,10 @@ fn compute_instances_refuse_bad_input_with_clear_errors_and_keep_what_is_in_use(
     let script = "--metadata=startup-script=sleep 600";
     for (args, why) in [
         (vec![zone, script], "add --subnet=SUBNET"),
-        (vec![zone, "--subnet=nope", script], "subnetwork `nope` was not found in region us-central1"),
+        (
+            vec![zone, "--subnet=nope", script],
+            "The resource 'projects/local-project/regions/us-central1/subnetworks/nope' was not found",
+        ),
         (vec![zone, "--subnet=s1"], "add --metadata=startup-script=COMMAND"),
         (vec![zone, "--subnet=s1", script, "--private-network-ip=10.30.0.1"], "not a usable address"),
         (vec![zone, "--subnet=s1", script, "--private-network-ip=10.31.0.4"], "not a usable address"),

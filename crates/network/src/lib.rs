@@ -164,11 +164,18 @@ pub fn connector_range(s: &str) -> Result<Ipv4Net, String> {
     Ok(range)
 }
 
-/// `A.B.C.D/N` with host bits zero.
+/// `A.B.C.D/N` with host bits zero, written canonically: no leading zeros (`010.016.0.0/24` is refused, as Compute
+/// Engine refuses it; some parsers read such octets as octal).
 fn cidr(s: &str) -> Result<Ipv4Net, String> {
-    let range: Ipv4Net = s
-        .parse()
-        .map_err(|_| format!("Invalid IPCidrRange: {s}: give an IPv4 range as ADDRESS/PREFIX, e.g. 10.0.0.0/24"))?;
+    let malformed = || format!("Invalid IPCidrRange: {s}: give an IPv4 range as ADDRESS/PREFIX, e.g. 10.0.0.0/24");
+    let range: Ipv4Net = s.parse().map_err(|_| malformed())?;
+    let (addr, prefix) = s.split_once('/').ok_or_else(malformed)?;
+    let canonical = |n: &str| n == "0" || !n.starts_with('0');
+    if !addr.split('.').all(canonical) || !canonical(prefix) {
+        return Err(format!(
+            "Invalid IPCidrRange: {s} is invalid range: an address or prefix has a leading zero; write it as {range}"
+        ));
+    }
     if range.addr() != range.network() {
         return Err(format!(
             "Invalid IPCidrRange: {s}: the address has bits set beyond the prefix; the range starts at {}",
@@ -333,6 +340,8 @@ pub struct Connector {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorSubnet {
     pub name: String,
+    /// The subnet's project; the connector's own when a request leaves it out (as Serverless VPC Access does).
+    #[serde(default)]
     pub project_id: String,
 }
 
@@ -432,11 +441,15 @@ mod tests {
             ("172.15.0.0/16", "private ranges only"),
             ("10.0.0.0/7", "between /8 and /29"),
             ("fd00::/64", "ADDRESS/PREFIX"),
+            ("010.016.0.0/24", "is invalid range"),
+            ("10.8.00.0/24", "leading zero"),
         ] {
             let e = subnet_range(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+        assert_eq!(subnet_range("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert!(connector_range("10.8.0.0/28").is_ok());
+        assert!(connector_range("010.8.0.0/28").unwrap_err().contains("leading zero"));
         assert!(connector_range("10.8.0.0/24").unwrap_err().contains("/28"));
         assert!(connector_range("10.8.0.0/30").unwrap_err().contains("connector's range"));
     }

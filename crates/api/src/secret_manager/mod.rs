@@ -54,6 +54,12 @@ pub(crate) fn route(
     let m = &req.method;
     let (get, post) = (m == axum::http::Method::GET, m == axum::http::Method::POST);
     let (patch, delete) = (m == axum::http::Method::PATCH, m == axum::http::Method::DELETE);
+    if let Some(l) = location.filter(|l| names::valid_location(l) && !network::is_region_name(l)) {
+        // Regional secrets live in a region (`us-central1`); anything else spelled as a location id is no place.
+        return Some(Err(ApiError::invalid(format!(
+            "Location [{l}] is not a valid location for regional secrets; use a region such as us-central1."
+        ))));
+    }
     let at = |s: &str| SecretName::parse(project, location, s).map_err(|e| by_number(app, project, e));
     Some(match (rest, verb) {
         ([], None) if post => create(app, req, project, location),
@@ -391,7 +397,15 @@ fn payload_of(req: &Req) -> Result<(Zeroizing<Vec<u8>>, Option<i64>)> {
     }
     let payload = body.get_mut("payload").filter(|p| p.is_object());
     let Some(payload) = payload else { return Err(ApiError::invalid("Field [payload] is required.")) };
-    let claimed = match payload.get("dataCrc32c") {
+    // `SecretPayload` has `data` and `dataCrc32c` (either spelling of the proto name, as Google's parser takes).
+    let fields = ["data", "dataCrc32c", "data_crc32c"];
+    if let Some(k) = payload.as_object().and_then(|o| o.keys().find(|k| !fields.contains(&k.as_str()))) {
+        return Err(ApiError::invalid(format!(
+            "Invalid JSON payload received. Unknown name \"{k}\" at 'payload': Cannot find field."
+        )));
+    }
+    let crc_field = if payload.get("dataCrc32c").is_some() { "dataCrc32c" } else { "data_crc32c" };
+    let claimed = match payload.get(crc_field) {
         None | Some(Value::Null) => None,
         Some(v) => Some(types::int64(v).ok_or_else(|| {
             ApiError::invalid("Invalid value at 'payload.data_crc32c' (TYPE_INT64): use a decimal integer")

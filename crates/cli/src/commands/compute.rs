@@ -304,7 +304,7 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             private_network_ip,
             metadata,
             no_address: _,
-            machine_type: _,
+            machine_type,
             service_account,
         } => {
             let z = zone(client, &z);
@@ -326,6 +326,9 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
                 nic["networkIP"] = json!(ip);
             }
             let mut body = json!({ "name": name, "networkInterfaces": [nic], "metadata": { "items": items } });
+            if let Some(m) = machine_type {
+                body["machineType"] = json!(format!("zones/{z}/machineTypes/{m}"));
+            }
             if let Some(sa) = service_account {
                 body["serviceAccounts"] =
                     json!([{ "email": sa, "scopes": ["https://www.googleapis.com/auth/cloud-platform"] }]);
