@@ -27,6 +27,9 @@ pub(crate) struct Target {
     /// Prefixes of the permissions that apply to this kind of resource: a role is grantable on it only when it
     /// holds one (Google's rule for `queryGrantableRoles`). Empty: every role (projects).
     pub grantable: &'static [&'static str],
+    /// The stored document (kind, key) of the resource, checked inside the policy's write: a resource deleted
+    /// meanwhile gets no policy (which a new resource of the same name would inherit). `None`: the project.
+    pub resource: Option<(&'static str, String)>,
 }
 
 /// The most principals a policy may hold, counted over its bindings.
@@ -110,6 +113,12 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
     }
     let call = call.with_request(json!({ "resource": target.shown_name, "policy": raw }));
     app.mutate(caller, call, true, |tx| {
+        if let Some((kind, key)) = &target.resource {
+            if tx.get::<Value>(kind, key)?.is_none() {
+                let gone = format!("`{}` was deleted while its policy was being set", target.shown_name);
+                return Err(ApiError::not_found(gone).into());
+            }
+        }
         let current = load(tx, &target.full_name)?;
         if !policy.etag.is_empty() && policy.etag != current.etag {
             return Err(ApiError::concurrent_policy_change().into());

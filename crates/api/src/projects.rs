@@ -28,6 +28,7 @@ pub(crate) fn target(app: &App) -> Target {
         set_method: "SetIamPolicy",
         requires_owner: true,
         grantable: &[],
+        resource: None,
     }
 }
 

@@ -289,6 +289,7 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
                 set_method: "google.iam.admin.v1.SetIAMPolicy",
                 requires_owner: false,
                 grantable: &["iam.serviceAccounts.", "iam.serviceAccountKeys."],
+                resource: Some((kind::SERVICE_ACCOUNT, sa.email.clone())),
             };
             policy::handle(app, req, &caller, &target, verb)
         }

@@ -258,3 +258,27 @@ async fn regional_secrets_live_in_regions() {
     assert_eq!(status, 400, "{v}");
     p.ok(Method::POST, "/v1/projects/local-project/locations/us-central1/secrets?secretId=r5", Some(json!({}))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_set_racing_the_delete_of_its_resource_leaves_nothing_for_a_new_one() {
+    let p = Arc::new(common::boot().await);
+    let secrets = "/v1/projects/local-project/secrets";
+    let grant = json!({"policy": {"bindings": [
+        {"role": "roles/secretmanager.secretAccessor", "members": ["user:eve@example.com"]}]}});
+    for round in 0..16 {
+        let id = format!("race-{round}");
+        let path = format!("{secrets}/{id}");
+        let create = json!({"replication": {"automatic": {}}});
+        p.ok(Method::POST, &format!("{secrets}?secretId={id}"), Some(create.clone())).await;
+        together(
+            &p,
+            (Method::POST, format!("{path}:setIamPolicy"), Some(grant.clone())),
+            (Method::DELETE, path.clone(), None),
+        )
+        .await;
+        // A new secret of the same name starts with an empty policy: no grant outlives its resource.
+        p.ok(Method::POST, &format!("{secrets}?secretId={id}"), Some(create)).await;
+        let policy = p.ok(Method::GET, &format!("{path}:getIamPolicy"), None).await;
+        assert!(policy.get("bindings").is_none(), "round {round}: an orphan policy came back: {policy}");
+    }
+}

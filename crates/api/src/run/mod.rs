@@ -841,6 +841,7 @@ fn iam(app: &App, req: &Req, project: &str, location: &str, id: &str, verb: &str
         set_method: "google.cloud.run.v2.Services.SetIamPolicy",
         requires_owner: false,
         grantable: &["run."],
+        resource: Some((kind::RUN_SERVICE, id.to_owned())),
     };
     // Permission first, then existence: a caller without access learns nothing.
     let permission = if verb == "setIamPolicy" { target.set_permission } else { target.get_permission };

@@ -595,6 +595,7 @@ fn iam(app: &App, req: &Req, name: SecretName, verb: &str) -> Result<Reply> {
         set_method: method!("SetIamPolicy"),
         requires_owner: false,
         grantable: &["secretmanager.secrets.", "secretmanager.versions."],
+        resource: Some((kind::SECRET, name.key(p))),
     };
     if verb == "testIamPermissions" {
         // Needs no permission: it answers only with what the caller holds.
