@@ -195,7 +195,9 @@ fn answer(path: &str, result: Result<Reply>) -> Response {
             error_response(&ApiError::internal("internal error; see the daemon log"))
         }
         Err(e) => {
-            if e.http_status() >= 500 {
+            // A platform failure is an error in the log; a method this platform does not offer (501) is the
+            // client's choice, and must not let clients fill the log at error level.
+            if e.http_status() >= 500 && e.code != model::Code::Unimplemented {
                 tracing::error!(%path, error = %e, "request failed");
             }
             error_response(&e)
