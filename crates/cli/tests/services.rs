@@ -666,6 +666,14 @@ fn the_v2_api_validates_only_when_asked_refuses_stale_etags_and_never_revives_a_
     assert_eq!(call(Method::POST, &format!("{ns}?dryRun=All"), Some(knative)).0, 200);
     assert_eq!(call(Method::GET, &format!("{v2}/services/dry-k"), None).0, 404);
 
+    // A field Google's Service does not have is refused, not ignored (a typo must not leave ingress open).
+    let mut typo = hello.clone();
+    typo["ingres"] = json!("INGRESS_TRAFFIC_INTERNAL_ONLY");
+    let (s, v) = call(Method::POST, &format!("{v2}/services?serviceId=typo"), Some(typo));
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(r#"Unknown name "ingres""#), "{v}");
+    assert_eq!(call(Method::GET, &format!("{v2}/services/typo"), None).0, 404);
+
     p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1"]);
     let svc = format!("{v2}/services/svc");
     let mut body = call(Method::GET, &svc, None).1;

@@ -495,8 +495,86 @@ fn create(app: &App, req: &Req, project: &str, location: &str) -> Result<Reply> 
         .needs("run.services.create", &n.full());
     app.authorize(&caller, "run.services.create", &n.full(), &call)?;
     types::validate_service_id(&id)?;
-    let body: Service = req.json()?;
+    let body = service_body(req)?;
     deploy(app, &caller, &n, Deploy { body, existing: None, etag: None, validate_only: validate_only(req)? }, call)
+}
+
+/// Every field of `google.cloud.run.v2.Service`: a body naming another one is refused, as Google's front end
+/// refuses it (`"ingres": …` must not quietly leave a service public). Fields this platform does not model are
+/// accepted and not kept.
+const SERVICE_FIELDS: [&str; 38] = [
+    "name",
+    "description",
+    "uid",
+    "generation",
+    "labels",
+    "annotations",
+    "createTime",
+    "updateTime",
+    "deleteTime",
+    "expireTime",
+    "creator",
+    "lastModifier",
+    "client",
+    "clientVersion",
+    "ingress",
+    "launchStage",
+    "binaryAuthorization",
+    "template",
+    "traffic",
+    "scaling",
+    "invokerIamDisabled",
+    "defaultUriDisabled",
+    "urls",
+    "iapEnabled",
+    "multiRegionSettings",
+    "customAudiences",
+    "observedGeneration",
+    "terminalCondition",
+    "conditions",
+    "latestReadyRevision",
+    "latestCreatedRevision",
+    "trafficStatuses",
+    "uri",
+    "satisfiesPzs",
+    "threatDetectionEnabled",
+    "buildConfig",
+    "reconciling",
+    "etag",
+];
+
+/// The request body of a create or an update: a v2 Service with no field Google's Service lacks.
+fn service_body(req: &Req) -> Result<Service> {
+    let body: serde_json::Map<String, Value> = req.json()?;
+    let mut fields = serde_json::Map::new();
+    for (key, value) in body {
+        // Google's JSON mapping also takes the proto's own (snake_case) names.
+        let camel = snake_to_camel(&key);
+        if !SERVICE_FIELDS.contains(&camel.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "Invalid JSON payload received. Unknown name \"{key}\": Cannot find field."
+            )));
+        }
+        fields.insert(camel, value);
+    }
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+}
+
+fn snake_to_camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `validateOnly=true` (v1's Kubernetes form: `dryRun=All`): every check runs, nothing changes.
@@ -538,14 +616,14 @@ fn update(app: &App, req: &Req, project: &str, location: &str, id: &str) -> Resu
             .needs("run.services.create", &n.full());
         app.authorize(&caller, "run.services.create", &n.full(), &call)?;
         types::validate_service_id(id)?;
-        let ask = Deploy { body: req.json()?, existing: None, etag: None, validate_only: validate_only(req)? };
+        let ask = Deploy { body: service_body(req)?, existing: None, etag: None, validate_only: validate_only(req)? };
         return deploy(app, &caller, &n, ask, call);
     }
     let call = Call::new(SERVICE, "google.cloud.run.v2.Services.UpdateService", n.relative())
         .needs("run.services.update", &n.full());
     app.authorize(&caller, "run.services.update", &n.full(), &call)?;
     let existing = existing.ok_or_else(|| not_found(&n))?;
-    let body: Service = req.json()?;
+    let body = service_body(req)?;
     let etag = Some(body.etag.clone()).filter(|e| !e.is_empty());
     if etag.as_ref().is_some_and(|e| *e != existing.service.etag) {
         return Err(stale_etag(&n));
