@@ -497,6 +497,28 @@ fn the_v1_knative_api_reads_and_writes_services_in_knative_shapes() {
     assert_eq!(put["kind"], "Service");
     let described = p.json(&["run", "services", "describe", "kn", "--region=us-central1"]);
     assert_eq!(described["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"], "hi");
+    // The version it was read at is checked, as Kubernetes does: `changed` was read before that PUT.
+    let (code, stale) = call(reqwest::Method::PUT, &format!("{base}/kn"), Some(&changed));
+    assert_eq!((code, stale["error"]["status"].as_str()), (409, Some("ABORTED")), "{stale}");
+    // Values of the wrong type, and another region, are refused rather than dropped.
+    let mut fresh = described.clone();
+    fresh["metadata"]["resourceVersion"] = serde_json::json!("");
+    for (path, value, why) in [
+        ("/spec/template/spec/containers/0/env", serde_json::json!([{"name": "NUM", "value": 5}]), "must be a string"),
+        ("/spec/template/spec/timeoutSeconds", serde_json::json!("600"), "must be a whole number"),
+        (
+            "/spec/template/metadata/annotations",
+            serde_json::json!({"autoscaling.knative.dev/maxScale": "lots"}),
+            "maxScale",
+        ),
+        ("/metadata/labels", serde_json::json!({"cloud.googleapis.com/location": "europe-west1"}), "europe-west1"),
+    ] {
+        let mut bad = fresh.clone();
+        *bad.pointer_mut(path).unwrap_or_else(|| panic!("{path} in {fresh}")) = value;
+        let (code, err) = call(reqwest::Method::PUT, &format!("{base}/kn"), Some(&bad));
+        assert_eq!(code, 400, "{path}: {err}");
+        assert!(err.to_string().contains(why), "{path}: {err}");
+    }
     // POST creates one; the list holds both; a name that disagrees with the path is refused.
     let mut other = changed.clone();
     other["metadata"]["name"] = serde_json::json!("kn-two");

@@ -33,17 +33,31 @@ pub fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value), Stri
         .into_iter()
         .flatten()
         .map(|e| match e.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
-            Some(r) => json!({ "name": e["name"], "valueSource": { "secretKeyRef": { "secret": r["name"], "version": r["key"] } } }),
-            None => json!({ "name": e["name"], "value": e["value"].as_str().unwrap_or_default() }),
+            Some(r) => Ok(json!({ "name": e["name"], "valueSource": { "secretKeyRef": { "secret": r["name"], "version": r["key"] } } })),
+            // A value is a string (`"5"`, not `5`), as Kubernetes reads it.
+            None => match &e["value"] {
+                Value::Null => Ok(json!({ "name": e["name"], "value": "" })),
+                Value::String(v) => Ok(json!({ "name": e["name"], "value": v })),
+                other => Err(format!("env `{}`: `value` must be a string, got {other}; quote it", e["name"].as_str().unwrap_or_default())),
+            },
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let mut container = json!({ "image": c["image"], "env": env });
     for key in ["command", "args", "workingDir", "ports", "volumeMounts"] {
         if !c[key].is_null() {
             container[key] = c[key].clone();
         }
     }
-    let scale = |key: &str| tmeta[key].as_str().and_then(|v| v.parse::<u32>().ok());
+    let scale = |key: &str| -> Result<Option<u32>, String> {
+        match &tmeta[key] {
+            Value::Null => Ok(None),
+            Value::String(v) => v
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| format!("invalid `{key}` annotation `{v}`: use a whole number such as \"3\"")),
+            other => Err(format!("invalid `{key}` annotation {other}: annotations are strings, such as \"3\"")),
+        }
+    };
     let mut template = json!({ "containers": [container] });
     let volumes: Vec<Value> = spec["volumes"]
         .as_array()
@@ -68,10 +82,10 @@ pub fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value), Stri
         template["volumes"] = Value::Array(volumes);
     }
     let mut scaling = json!({});
-    if let Some(n) = scale("autoscaling.knative.dev/minScale") {
+    if let Some(n) = scale("autoscaling.knative.dev/minScale")? {
         scaling["minInstanceCount"] = json!(n);
     }
-    if let Some(n) = scale("autoscaling.knative.dev/maxScale") {
+    if let Some(n) = scale("autoscaling.knative.dev/maxScale")? {
         scaling["maxInstanceCount"] = json!(n);
     }
     template["scaling"] = scaling;
@@ -95,10 +109,20 @@ pub fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value), Stri
     if !access.is_empty() {
         template["vpcAccess"] = Value::Object(access);
     }
-    if let Some(n) = spec["containerConcurrency"].as_u64().filter(|n| *n > 0) {
+    // Whole numbers, as Kubernetes reads them (`"600"` is not one).
+    let whole = |key: &str| -> Result<Option<u64>, String> {
+        match &spec[key] {
+            Value::Null => Ok(None),
+            v => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("`spec.template.spec.{key}` must be a whole number, got {v}")),
+        }
+    };
+    if let Some(n) = whole("containerConcurrency")?.filter(|n| *n > 0) {
         template["maxInstanceRequestConcurrency"] = json!(n);
     }
-    if let Some(n) = spec["timeoutSeconds"].as_u64() {
+    if let Some(n) = whole("timeoutSeconds")? {
         template["timeout"] = json!(format!("{n}s"));
     }
     if let Some(sa) = spec["serviceAccountName"].as_str().filter(|s| !s.is_empty()) {
@@ -117,13 +141,18 @@ pub fn from_knative(doc: &Value) -> Result<(String, Option<String>, Value), Stri
     };
     let disabled =
         annotations["run.googleapis.com/invoker-iam-disabled"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let service = json!({
+    let mut service = json!({
         "labels": labels,
         "ingress": ingress,
         "customAudiences": audiences,
         "invokerIamDisabled": disabled,
         "template": template,
     });
+    // Kubernetes' optimistic concurrency: a replace naming the version it read fails if the service changed since
+    // (the version is the v2 etag, see `to_knative`).
+    if let Some(version) = meta["resourceVersion"].as_str().filter(|v| !v.is_empty()) {
+        service["etag"] = json!(version);
+    }
     Ok((name.to_owned(), region, service))
 }
 

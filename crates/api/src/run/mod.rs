@@ -387,7 +387,12 @@ pub(crate) fn knative_route(app: &App, req: &Req, ns: &str, name: Option<&str>) 
             (&Method::GET, Some(id)) => Ok(Reply::Json(as_v1(&json(get(app, req, &pid, &region, id))?))),
             (&Method::POST, None) | (&Method::PUT, Some(_)) => {
                 let doc: Value = req.json()?;
-                let (id, _, body) = knative::from_knative(&doc).map_err(ApiError::invalid)?;
+                let (id, location, body) = knative::from_knative(&doc).map_err(ApiError::invalid)?;
+                if let Some(l) = location.filter(|l| *l != region) {
+                    return Err(ApiError::invalid(format!(
+                        "label `cloud.googleapis.com/location` is `{l}`, but this namespace's services are in `{region}`"
+                    )));
+                }
                 if let Some(path_id) = name.filter(|n| *n != id) {
                     return Err(ApiError::invalid(format!(
                         "metadata.name `{id}` does not match the service `{path_id}` in the path"
