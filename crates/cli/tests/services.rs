@@ -695,6 +695,11 @@ fn the_v2_api_validates_only_when_asked_refuses_stale_etags_and_never_revives_a_
     assert_eq!(s, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains(r#"Unknown name "ingres""#), "{v}");
     assert_eq!(call(Method::GET, &format!("{v2}/services/typo"), None).0, 404);
+    let mut reserved = hello.clone();
+    reserved["annotations"] = json!({"run.googleapis.com/ingress": "internal"});
+    let (s, v) = call(Method::POST, &format!("{v2}/services?serviceId=typo"), Some(reserved));
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("reserved for the system"), "{v}");
 
     p.ok(&["run", "deploy", "svc", HELLO, "--region=us-central1"]);
     let svc = format!("{v2}/services/svc");

@@ -642,6 +642,11 @@ fn deploy(app: &App, caller: &Caller, n: &Names, ask: Deploy, call: Call) -> Res
     let Deploy { mut body, existing, etag, validate_only } = ask;
     types::validate_metadata(&body.labels, "label")?;
     types::validate_metadata(&body.template.labels, "label")?;
+    if existing.is_none() {
+        // v2 rejects the system's annotation namespaces in new resources (its Service reference says so).
+        types::validate_metadata(&body.annotations, "annotation")?;
+        types::validate_metadata(&body.template.annotations, "annotation")?;
+    }
     if body.custom_audiences.iter().map(String::len).sum::<usize>() > 32_768 {
         return Err(ApiError::invalid("custom audiences are limited to 32768 characters in total"));
     }
