@@ -90,6 +90,18 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
     let raw = body.policy.ok_or_else(|| ApiError::invalid("`policy` is required"))?;
     let mut policy: Policy = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. policy: {e}")))?;
+    // `etag` is protobuf `bytes`: base64 in JSON, decoded before anything else is looked at.
+    if !policy.etag.is_empty() {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let url_safe = base64::engine::general_purpose::URL_SAFE;
+        if engine.decode(&policy.etag).is_err() && url_safe.decode(&policy.etag).is_err() {
+            return Err(ApiError::invalid(format!(
+                "Invalid value at 'policy.etag' (TYPE_BYTES), Base64 decoding failed for \"{}\"",
+                policy.etag
+            )));
+        }
+    }
     validate(app, &policy)?;
     grantable(app, &policy, target)?;
     if !policy.audit_configs.is_empty() && !target.full_name.starts_with("//cloudresourcemanager.googleapis.com/") {

@@ -104,6 +104,12 @@ fn stale_etag_is_aborted() {
     std::fs::write(&file, stale.to_string()).unwrap();
     let e = p.fail(&["projects", "set-iam-policy", "local-project", file.to_str().unwrap()]);
     assert!(e.contains("ABORTED") && e.contains("concurrent policy changes"), "{e}");
+    // An etag that is not base64 is no etag at all: 400, as Google's JSON decoding of `bytes` answers.
+    let mut garbled = stale.clone();
+    garbled["etag"] = json!("!!x");
+    std::fs::write(&file, garbled.to_string()).unwrap();
+    let e = p.fail(&["projects", "set-iam-policy", "local-project", file.to_str().unwrap()]);
+    assert!(e.contains("INVALID_ARGUMENT") && e.contains("Base64 decoding failed"), "{e}");
     // With the current etag the same change goes through.
     let mut fresh = p.json(&["projects", "get-iam-policy", "local-project"]);
     fresh["bindings"]
