@@ -116,7 +116,8 @@ fn parse_lifetime(s: Option<&str>) -> Result<Duration> {
             "The lifetime of the access token `{s}` is longer than the maximum of {max}s allowed for this project."
         )));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Whole seconds, rounded up: a token's `expiresIn` is in seconds, and `0.5s` must not mint one already expired.
+    Ok(Duration::from_secs(secs.ceil() as u64))
 }
 
 pub(crate) fn generate_access_token(app: &App, req: &Req, project: &str, key: &str) -> Result<Reply> {
@@ -244,6 +245,21 @@ impl App {
             Some(sa) if !sa.disabled => Ok(sa),
             Some(_) => Err(ApiError::new(Code::PermissionDenied, format!("service account `{email}` is disabled"))),
             None => Err(ApiError::new(Code::PermissionDenied, format!("service account `{email}` does not exist"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_are_whole_seconds_up_to_the_maximum() {
+        assert_eq!(parse_lifetime(Some("0.5s")).unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_lifetime(Some("3600s")).unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_lifetime(None).unwrap(), tokens::ACCESS_TOKEN_LIFETIME);
+        for bad in ["0s", "-1s", "10", "abc", "3601s", "NaNs"] {
+            assert!(parse_lifetime(Some(bad)).is_err(), "{bad}");
         }
     }
 }
