@@ -266,9 +266,12 @@ async fn exchange<P: Plane>(
     let Upstream { endpoint, revision, guard } = upstream;
 
     request_head(out, req, endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
+    // The route's timeout covers the whole exchange, the response body too (as Cloud Run's request timeout): a
+    // caller that stops reading must not hold the instance's slot for ever.
+    let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);
     let sent = send(up, kept, &endpoint, req, client, out);
-    let sent = match route.timeout {
-        Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
+    let sent = match deadline {
+        Some(at) => tokio::time::timeout_at(at, sent).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => sent.await,
     };
     let (response, mut up) = match sent {
@@ -280,7 +283,12 @@ async fn exchange<P: Plane>(
         }
     };
     served.record(response.status, Some(&revision), email);
-    let body = pass_body(&mut up, client, out, response.framing).await;
+    let body = pass_body(&mut up, client, out, response.framing);
+    let body = match deadline {
+        // Past it the head is already out: the connections are cut, as Cloud Run cuts a response that overruns.
+        Some(at) => tokio::time::timeout_at(at, body).await.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+        None => body.await,
+    };
     drop(guard);
     match body {
         Ok(()) if !response.close => {

@@ -48,7 +48,8 @@ pub struct Route {
     pub audiences: Vec<String>,
     /// `invokerIamDisabled`: no `run.routes.invoke` check at all.
     pub invoker_iam_disabled: bool,
-    /// The revision's request timeout: no response head within it → 504 `upstream request timeout`.
+    /// The revision's request timeout, over the whole exchange: no response head within it → 504 `upstream request
+    /// timeout`; a response body still running at it is cut (both connections closed, the slot freed).
     pub timeout: Option<Duration>,
     /// Where requests may come from (checked before anything else).
     pub ingress: Ingress,

@@ -309,6 +309,8 @@ enum Kind {
     Page(Option<Bytes>),
     Proxied {
         inner: Incoming,
+        /// The end of the route's request timeout: the body is cut there (and the slot freed).
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         guard: Option<Box<dyn Slot>>,
         /// The instance connection the body arrives on, driven from here; back to the caller connection's affinity
         /// when the body is done.
@@ -323,8 +325,15 @@ impl Body {
 
     /// `inner`, holding `guard` until it ends or fails, and driving `link` (the connection `inner` arrives on),
     /// which goes back to `affinity` once `inner` has ended.
-    pub fn proxied(inner: Incoming, guard: Box<dyn Slot>, link: Link, affinity: Arc<Affinity>) -> Body {
-        let mut body = Body(Kind::Proxied { inner, guard: Some(guard), link: Some((link, affinity)) });
+    pub fn proxied(
+        inner: Incoming,
+        deadline: Option<tokio::time::Instant>,
+        guard: Box<dyn Slot>,
+        link: Link,
+        affinity: Arc<Affinity>,
+    ) -> Body {
+        let deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        let mut body = Body(Kind::Proxied { inner, deadline, guard: Some(guard), link: Some((link, affinity)) });
         if hyper::body::Body::is_end_stream(&body) {
             body.ended();
         }
@@ -352,12 +361,28 @@ impl Body {
     }
 }
 
+/// Why a proxied body was cut.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the instance's response body failed: {0}")]
+    Instance(#[from] hyper::Error),
+    #[error("the request timeout passed while the response body was still being sent")]
+    Timeout,
+}
+
 impl hyper::body::Body for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Kind::Proxied { deadline: Some(deadline), .. } = &mut this.0 {
+            if deadline.as_mut().poll(cx).is_ready() {
+                this.failed();
+                this.0 = Kind::Page(None);
+                return Poll::Ready(Some(Err(BodyError::Timeout)));
+            }
+        }
         let polled = match &mut this.0 {
             Kind::Page(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Proxied { inner, link, .. } => match Pin::new(&mut *inner).poll_frame(cx) {
@@ -377,7 +402,7 @@ impl hyper::body::Body for Body {
             Poll::Ready(Some(Ok(_))) if this.is_end_stream() => this.ended(),
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(BodyError::from)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -373,14 +373,16 @@ async fn handle<P: Plane>(
     };
     let Upstream { endpoint, revision, guard } = upstream;
     let forwarded = proxy::forward(conn, req, &endpoint, &caller.forwarded_for, rewrite);
-    let outcome = match route.timeout {
-        Some(limit) => tokio::time::timeout(limit, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
+    // The timeout covers the response body too (`proxy::Body` cuts it there), as on the fast path.
+    let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);
+    let outcome = match deadline {
+        Some(at) => tokio::time::timeout_at(at, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
         None => forwarded.await,
     };
     match outcome {
         Ok((resp, link)) => {
             served.record(resp.status(), Some(&revision), email);
-            Ok(resp.map(|body| Body::proxied(body, guard, link, Arc::clone(&caller.affinity))))
+            Ok(resp.map(|body| Body::proxied(body, deadline, guard, link, Arc::clone(&caller.affinity))))
         }
         Err(status) => {
             drop(guard);

@@ -281,6 +281,11 @@ async fn start(by_host: bool) -> Harness {
     let gw = listener.local_addr().unwrap();
     let mut routes = Routes::default();
     routes.by_port.insert(gw.port(), svc("api", false));
+    // `stalled`: the slow instance behind a 1 s request timeout (its body never ends unless `go` is notified).
+    let mut stalled = route(true);
+    stalled.service = "stalled".into();
+    stalled.timeout = Some(Duration::from_secs(1));
+    routes.by_host.insert("stalled.run.app".into(), Arc::new(stalled));
     for (name, disabled) in [
         ("api", false),
         ("public", true),
@@ -294,10 +299,18 @@ async fn start(by_host: bool) -> Harness {
     ] {
         routes.by_host.insert(format!("{name}.run.app"), svc(name, disabled));
     }
-    let instances = [("api", echo), ("public", echo), ("slow", slow), ("down", down), ("raw", raw), ("crashed", echo)]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let instances = [
+        ("api", echo),
+        ("public", echo),
+        ("slow", slow),
+        ("stalled", slow),
+        ("down", down),
+        ("raw", raw),
+        ("crashed", echo),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     let plane = Arc::new(TestPlane {
         routes: Arc::new(routes),
         iam: Arc::new(snapshot(World::Private)),
@@ -563,6 +576,36 @@ async fn the_instance_slot_is_held_until_the_body_is_done() {
     assert_eq!(rest, b"67890");
     h.wait_for_no_live_slot().await;
     assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_request_timeout_covers_the_response_body_on_both_paths() {
+    let h = start(true).await;
+    // Plain (the fast path), then with a `Connection` option (hyper's path): the head comes at once, the body never
+    // ends. At the route's 1 s timeout the response is cut and the slot freed, as Cloud Run cuts an overrunning one.
+    for extra in ["", "Connection: x-hop\r\nX-Hop: 1\r\n"] {
+        let mut raw = Raw::connect(&h).await;
+        let started = std::time::Instant::now();
+        let request = format!("GET / HTTP/1.1\r\nHost: stalled.run.app\r\n{extra}\r\n");
+        raw.s.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let read_all = async {
+            loop {
+                match raw.s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read_all).await.expect("the connection is cut at the timeout");
+        let elapsed = started.elapsed();
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "{extra:?}: {text}");
+        assert!(text.ends_with("12345"), "only what the instance sent: {text}");
+        assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5), "{extra:?}: {elapsed:?}");
+        h.wait_for_no_live_slot().await;
+    }
 }
 
 #[tokio::test]
