@@ -232,7 +232,11 @@ async fn exchange<P: Plane>(
 ) -> Next {
     let start = Instant::now();
     let path = req.path();
-    let host = req.header("host").and_then(|h| std::str::from_utf8(h).ok());
+    let Some(host) = req.header("host") else {
+        // Every request here is HTTP/1.1, which requires Host (RFC 9112 §3.2).
+        return answer_page(client, out, req, StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE).await;
+    };
+    let host = std::str::from_utf8(host).ok();
     let Admission { route, admitted, upstream } =
         match server::admit(shared, caller, host, req.headers, req.method, path, start).await {
             Ok(admission) => admission,
@@ -371,6 +375,7 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
         let name = h.name;
         if is_hop_by_hop(name.as_bytes())
             || name.eq_ignore_ascii_case("x-forwarded-proto")
+            || crate::proxy::is_spoofed_credential(name.as_bytes())
             || rewrite.is_some_and(|r| name.eq_ignore_ascii_case(r.header.as_str()))
         {
             continue;

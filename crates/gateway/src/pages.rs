@@ -7,6 +7,9 @@ pub const HTML: &str = "text/html; charset=utf-8";
 /// Cloud Run's page for a URL that names no service.
 pub const NOT_FOUND_PAGE: &str = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL was not found on this server.  <ins>That’s all we know.</ins>\n";
 
+/// Google's front end's page for a request it will not route: no `Host`, or more than one (RFC 9112 §3.2).
+pub const BAD_REQUEST_PAGE: &str = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 400 (Bad Request)!!1</title>\n  <p><b>400.</b> <ins>That’s an error.</ins>\n  <p>Your client has issued a malformed or illegal request.  <ins>That’s all we know.</ins>\n";
+
 /// The h2 of the 403 for a private service called without a token (PROTOCOL §3.1).
 pub const NOT_AUTHENTICATED: &str =
     "The request was not authenticated. Either allow public access or set the proper Authorization header";

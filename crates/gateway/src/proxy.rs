@@ -133,6 +133,11 @@ pub async fn forward(
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
+    let spoofed: Vec<HeaderName> =
+        headers.keys().filter(|k| is_spoofed_credential(k.as_str().as_bytes())).cloned().collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
     if let Some(Rewrite { header, value }) = rewrite {
         headers.insert(header, value);
     }
@@ -265,6 +270,16 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
         19 => is(&header::PROXY_AUTHORIZATION),
         _ => false,
     }
+}
+
+/// `X_Serverless_Authorization` and its other underscore spellings: the gateway checks only the hyphenated name, but
+/// CGI, WSGI and PHP apps read the underscore one as the same variable, so a forged token under it would reach them as
+/// if Google had verified it. Never forwarded.
+pub(crate) fn is_spoofed_credential(name: &[u8]) -> bool {
+    const XSA: &[u8] = b"x-serverless-authorization";
+    name.len() == XSA.len()
+        && name.contains(&b'_')
+        && name.iter().zip(XSA).all(|(c, x)| c.to_ascii_lowercase() == *x || (*c == b'_' && *x == b'-'))
 }
 
 /// Removes the headers that belong to one connection, including those `Connection` names. One pass over the

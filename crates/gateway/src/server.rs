@@ -214,6 +214,11 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
     start: Instant,
 ) -> Result<Admission, (StatusCode, String)> {
     let plane = &*shared.plane;
+    // One Host, or none on HTTP/1.0 (the paths check that HTTP/1.1 has one): two would let the gateway route by one
+    // and the app read the other.
+    if let Some((_, true)) = headers.first(&http::header::HOST) {
+        return Err((StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE.to_owned()));
+    }
     let Some(route) = route::find_host(&plane.routes(), shared.by, host) else {
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     };
@@ -341,6 +346,10 @@ async fn handle<P: Plane>(
     let start = Instant::now();
     let host = match req.headers().get(http::header::HOST) {
         Some(v) => v.to_str().ok(),
+        // HTTP/1.1 requires Host (RFC 9112 §3.2); an HTTP/1.0 request may go without.
+        None if req.version() == http::Version::HTTP_11 => {
+            return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
+        }
         None => req.uri().host(),
     };
     // What the request log needs from the request, owned here because the request itself moves on to the instance.

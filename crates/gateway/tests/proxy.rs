@@ -863,3 +863,32 @@ async fn malformed_and_refused_requests() {
     assert_eq!(c.response().await.status(), 200);
     assert_eq!(h.hits(), 0, "the echo instance saw nothing");
 }
+
+#[tokio::test]
+async fn host_must_be_one_and_a_forged_underscore_credential_never_reaches_the_instance() {
+    let h = start(true).await;
+    // On both paths (plain, and with a `Connection` option for hyper's): two Host headers, or none in HTTP/1.1, are
+    // Google's 400, and nothing reaches an instance.
+    for extra in ["", "Connection: x-hop\r\nX-Hop: 1\r\n"] {
+        for hosts in ["Host: public.run.app\r\nHost: api.run.app\r\n", ""] {
+            let mut c = Raw::connect(&h).await;
+            c.send(format!("GET /h HTTP/1.1\r\n{hosts}{extra}\r\n").as_bytes()).await;
+            let got = c.response().await;
+            assert_eq!(got.status(), 400, "{hosts:?} {extra:?}: {}", got.head);
+            assert!(got.body().contains("Error 400 (Bad Request)"), "{}", got.body());
+        }
+    }
+    assert_eq!(h.hits(), 0);
+    // `X_Serverless_Authorization` (which CGI-style apps read as the real header) is dropped on the way.
+    for extra in ["", "Connection: x-hop\r\nX-Hop: 1\r\n"] {
+        let mut c = Raw::connect(&h).await;
+        let forged = "X_Serverless_Authorization: Bearer forged.SIGNATURE_REMOVED_BY_GOOGLE\r\n\
+                      x-SERVERLESS_authorization: Bearer forged\r\n";
+        c.send(format!("GET /h HTTP/1.1\r\nHost: public.run.app\r\n{forged}{extra}\r\n").as_bytes()).await;
+        let got = c.response().await;
+        assert_eq!(got.status(), 200, "{}", got.head);
+        let seen = got.body().to_ascii_lowercase();
+        assert!(seen.contains("\"x-forwarded-for\""), "the instance's view of the headers: {seen}");
+        assert!(!seen.contains("serverless_authorization") && !seen.contains("forged"), "{extra:?}: {seen}");
+    }
+}
