@@ -131,24 +131,7 @@ pub async fn forward(
         *req.uri_mut() = Uri::from(pq);
     }
     *req.version_mut() = Version::HTTP_11;
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
-    let spoofed: Vec<HeaderName> =
-        headers.keys().filter(|k| is_spoofed_credential(k.as_str().as_bytes())).cloned().collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
-    if let Some(Rewrite { header, value }) = rewrite {
-        headers.insert(header, value);
-    }
-    append_forwarded_for(headers, caller);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if !headers.contains_key(header::HOST) {
-        // HTTP/1.0 callers may omit it; HTTP/1.1 requires one.
-        if let Ok(v) = HeaderValue::try_from(endpoint.addr.to_string()) {
-            headers.insert(header::HOST, v);
-        }
-    }
+    prepare_head(req.headers_mut(), endpoint, caller, rewrite);
 
     let stream = match conn {
         Conn::Fresh(stream) => stream,
@@ -171,6 +154,111 @@ pub async fn forward(
         }
         Err(SendError::Failed(e)) => Err(failed(endpoint, &e)),
     }
+}
+
+/// The request headers as the instance gets them: no hop-by-hop or spoofed-credential headers, the credential
+/// rewrite, `X-Forwarded-For` and `-Proto`, a `Host`.
+fn prepare_head(headers: &mut HeaderMap, endpoint: &Endpoint, caller: &HeaderValue, rewrite: Option<Rewrite>) {
+    strip_hop_by_hop(headers);
+    let spoofed: Vec<HeaderName> =
+        headers.keys().filter(|k| is_spoofed_credential(k.as_str().as_bytes())).cloned().collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    if let Some(Rewrite { header, value }) = rewrite {
+        headers.insert(header, value);
+    }
+    append_forwarded_for(headers, caller);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    if !headers.contains_key(header::HOST) {
+        // HTTP/1.0 callers may omit it; HTTP/1.1 requires one.
+        if let Ok(v) = HeaderValue::try_from(endpoint.addr.to_string()) {
+            headers.insert(header::HOST, v);
+        }
+    }
+}
+
+/// A protocol upgrade request (a WebSocket handshake): `Connection: upgrade` and an `Upgrade` header.
+pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let upgrade_option = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|o| o.trim().eq_ignore_ascii_case("upgrade"));
+    upgrade_option && req.headers().contains_key(header::UPGRADE)
+}
+
+/// Forwards an upgrade request over `stream` (a connection of its own). When the instance switches protocols
+/// (101), the caller gets the 101 and both connections are joined byte for byte until either side closes or
+/// `timeout` passes (Cloud Run's request timeout bounds a WebSocket session); `guard` is the slot, held meanwhile.
+/// Any other answer is passed on as it is.
+pub async fn tunnel(
+    stream: TcpStream,
+    mut req: Request<Incoming>,
+    endpoint: &Endpoint,
+    caller: &HeaderValue,
+    rewrite: Option<Rewrite>,
+    timeout: Option<Duration>,
+    guard: Box<dyn Slot>,
+) -> Result<Response<Body>, StatusCode> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let upgrade = req.headers().get(header::UPGRADE).cloned();
+    let from_caller = hyper::upgrade::on(&mut req);
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    prepare_head(req.headers_mut(), endpoint, caller, rewrite);
+    // The upgrade is asked of the instance again: these two are hop-by-hop.
+    if let Some(u) = upgrade {
+        req.headers_mut().insert(header::UPGRADE, u);
+        req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
+        tracing::debug!(%endpoint, error = %e, "instance handshake failed");
+        StatusCode::SERVICE_UNAVAILABLE
+    })?;
+    tokio::spawn(conn.with_upgrades());
+    let sent = sender.send_request(req);
+    let mut resp = match deadline {
+        Some(at) => tokio::time::timeout_at(at, sent).await.map_err(|_| StatusCode::GATEWAY_TIMEOUT)?,
+        None => sent.await,
+    }
+    .map_err(|e| failed(endpoint, &e))?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let resp = finish(resp);
+        // Not upgraded: an ordinary answer, its body streamed with the slot held (no connection to keep).
+        return Ok(resp.map(|body| Body::unlinked(body, deadline, guard)));
+    }
+    let from_instance = hyper::upgrade::on(&mut resp);
+    let mut answer = Response::new(Body::page(Bytes::new()));
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in resp.headers() {
+        answer.headers_mut().append(name, value.clone());
+    }
+    let endpoint = endpoint.clone();
+    tokio::spawn(async move {
+        let _slot = guard;
+        let joined = async {
+            let (caller_io, instance_io) = tokio::try_join!(from_caller, from_instance).map_err(|e| e.to_string())?;
+            let (mut a, mut b) = (TokioIo::new(caller_io), TokioIo::new(instance_io));
+            tokio::io::copy_bidirectional(&mut a, &mut b).await.map_err(|e| e.to_string())?;
+            Ok::<(), String>(())
+        };
+        let result = match deadline {
+            Some(at) => {
+                tokio::time::timeout_at(at, joined).await.unwrap_or_else(|_| Err("the request timeout passed".into()))
+            }
+            None => joined.await,
+        };
+        if let Err(e) = result {
+            tracing::debug!(%endpoint, error = %e, "a tunnelled session ended");
+        }
+    });
+    Ok(answer)
 }
 
 fn failed(endpoint: &Endpoint, e: &hyper::Error) -> StatusCode {
@@ -349,6 +437,17 @@ impl Body {
     ) -> Body {
         let deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
         let mut body = Body(Kind::Proxied { inner, deadline, guard: Some(guard), link: Some((link, affinity)) });
+        if hyper::body::Body::is_end_stream(&body) {
+            body.ended();
+        }
+        body
+    }
+
+    /// `inner` on a connection of its own (driven elsewhere, not kept), holding `guard` until it ends, fails or
+    /// `deadline` passes.
+    pub fn unlinked(inner: Incoming, deadline: Option<tokio::time::Instant>, guard: Box<dyn Slot>) -> Body {
+        let deadline = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+        let mut body = Body(Kind::Proxied { inner, deadline, guard: Some(guard), link: None });
         if hyper::body::Body::is_end_stream(&body) {
             body.ended();
         }

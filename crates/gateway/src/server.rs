@@ -142,7 +142,8 @@ async fn connection<P: Plane>(
         let shared = Arc::clone(&shared);
         service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&caller), req))
     };
-    let conn = shared.hyper.serve_connection(TokioIo::new(h1::Prefixed::new(buffered, stream)), svc);
+    // With upgrades: a WebSocket handshake the instance accepts (101) becomes a tunnel ([`proxy::tunnel`]).
+    let conn = shared.hyper.serve_connection(TokioIo::new(h1::Prefixed::new(buffered, stream)), svc).with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -381,6 +382,30 @@ async fn handle<P: Plane>(
         },
     };
     let Upstream { endpoint, revision, guard } = upstream;
+    if proxy::is_upgrade(&req) {
+        // A WebSocket handshake: its own instance connection, and a tunnel for the rest of the session, bounded by
+        // the request timeout as on Cloud Run.
+        let stream = match conn {
+            proxy::Conn::Fresh(stream) => Ok(stream),
+            proxy::Conn::Kept(_) => proxy::dial_or_503(&endpoint).await,
+        };
+        let outcome = match stream {
+            Ok(stream) => {
+                proxy::tunnel(stream, req, &endpoint, &caller.forwarded_for, rewrite, route.timeout, guard).await
+            }
+            Err(status) => Err(status),
+        };
+        return Ok(match outcome {
+            Ok(resp) => {
+                served.record(resp.status(), Some(&revision), email);
+                resp
+            }
+            Err(status) => {
+                served.record(status, Some(&revision), email);
+                page(status, exchange_failed_page(status))
+            }
+        });
+    }
     let forwarded = proxy::forward(conn, req, &endpoint, &caller.forwarded_for, rewrite);
     // The timeout covers the response body too (`proxy::Body` cuts it there), as on the fast path.
     let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);

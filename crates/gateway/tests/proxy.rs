@@ -141,6 +141,45 @@ async fn echo_instance() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
+/// An instance that accepts any upgrade (101) and then echoes every byte it gets.
+async fn upgrade_instance() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if !head.contains("upgrade: websocket") || !head.contains("connection: upgrade") {
+                    let _ = s.write_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n").await;
+                    return;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+                    .await;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// An instance that sends its response head and half the body, then waits for `go` before the rest.
 async fn slow_instance(go: Arc<Notify>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -286,6 +325,11 @@ async fn start(by_host: bool) -> Harness {
     stalled.service = "stalled".into();
     stalled.timeout = Some(Duration::from_secs(1));
     routes.by_host.insert("stalled.run.app".into(), Arc::new(stalled));
+    // `ws`: the upgrading instance behind a 2 s request timeout.
+    let mut ws = route(true);
+    ws.service = "ws".into();
+    ws.timeout = Some(Duration::from_secs(2));
+    routes.by_host.insert("ws.run.app".into(), Arc::new(ws));
     for (name, disabled) in [
         ("api", false),
         ("public", true),
@@ -304,6 +348,7 @@ async fn start(by_host: bool) -> Harness {
         ("public", echo),
         ("slow", slow),
         ("stalled", slow),
+        ("ws", upgrade_instance().await),
         ("down", down),
         ("raw", raw),
         ("crashed", echo),
@@ -891,4 +936,37 @@ async fn host_must_be_one_and_a_forged_underscore_credential_never_reaches_the_i
         assert!(seen.contains("\"x-forwarded-for\""), "the instance's view of the headers: {seen}");
         assert!(!seen.contains("serverless_authorization") && !seen.contains("forged"), "{extra:?}: {seen}");
     }
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_becomes_a_tunnel_bounded_by_the_request_timeout() {
+    let h = start(true).await;
+    let mut c = Raw::connect(&h).await;
+    let started = std::time::Instant::now();
+    let handshake = "GET /chat HTTP/1.1\r\nHost: ws.run.app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    c.s.write_all(handshake.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = c.s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the 101: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    // Bytes both ways, through the gateway, on the caller's connection.
+    for msg in [&b"ping"[..], b"frames are opaque here"] {
+        c.s.write_all(msg).await.unwrap();
+        let mut echoed = vec![0u8; msg.len()];
+        c.s.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, msg);
+    }
+    assert_eq!(h.live(), 1, "the session holds its slot");
+    // At the request timeout (2 s) the session is cut and the slot freed.
+    let closed = tokio::time::timeout(Duration::from_secs(10), c.s.read(&mut buf)).await.expect("cut at the timeout");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(started.elapsed() >= Duration::from_millis(1800), "{:?}", started.elapsed());
+    h.wait_for_no_live_slot().await;
 }
