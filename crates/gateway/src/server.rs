@@ -345,13 +345,19 @@ async fn handle<P: Plane>(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
-    let host = match req.headers().get(http::header::HOST) {
-        Some(v) => v.to_str().ok(),
-        // HTTP/1.1 requires Host (RFC 9112 §3.2); an HTTP/1.0 request may go without.
-        None if req.version() == http::Version::HTTP_11 => {
-            return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
-        }
-        None => req.uri().host(),
+    // CONNECT asks for a tunnel to somewhere else: a Cloud Run URL is no proxy.
+    if req.method() == http::Method::CONNECT {
+        return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
+    }
+    let header = req.headers().get(http::header::HOST);
+    // HTTP/1.1 requires Host (RFC 9112 §3.2), even with an absolute-form target; HTTP/1.0 may go without.
+    if header.is_none() && req.version() == http::Version::HTTP_11 {
+        return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
+    }
+    // An absolute-form target names its host itself, and that one counts (RFC 9112 §3.2.2).
+    let host = match req.uri().authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => header.and_then(|v| v.to_str().ok()),
     };
     // What the request log needs from the request, owned here because the request itself moves on to the instance.
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
