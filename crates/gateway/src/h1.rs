@@ -370,7 +370,8 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
     out.extend_from_slice(req.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut host = false;
-    let mut forwarded_for: Option<&[u8]> = None;
+    // The caller's own `X-Forwarded-For` lines (one list, RFC 9110 §5.3); usually none.
+    let mut forwarded_for: Vec<&[u8]> = Vec::new();
     for h in req.headers {
         let name = h.name;
         if is_hop_by_hop(name.as_bytes())
@@ -381,7 +382,7 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for.get_or_insert(h.value);
+            forwarded_for.push(h.value);
             continue;
         }
         host |= name.eq_ignore_ascii_case("host");
@@ -391,12 +392,9 @@ fn request_head(out: &mut Vec<u8>, req: &Head<'_>, addr: SocketAddr, caller: &[u
         header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"x-forwarded-for: ");
-    match forwarded_for.map(<[u8]>::trim_ascii) {
-        Some(prior) if !prior.is_empty() => {
-            out.extend_from_slice(prior);
-            out.extend_from_slice(b", ");
-        }
-        _ => {}
+    for prior in forwarded_for.into_iter().map(<[u8]>::trim_ascii).filter(|p| !p.is_empty()) {
+        out.extend_from_slice(prior);
+        out.extend_from_slice(b", ");
     }
     out.extend_from_slice(caller);
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");

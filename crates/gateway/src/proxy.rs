@@ -313,19 +313,25 @@ fn finish(mut resp: Response<Incoming>) -> Response<Incoming> {
 
 /// `caller` (an IP address, formatted once per connection) appended to the caller's own `X-Forwarded-For`, if any.
 fn append_forwarded_for(headers: &mut HeaderMap, caller: &HeaderValue) {
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => {
-            let mut joined = Vec::with_capacity(prior.len() + 2 + caller.len());
-            joined.extend_from_slice(prior.as_bytes());
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(caller.as_bytes());
-            // INVARIANT: visible ASCII plus an IP address.
-            match HeaderValue::from_bytes(&joined) {
-                Ok(v) => v,
-                Err(_) => return,
-            }
+    // Every line of the caller's own list (RFC 9110 §5.3: several lines are one list), then the caller.
+    let priors: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let value = if priors.is_empty() {
+        caller.clone()
+    } else {
+        let mut joined = priors.join(", ").into_bytes();
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(caller.as_bytes());
+        // INVARIANT: visible ASCII plus an IP address.
+        match HeaderValue::from_bytes(&joined) {
+            Ok(v) => v,
+            Err(_) => return,
         }
-        _ => caller.clone(),
     };
     headers.insert(X_FORWARDED_FOR, value);
 }

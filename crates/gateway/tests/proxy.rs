@@ -942,6 +942,14 @@ Host: 127.0.0.1:22
         assert_eq!(c.response().await.status(), expected, "{request:?}");
     }
     assert_eq!(h.hits(), 0);
+    // Several `X-Forwarded-For` lines are one list: all of it, then the caller.
+    for extra in ["", "Connection: x-hop\r\nX-Hop: 1\r\n"] {
+        let mut c = Raw::connect(&h).await;
+        let lines = "X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2, 198.51.100.3\r\n";
+        c.send(format!("GET /h HTTP/1.1\r\nHost: public.run.app\r\n{lines}{extra}\r\n").as_bytes()).await;
+        let seen: serde_json::Value = serde_json::from_str(&c.response().await.body()).unwrap();
+        assert_eq!(seen["x-forwarded-for"], "198.51.100.1, 198.51.100.2, 198.51.100.3, 127.0.0.1", "{extra:?}");
+    }
     // `X_Serverless_Authorization` (which CGI-style apps read as the real header) is dropped on the way.
     for extra in ["", "Connection: x-hop\r\nX-Hop: 1\r\n"] {
         let mut c = Raw::connect(&h).await;
