@@ -349,6 +349,12 @@ async fn handle<P: Plane>(
     if req.method() == http::Method::CONNECT {
         return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
     }
+    // A transfer coding other than chunked would be lost on the way (the body is re-framed): RFC 9112 §6.1's 501.
+    let codings = req.headers().get_all(http::header::TRANSFER_ENCODING).iter();
+    let mut codings = codings.flat_map(|v| v.to_str().unwrap_or("?").split(',')).map(str::trim);
+    if codings.any(|c| !c.eq_ignore_ascii_case("chunked")) {
+        return Ok(page(StatusCode::NOT_IMPLEMENTED, "Not Implemented"));
+    }
     let header = req.headers().get(http::header::HOST);
     // HTTP/1.1 requires Host (RFC 9112 §3.2), even with an absolute-form target; HTTP/1.0 may go without.
     if header.is_none() && req.version() == http::Version::HTTP_11 {

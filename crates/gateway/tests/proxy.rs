@@ -926,19 +926,15 @@ async fn host_must_be_one_and_a_forged_underscore_credential_never_reaches_the_i
     assert_eq!(h.hits(), 0);
     // An absolute-form target routes by its own authority (RFC 9112 §3.2.2), not by Host: here the private `api`,
     // so no token is a 403, never `public`'s 200. CONNECT is no request for a service.
-    for request in [
-        "GET http://api.run.app/h HTTP/1.1
-Host: public.run.app
-
-",
-        "CONNECT 127.0.0.1:22 HTTP/1.1
-Host: 127.0.0.1:22
-
-",
+    // A transfer coding the gateway would lose on the way (gzip under chunked) is RFC 9112's 501.
+    for (request, expected) in [
+        ("GET http://api.run.app/h HTTP/1.1\r\nHost: public.run.app\r\n\r\n", 403),
+        ("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 400),
+        ("POST /h HTTP/1.1\r\nHost: public.run.app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        ("POST /h HTTP/1.1\r\nHost: public.run.app\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
     ] {
         let mut c = Raw::connect(&h).await;
         c.send(request.as_bytes()).await;
-        let expected = if request.starts_with("GET") { 403 } else { 400 };
         assert_eq!(c.response().await.status(), expected, "{request:?}");
     }
     assert_eq!(h.hits(), 0);
