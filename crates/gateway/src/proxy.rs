@@ -263,7 +263,13 @@ pub async fn tunnel(
 
 fn failed(endpoint: &Endpoint, e: &hyper::Error) -> StatusCode {
     tracing::debug!(%endpoint, error = %e, "instance request failed");
-    StatusCode::BAD_GATEWAY
+    // The caller's own body broke (a malformed chunk, say) while it was being passed on: the caller's fault, 400,
+    // as Google's front end answers; anything else is the instance's, 502.
+    if e.is_user() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
 }
 
 /// A new connection to the instance at `endpoint` (Nagle off), for either connection path. Err of kind

@@ -334,6 +334,7 @@ pub(crate) fn exchange_failed_page(status: StatusCode) -> String {
     match status {
         StatusCode::SERVICE_UNAVAILABLE => pages::unavailable(None),
         StatusCode::GATEWAY_TIMEOUT => pages::UPSTREAM_TIMEOUT.to_owned(),
+        StatusCode::BAD_REQUEST => pages::BAD_REQUEST_PAGE.to_owned(),
         _ => pages::BAD_GATEWAY.to_owned(),
     }
 }

@@ -931,6 +931,8 @@ async fn host_must_be_one_and_a_forged_underscore_credential_never_reaches_the_i
         ("GET http://api.run.app/h HTTP/1.1\r\nHost: public.run.app\r\n\r\n", 403),
         ("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 400),
         ("POST /h HTTP/1.1\r\nHost: public.run.app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        // A malformed chunk is the caller's fault: 400, not a 502 blamed on the instance.
+        ("POST /h HTTP/1.1\r\nHost: public.run.app\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
         ("POST /h HTTP/1.1\r\nHost: public.run.app\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
     ] {
         let mut c = Raw::connect(&h).await;
