@@ -205,10 +205,6 @@ impl Head<'_> {
         self.target.split_once('?').map_or(self.target, |(p, _)| p)
     }
 
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
-    }
-
     /// RFC 9110 §9.2.2: sending these twice is harmless.
     fn idempotent(&self) -> bool {
         matches!(self.method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
@@ -232,8 +228,8 @@ async fn exchange<P: Plane>(
 ) -> Next {
     let start = Instant::now();
     let path = req.path();
-    let Some(host) = req.header("host") else {
-        // Every request here is HTTP/1.1, which requires Host (RFC 9112 §3.2).
+    // Exactly one Host (RFC 9112 §3.2: every request here is HTTP/1.1), found in the same scan that reads it.
+    let Some((host, false)) = crate::invoke::Credentials::first(req.headers, &http::header::HOST) else {
         return answer_page(client, out, req, StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE).await;
     };
     let host = std::str::from_utf8(host).ok();

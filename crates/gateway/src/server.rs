@@ -215,11 +215,6 @@ pub(crate) async fn admit<P: Plane, H: invoke::Credentials + ?Sized>(
     start: Instant,
 ) -> Result<Admission, (StatusCode, String)> {
     let plane = &*shared.plane;
-    // One Host, or none on HTTP/1.0 (the paths check that HTTP/1.1 has one): two would let the gateway route by one
-    // and the app read the other.
-    if let Some((_, true)) = headers.first(&http::header::HOST) {
-        return Err((StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE.to_owned()));
-    }
     let Some(route) = route::find_host(&plane.routes(), shared.by, host) else {
         return Err((StatusCode::NOT_FOUND, pages::NOT_FOUND_PAGE.to_owned()));
     };
@@ -356,9 +351,11 @@ async fn handle<P: Plane>(
     if codings.any(|c| !c.eq_ignore_ascii_case("chunked")) {
         return Ok(page(StatusCode::NOT_IMPLEMENTED, "Not Implemented"));
     }
-    let header = req.headers().get(http::header::HOST);
-    // HTTP/1.1 requires Host (RFC 9112 §3.2), even with an absolute-form target; HTTP/1.0 may go without.
-    if header.is_none() && req.version() == http::Version::HTTP_11 {
+    // One Host (RFC 9112 §3.2): two would let the gateway route by one and the app read the other; HTTP/1.1
+    // requires one even with an absolute-form target, HTTP/1.0 may go without.
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() || (header.is_none() && req.version() == http::Version::HTTP_11) {
         return Ok(page(StatusCode::BAD_REQUEST, pages::BAD_REQUEST_PAGE));
     }
     // An absolute-form target names its host itself, and that one counts (RFC 9112 §3.2.2).
