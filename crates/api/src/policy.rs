@@ -92,7 +92,6 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
         .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. policy: {e}")))?;
     // `etag` is protobuf `bytes`: base64 in JSON, decoded before anything else is looked at.
     if !policy.etag.is_empty() {
-        use base64::Engine as _;
         let engine = base64::engine::general_purpose::STANDARD;
         let url_safe = base64::engine::general_purpose::URL_SAFE;
         if engine.decode(&policy.etag).is_err() && url_safe.decode(&policy.etag).is_err() {
@@ -104,7 +103,7 @@ fn set(app: &App, req: &Req, caller: &Caller, target: &Target) -> Result<Policy>
     }
     validate(app, &policy)?;
     grantable(app, &policy, target)?;
-    if !policy.audit_configs.is_empty() && !target.full_name.starts_with("//cloudresourcemanager.googleapis.com/") {
+    if !policy.audit_configs.is_empty() && target.resource.is_some() {
         return Err(ApiError::invalid(format!(
             "`auditConfigs` are set on projects, not on `{}`: use `gatehouse projects set-iam-policy`",
             target.shown_name

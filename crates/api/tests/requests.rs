@@ -142,13 +142,14 @@ async fn unknown_fields_are_refused_where_google_refuses_them() {
     .await;
     let add = "/v1/projects/local-project/secrets/s1:addVersion";
     expect_400(&p, Method::POST, add, json!({"payload": {"data": "aGk=", "bogus": 1}}), unknown).await;
-    // `dataCrc32c` (crc32c of "hi" is 1702863889... computed by the server when absent) and its proto spelling.
+    // `dataCrc32c` (computed by the server when absent) and its proto spelling; a wrong one is refused.
     p.ok(Method::POST, add, Some(json!({"payload": {"data": "aGk="}}))).await;
     let v = p.ok(Method::GET, "/v1/projects/local-project/secrets/s1/versions/1:access", None).await;
     let crc = v["payload"]["dataCrc32c"].as_str().unwrap().to_owned();
     p.ok(Method::POST, add, Some(json!({"payload": {"data": "aGk=", "dataCrc32c": crc}}))).await;
     p.ok(Method::POST, add, Some(json!({"payload": {"data": "aGk=", "data_crc32c": crc}}))).await;
-    expect_400(&p, Method::POST, add, json!({"payload": {"data": "aGk=", "data_crc32c": "7"}}), "").await;
+    expect_400(&p, Method::POST, add, json!({"payload": {"data": "aGk=", "data_crc32c": "7"}}), "checksum mismatch")
+        .await;
 
     let insert = "/compute/v1/projects/local-project/zones/us-central1-a/instances";
     let vm = json!({"bogus": 1, "name": "vm", "networkInterfaces": [{"subnetwork": "regions/us-central1/subnetworks/default"}]});

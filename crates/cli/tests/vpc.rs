@@ -435,7 +435,7 @@ fn compute_zone_and_region_properties_are_the_defaults_and_unknown_zones_are_ref
     let r = p.run(&["config", "set", "compute/zone", "us-central1-z"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr.contains("WARNING: us-central1-z is not a valid zone; the zones of region us-central1 are"),
+        r.stderr.contains("WARNING: Invalid value for field 'zone': 'us-central1-z'. Unknown zone. The zones of region us-central1 are"),
         "{}",
         r.stderr
     );

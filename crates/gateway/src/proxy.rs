@@ -376,10 +376,11 @@ pub(crate) fn is_hop_by_hop(name: &[u8]) -> bool {
 /// CGI, WSGI and PHP apps read the underscore one as the same variable, so a forged token under it would reach them as
 /// if Google had verified it. Never forwarded.
 pub(crate) fn is_spoofed_credential(name: &[u8]) -> bool {
-    const XSA: &[u8] = b"x-serverless-authorization";
-    name.len() == XSA.len()
+    let xsa = crate::invoke::X_SERVERLESS_AUTHORIZATION;
+    let xsa = xsa.as_str().as_bytes();
+    name.len() == xsa.len()
         && name.contains(&b'_')
-        && name.iter().zip(XSA).all(|(c, x)| c.to_ascii_lowercase() == *x || (*c == b'_' && *x == b'-'))
+        && name.iter().zip(xsa).all(|(c, x)| c.to_ascii_lowercase() == *x || (*c == b'_' && *x == b'-'))
 }
 
 /// Removes the headers that belong to one connection, including those `Connection` names. One pass over the

@@ -381,7 +381,10 @@ async fn handle<P: Plane>(
     };
     let invoke::Admitted { principal, rewrite } = admitted;
     let email = principal.as_ref().and_then(|p| p.email());
-    let (upstream, conn) = match proxy::take_link(&caller.affinity, &upstream.endpoint) {
+    // A WebSocket handshake never rides a kept connection: it gets its own, through `reach` like any new one.
+    let upgrade = proxy::is_upgrade(&req);
+    let kept = if upgrade { None } else { proxy::take_link(&caller.affinity, &upstream.endpoint) };
+    let (upstream, conn) = match kept {
         Some(kept) => (upstream, proxy::Conn::Kept(kept)),
         None => match reach(&*shared.plane, &route.service, upstream).await {
             Ok((upstream, stream)) => (upstream, proxy::Conn::Fresh(stream)),
@@ -392,30 +395,24 @@ async fn handle<P: Plane>(
         },
     };
     let Upstream { endpoint, revision, guard } = upstream;
-    if proxy::is_upgrade(&req) {
-        // A WebSocket handshake: its own instance connection, and a tunnel for the rest of the session, bounded by
-        // the request timeout as on Cloud Run.
-        let stream = match conn {
-            proxy::Conn::Fresh(stream) => Ok(stream),
-            proxy::Conn::Kept(_) => proxy::dial_or_503(&endpoint).await,
-        };
-        let outcome = match stream {
-            Ok(stream) => {
-                proxy::tunnel(stream, req, &endpoint, &caller.forwarded_for, rewrite, route.timeout, guard).await
-            }
-            Err(status) => Err(status),
-        };
-        return Ok(match outcome {
-            Ok(resp) => {
-                served.record(resp.status(), Some(&revision), email);
-                resp
-            }
-            Err(status) => {
-                served.record(status, Some(&revision), email);
-                page(status, exchange_failed_page(status))
-            }
-        });
-    }
+    let conn = match (upgrade, conn) {
+        // A tunnel for the rest of the session, bounded by the request timeout as on Cloud Run.
+        (true, proxy::Conn::Fresh(stream)) => {
+            let outcome =
+                proxy::tunnel(stream, req, &endpoint, &caller.forwarded_for, rewrite, route.timeout, guard).await;
+            return Ok(match outcome {
+                Ok(resp) => {
+                    served.record(resp.status(), Some(&revision), email);
+                    resp
+                }
+                Err(status) => {
+                    served.record(status, Some(&revision), email);
+                    page(status, exchange_failed_page(status))
+                }
+            });
+        }
+        (_, conn) => conn,
+    };
     let forwarded = proxy::forward(conn, req, &endpoint, &caller.forwarded_for, rewrite);
     // The timeout covers the response body too (`proxy::Body` cuts it there), as on the fast path.
     let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);

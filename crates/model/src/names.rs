@@ -1,10 +1,10 @@
 //! Resource names: full names (`//service.googleapis.com/…`), project-relative names, service-account emails.
 
-/// Full resource name of a project, as the troubleshooter and IAM explanations use it.
 /// The OAuth client id of gcloud: `gcloud auth print-identity-token` for a user yields ID tokens with this `aud`, and
 /// Cloud Run accepts them on every service (PROTOCOL §2.1).
 pub const GCLOUD_CLIENT_ID: &str = "32555940559.apps.googleusercontent.com";
 
+/// Full resource name of a project, as the troubleshooter and IAM explanations use it.
 pub fn project_full_name(project_id: &str) -> String {
     format!("//cloudresourcemanager.googleapis.com/projects/{project_id}")
 }

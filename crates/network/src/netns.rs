@@ -154,8 +154,6 @@ fn run_command(program: &str, args: &[String], input: &str) -> io::Result<()> {
     let out = child.wait_with_output()?;
     if out.status.success() {
         written?;
-    }
-    if out.status.success() {
         return Ok(());
     }
     Err(io::Error::other(format!(

@@ -208,8 +208,7 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
     remount_all_read_only()?;
     // The world-writable directories a container image has, private and in memory (charged to the instance's
     // memory cgroup, as Cloud Run counts its in-memory filesystem against the memory limit).
-    tmpfs(Path::new("/tmp"), "mode=1777")?;
-    for dir in ["/var/tmp", "/dev/shm"].map(Path::new).into_iter().filter(|d| d.is_dir()) {
+    for dir in PRIVATE_DIRS.map(Path::new).into_iter().filter(|d| *d == Path::new("/tmp") || d.is_dir()) {
         tmpfs(dir, "mode=1777")?;
     }
     for carry in &carried {

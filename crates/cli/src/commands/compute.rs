@@ -311,6 +311,7 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             let Some(subnet) = subnet else {
                 bail!("add --subnet=SUBNET: a Gatehouse instance is a private host in a VPC subnet");
             };
+            // An unknown zone is the API's to refuse (Google's 400): here it only names the subnetwork's region.
             let region = z.rsplit_once('-').map(|(r, _)| r.to_string()).unwrap_or_default();
             let mut items = Vec::new();
             for (k, v) in super::split_dict(metadata.as_deref().unwrap_or_default(), "metadata")? {

@@ -11,15 +11,10 @@ use serde_json::json;
 /// keeps it, as gcloud does with `--quiet`).
 fn warn_if_unknown(key: &str, value: &str) {
     match key {
-        "compute/zone" if network::zone_region(value).is_err() => {
-            let region = value.rsplit_once('-').map_or("", |(r, _)| r);
-            let zones = network::zones_of(region);
-            let hint = if zones.is_empty() {
-                "use a zone such as us-central1-a".to_owned()
-            } else {
-                format!("the zones of region {region} are {}", zones.join(", "))
-            };
-            eprintln!("WARNING: {value} is not a valid zone; {hint}.");
+        "compute/zone" => {
+            if let Err(why) = network::zone_region(value) {
+                eprintln!("WARNING: {why}");
+            }
         }
         "compute/region" | "region" if !network::is_region_name(value) => {
             eprintln!("WARNING: {value} is not a valid region; use a region such as us-central1.");
