@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{descendants_of, http, python, sandbox_available, script, url, Platform};
@@ -108,8 +108,17 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     let (hello, probe_url) = (url(&p, "hello"), url(&p, "probe"));
 
     let r = probe(&probe_url, &home, &format!("{hello}/whoami"));
-    // A private /tmp, holding only where the CLI inside finds the platform (HOME is /tmp).
-    assert_eq!(r["tmp_before"], serde_json::json!([".gatehouse"]), "{r}");
+    // A private /tmp, holding only where the CLI inside finds the platform (HOME is /tmp), and the programs the
+    // instance was given that live under the host's /tmp (this checkout's, when it was cloned there).
+    let mut expected = vec![".gatehouse".to_string()];
+    for program in [Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), python()] {
+        if let Ok(Some(Component::Normal(top))) = program.strip_prefix("/tmp").map(|p| p.components().next()) {
+            expected.push(top.to_string_lossy().into_owned());
+        }
+    }
+    expected.sort();
+    expected.dedup();
+    assert_eq!(r["tmp_before"], serde_json::json!(expected), "{r}");
     assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(65534), Some(65534)), "{r}");
     assert_eq!(r["hostname"], "localhost");
     assert_eq!(r["pids"], serde_json::json!([1, 2]), "only its init and itself are visible");
@@ -287,4 +296,51 @@ fn the_sample_image_runs_when_the_binary_lives_in_tmp() {
     let (status, body) = common::get(&url(&p, "hello"), None);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("hello"), "{body}");
+}
+
+#[test]
+fn a_python_virtual_environment_under_tmp_is_carried_whole() {
+    if !sandbox_available() {
+        return;
+    }
+    // The interpreter of a virtual environment in the host's /tmp is that environment's only with its `pyvenv.cfg`
+    // and packages beside it: the whole environment is carried in, read-only, or its imports fail.
+    let dir = tempfile::Builder::new().prefix("gatehouse-venv-").tempdir_in("/tmp").unwrap();
+    let venv = dir.path().join("venv");
+    let made = std::process::Command::new(python()).args(["-m", "venv", "--without-pip"]).arg(&venv).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let interpreter = venv.join("bin/python");
+    let purelib = std::process::Command::new(&interpreter)
+        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        .output()
+        .unwrap();
+    let purelib = PathBuf::from(String::from_utf8(purelib.stdout).unwrap().trim());
+    assert!(purelib.starts_with(&venv), "{}", purelib.display());
+    std::fs::write(purelib.join("carried_module.py"), "VALUE = 'from-the-environment'\n").unwrap();
+
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(
+        source.path().join("main.py"),
+        r#"import http.server, os, sys
+import carried_module
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{carried_module.VALUE} {sys.prefix}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+http.server.HTTPServer(("", int(os.environ["PORT"])), Handler).serve_forever()
+"#,
+    )
+    .unwrap();
+    let p = Platform::start();
+    let source = format!("--source={}", source.path().display());
+    let command = format!("--command={},main.py", interpreter.display());
+    p.ok(&["run", "deploy", "venv-app", REGION, "--allow-unauthenticated", &source, &command]);
+    let (status, body) = common::get(&url(&p, "venv-app"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, format!("from-the-environment {}", venv.display()));
 }

@@ -398,42 +398,62 @@ impl Reveal {
 const PRIVATE_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 
 /// A program (or file it needs) from a directory the instance gets empty: bound, read-only, at the same path in the
-/// instance's own copy of that directory.
+/// instance's own copy of that directory. A program of a Python virtual environment brings the whole environment
+/// (its `pyvenv.cfg` and packages), which is what makes it that environment's interpreter.
 struct Carry {
     path: PathBuf,
     /// Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
     fd: OwnedFd,
+    is_dir: bool,
 }
 
 impl Carry {
     fn plan(needs: &[PathBuf]) -> Result<Vec<Carry>, String> {
         let private = |p: &Path| PRIVATE_DIRS.iter().any(|d| p.starts_with(d) && p != Path::new(d));
+        let mut paths: Vec<PathBuf> = needs
+            .iter()
+            .filter(|n| private(n) && n.is_file())
+            .map(|n| python_environment(n).unwrap_or(n.clone()))
+            .collect();
+        // Outermost first, so that what lies inside a carried directory is not carried again.
+        paths.sort();
         let mut out: Vec<Carry> = Vec::new();
-        for need in needs.iter().filter(|n| private(n) && n.is_file()) {
-            if out.iter().any(|c| c.path == *need) {
+        for path in paths {
+            if out.iter().any(|c| path.starts_with(&c.path)) {
                 continue;
             }
             let fd = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(nix::libc::O_PATH)
-                .open(need)
-                .map_err(|e| format!("cannot open `{}`: {e}", need.display()))?;
-            out.push(Carry { path: need.clone(), fd: OwnedFd::from(fd) });
+                .open(&path)
+                .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+            let is_dir = path.is_dir();
+            out.push(Carry { path, fd: OwnedFd::from(fd), is_dir });
         }
         Ok(out)
     }
 
     fn mount(&self) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("cannot carry `{}` into the instance: {e}", self.path.display());
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+        if self.is_dir {
+            std::fs::create_dir_all(&self.path).map_err(fail)?;
+        } else {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(fail)?;
+            }
+            std::fs::write(&self.path, b"").map_err(fail)?;
         }
-        std::fs::write(&self.path, b"").map_err(fail)?;
         let from = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        mount(Some(from.as_str()), &self.path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(Some(from.as_str()), &self.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
             .map_err(|e| format!("cannot carry `{}` into the instance: {e}", self.path.display()))?;
         read_only(&self.path)
     }
+}
+
+/// The virtual environment `program` belongs to: where Python itself looks for `pyvenv.cfg` (PEP 405), beside the
+/// program or one directory up.
+fn python_environment(program: &Path) -> Option<PathBuf> {
+    program.ancestors().skip(1).take(2).find(|dir| dir.join("pyvenv.cfg").is_file()).map(Path::to_path_buf)
 }
 
 /// Whether `uid`/`gid` may search (traverse) `dir`.
