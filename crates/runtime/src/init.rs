@@ -401,7 +401,11 @@ const PRIVATE_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// instance's own copy of that directory. A program of a Python virtual environment brings the whole environment
 /// (its `pyvenv.cfg` and packages), which is what makes it that environment's interpreter.
 struct Carry {
+    /// Where the kernel finds it: `a/../b` and `b` are one file, bound once.
     path: PathBuf,
+    /// The directories on the way to each name the workload gives it (`…/crates/cli/../../tests/x.py` passes
+    /// through `…/crates/cli`, which must exist in the instance for the name to resolve there).
+    ways: Vec<PathBuf>,
     /// Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
     fd: OwnedFd,
     is_dir: bool,
@@ -410,16 +414,26 @@ struct Carry {
 impl Carry {
     fn plan(needs: &[PathBuf]) -> Result<Vec<Carry>, String> {
         let private = |p: &Path| PRIVATE_DIRS.iter().any(|d| p.starts_with(d) && p != Path::new(d));
-        let mut paths: Vec<PathBuf> = needs
+        // The last component is kept as named: a symlink there is how a virtual environment names its interpreter.
+        let located = |n: &Path| match (n.parent().map(std::fs::canonicalize), n.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => n.to_path_buf(),
+        };
+        let mut wanted: Vec<(PathBuf, &PathBuf)> = needs
             .iter()
             .filter(|n| private(n) && n.is_file())
-            .map(|n| python_environment(n).unwrap_or(n.clone()))
+            .map(|n| {
+                let at = located(n);
+                (python_environment(&at).unwrap_or(at), n)
+            })
             .collect();
         // Outermost first, so that what lies inside a carried directory is not carried again.
-        paths.sort();
+        wanted.sort();
         let mut out: Vec<Carry> = Vec::new();
-        for path in paths {
-            if out.iter().any(|c| path.starts_with(&c.path)) {
+        for (path, name) in wanted {
+            let way = name.parent().map(Path::to_path_buf);
+            if let Some(outer) = out.iter_mut().find(|c| path.starts_with(&c.path)) {
+                outer.ways.extend(way);
                 continue;
             }
             let fd = std::fs::OpenOptions::new()
@@ -428,13 +442,16 @@ impl Carry {
                 .open(&path)
                 .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
             let is_dir = path.is_dir();
-            out.push(Carry { path, fd: OwnedFd::from(fd), is_dir });
+            out.push(Carry { path, ways: way.into_iter().collect(), fd: OwnedFd::from(fd), is_dir });
         }
         Ok(out)
     }
 
     fn mount(&self) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("cannot carry `{}` into the instance: {e}", self.path.display());
+        for way in &self.ways {
+            std::fs::create_dir_all(way).map_err(fail)?;
+        }
         if self.is_dir {
             std::fs::create_dir_all(&self.path).map_err(fail)?;
         } else {
@@ -445,7 +462,7 @@ impl Carry {
         }
         let from = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
         mount(Some(from.as_str()), &self.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| format!("cannot carry `{}` into the instance: {e}", self.path.display()))?;
+            .map_err(|e| fail(e.into()))?;
         read_only(&self.path)
     }
 }
@@ -591,6 +608,34 @@ fn mount_files(payload: &InitPayload, owner: Option<(u32, u32)>) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_named_two_ways_is_carried_once_with_both_ways_made() {
+        let dir = tempfile::Builder::new().prefix("gatehouse-carry-").tempdir_in("/tmp").unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.join("crates/cli")).unwrap();
+        std::fs::write(dir.join("main.py"), "").unwrap();
+        let by_way = dir.join("crates/cli/../../main.py");
+        let carried = Carry::plan(&[by_way.clone(), dir.join("main.py"), Path::new("/usr/bin/env").into()]).unwrap();
+        assert_eq!(carried.len(), 1, "outside the private directories nothing is carried");
+        assert_eq!(carried[0].path, dir.join("main.py"));
+        assert_eq!(carried[0].ways, [by_way.parent().unwrap(), dir.as_path()]);
+        assert!(!carried[0].is_dir);
+    }
+
+    #[test]
+    fn a_virtual_environment_is_carried_whole_once() {
+        let dir = tempfile::Builder::new().prefix("gatehouse-carry-").tempdir_in("/tmp").unwrap();
+        let venv = std::fs::canonicalize(dir.path()).unwrap().join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::write(venv.join("bin/python"), "").unwrap();
+        std::fs::write(venv.join("bin/tool"), "").unwrap();
+        let carried = Carry::plan(&[venv.join("bin/tool"), venv.join("bin/python")]).unwrap();
+        assert_eq!(carried.len(), 1);
+        assert_eq!(carried[0].path, venv);
+        assert!(carried[0].is_dir);
+    }
 
     #[test]
     fn mountinfo_escapes_are_decoded() {
