@@ -787,3 +787,51 @@ fn the_v2_api_validates_only_when_asked_refuses_stale_etags_and_never_revives_a_
         assert_eq!(call(Method::GET, &url, None).0, 404, "round {round}: the deleted service came back");
     }
 }
+
+/// Runs the `websockets` client against `url`: what it printed.
+fn websocket(url: &str, token: &str, idle: Option<f64>) -> Value {
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script("ws_client.py")).arg(url).arg(token);
+    if let Some(seconds) = idle {
+        cmd.arg(format!("--idle={seconds}"));
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn websockets_work_through_the_gateway_with_a_real_client_and_invocation_is_enforced_at_the_handshake() {
+    let p = Platform::start();
+    let source = format!("--source={}", script("ws_echo").display());
+    let command = format!("--command={}", python().display());
+    let deploy = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "deploy", name, &source, &command, "--args=main.py", "--region=us-central1"];
+        args.extend(extra);
+        p.ok(&args);
+        url(&p, name)
+    };
+    let public = deploy("chat", &["--allow-unauthenticated"]);
+    let v = websocket(&public, "", None);
+    assert_eq!(v["status"], 101, "{v}");
+    assert_eq!(v["greeting"], json!({"path": "/chat", "authorization": false}), "{v}");
+    assert_eq!(v["echoes"], json!(["echo: one", "echo: two"]), "{v}");
+
+    // A private service: the handshake is a request like any other, refused before it reaches the instance.
+    let private = deploy("private-chat", &["--no-allow-unauthenticated", "--timeout=2"]);
+    let v = websocket(&private, "", None);
+    assert_eq!(v["status"], 403, "{v}");
+    assert!(v["body"].as_str().unwrap().contains("The request was not authenticated"), "{v}");
+    let v = websocket(&private, &user_token(&p, &format!("{private}/other")), None);
+    assert_eq!(v["status"], 401, "a token for another audience: {v}");
+    let v = websocket(&private, &user_token(&p, &private), None);
+    assert_eq!(v["status"], 101, "{v}");
+    assert_eq!(v["greeting"]["authorization"], true, "{v}");
+    assert_eq!(v["echoes"], json!(["echo: one", "echo: two"]), "{v}");
+
+    // A session lasts at most the request timeout (2 s here), as on Cloud Run: the gateway then closes it.
+    let v = websocket(&private, &user_token(&p, &private), Some(3.0));
+    assert_eq!(v["echoes"], json!(["echo: one", "echo: two"]), "{v}");
+    assert_eq!(v["after_idle"], "closed", "{v}");
+}
