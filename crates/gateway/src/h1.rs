@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use crate::chunked::Chunked;
 use crate::invoke::Rewrite;
 use crate::proxy::is_hop_by_hop;
-use crate::server::{self, Admission, Caller, Served, Shared, HEAD_TIMEOUT};
+use crate::server::{self, Admission, Caller, Served, Shared, Unreached, HEAD_TIMEOUT};
 use crate::{pages, Endpoint, Plane, Upstream};
 
 /// A head that has not ended within this many bytes goes to hyper (which answers 431 when it is too large).
@@ -258,28 +258,21 @@ async fn exchange<P: Plane>(
                 (upstream, fresh, false)
             }
             Err(u) => {
-                served.record(u.status, Some(&u.revision), email);
+                served.record(u.status, u.revision(), email);
                 return answer_page(client, out, req, u.status, &u.page).await;
             }
         },
     };
-    let Upstream { endpoint, revision, guard } = upstream;
-
-    request_head(out, req, endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
+    request_head(out, req, upstream.endpoint.addr, caller.forwarded_for.as_bytes(), admitted.rewrite.as_ref());
     // The route's timeout covers the whole exchange, the response body too (as Cloud Run's request timeout): a
     // caller that stops reading must not hold the instance's slot for ever.
     let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);
-    let sent = send(up, kept, &endpoint, req, client, out);
-    let sent = match deadline {
-        Some(at) => tokio::time::timeout_at(at, sent).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
-        None => sent.await,
-    };
-    let (response, mut up) = match sent {
+    let sent = send(shared, &route.service, upstream, up, kept, deadline, req, client, out).await;
+    let (response, mut up, Upstream { revision, guard, .. }) = match sent {
         Ok(sent) => sent,
-        Err(status) => {
-            drop(guard);
-            served.record(status, Some(&revision), email);
-            return answer_page(client, out, req, status, &server::exchange_failed_page(status)).await;
+        Err(u) => {
+            served.record(u.status, u.revision(), email);
+            return answer_page(client, out, req, u.status, &u.page).await;
         }
     };
     served.record(response.status, Some(&revision), email);
@@ -311,11 +304,6 @@ struct Link {
 impl Link {
     fn new(endpoint: Endpoint, stream: TcpStream) -> Link {
         Link { endpoint, stream, buf: BytesMut::with_capacity(BUF) }
-    }
-
-    async fn connect(endpoint: &Endpoint) -> Result<Link, StatusCode> {
-        let stream = crate::proxy::dial_or_503(endpoint).await?;
-        Ok(Link::new(endpoint.clone(), stream))
     }
 
     /// Can carry the next request to `endpoint`.
@@ -410,29 +398,46 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Sends the request in `out` (and the rest of its body from `client`) on `up` — the caller connection's kept
-/// instance connection when `kept`, else a new one — and reads the response head into `out`, edited for the caller.
-/// A kept connection the instance closed under a request that can be repeated (no body, idempotent) is replaced
-/// once. On success, the connection, with the start of the body in its buffer. Err is the status of the page to
-/// answer with: 503 when the instance could not be reached, 502 when it broke the exchange.
-async fn send(
+/// Sends the request in `out` (and the rest of its body from `client`) on `up`, a connection to `upstream` — the
+/// caller connection's kept instance connection when `kept`, else a new one — and reads the response head into
+/// `out`, edited for the caller, by `deadline`. A kept connection the instance closed under a request that can be
+/// repeated (no body, idempotent) is replaced once ([`server::resend`]: an instance that has gone meanwhile is
+/// reported and the request goes to another). On success, the connection, with the start of the body in its buffer,
+/// and the instance it reaches. Err is what to log and answer: 503 when no instance could be reached, 502 when one
+/// broke the exchange, 504 past the deadline.
+#[allow(clippy::too_many_arguments)]
+async fn send<P: Plane>(
+    shared: &Shared<P>,
+    service: &str,
+    upstream: Upstream,
     mut up: Link,
     kept: bool,
-    endpoint: &Endpoint,
+    deadline: Option<tokio::time::Instant>,
     req: &Head<'_>,
     client: &mut TcpStream,
     out: &mut Vec<u8>,
-) -> Result<(Response, Link), StatusCode> {
-    match try_send(&mut up, req, client, out).await {
-        Ok(response) => return Ok((response, up)),
-        Err(Failure::Silent) if kept && req.body_left == 0 && req.idempotent() => {
+) -> Result<(Response, Link, Upstream), Unreached> {
+    match server::before(deadline, try_send(&mut up, req, client, out)).await {
+        Some(Ok(response)) => Ok((response, up, upstream)),
+        Some(Err(Failure::Silent)) if kept && req.body_left == 0 && req.idempotent() => {
+            let endpoint = &upstream.endpoint;
             tracing::debug!(%endpoint, "a kept instance connection closed under the request; sending it again");
+            // Boxed: rare, and large (it reaches an instance), it would otherwise grow every request's future.
+            Box::pin(server::resend(&*shared.plane, service, upstream, deadline, |stream, endpoint| async move {
+                let mut up = Link::new(endpoint, stream);
+                match try_send(&mut up, req, client, out).await {
+                    Ok(response) => Ok((response, up)),
+                    Err(failure) => Err(failure.status(&up.endpoint)),
+                }
+            }))
+            .await
         }
-        Err(failure) => return Err(failure.status(endpoint)),
+        Some(Err(failure)) => {
+            let status = failure.status(&upstream.endpoint);
+            Err(Unreached::failed(upstream.revision, status))
+        }
+        None => Err(Unreached::failed(upstream.revision, StatusCode::GATEWAY_TIMEOUT)),
     }
-    let mut up = Link::connect(endpoint).await?;
-    let response = try_send(&mut up, req, client, out).await.map_err(|f| f.status(endpoint))?;
-    Ok((response, up))
 }
 
 /// Why an exchange with an instance failed.

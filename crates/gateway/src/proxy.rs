@@ -40,10 +40,14 @@ pub type Affinity = Mutex<Option<Link>>;
 pub struct Link {
     endpoint: Endpoint,
     sender: SendRequest<Incoming>,
-    conn: Pin<Box<Connection<TokioIo<TcpStream>, Incoming>>>,
-    /// The connection future has finished (closed, or failed): the link cannot carry another request.
-    done: bool,
+    /// `None` once the connection future has finished (closed, or failed): the link cannot carry another request.
+    /// It is dropped then, as it holds the queue a request waits in: a request queued just as the instance closed the
+    /// idle connection is answered (given back, unsent) only when the queue goes.
+    conn: Option<Pin<Box<InstanceConnection>>>,
 }
+
+/// hyper's half of a connection to an instance that does the I/O.
+type InstanceConnection = Connection<TokioIo<TcpStream>, Incoming>;
 
 /// Why [`Link::send`] failed.
 enum SendError {
@@ -56,11 +60,9 @@ impl Link {
     /// Lets the connection make progress (write the request, read the response, feed the body); registers `cx` for
     /// its I/O.
     fn drive(&mut self, cx: &mut Context<'_>) {
-        if self.done {
-            return;
-        }
-        if let Poll::Ready(result) = self.conn.as_mut().poll(cx) {
-            self.done = true;
+        let Some(conn) = &mut self.conn else { return };
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            self.conn = None;
             if let Err(e) = result {
                 tracing::debug!(endpoint = %self.endpoint, error = %e, "instance connection ended with an error");
             }
@@ -68,7 +70,7 @@ impl Link {
     }
 
     fn usable(&self) -> bool {
-        !self.done && !self.sender.is_closed()
+        self.conn.is_some() && !self.sender.is_closed()
     }
 
     /// Sends `req` and waits for the response head, driving the connection meanwhile.
@@ -114,17 +116,25 @@ pub enum Conn {
     Fresh(TcpStream),
 }
 
-/// Sends `req` to the instance at `endpoint` over `conn`; a kept connection the instance closed before the request
-/// was written is replaced once. Err is the status of the page to answer with: 503 when the instance could not be
-/// reached, 502 when it broke the exchange. The instance connection travels with the response: hand both to
-/// [`Body::proxied`], which returns the connection to the caller's affinity once the body is done.
+/// Why [`forward`] has no response.
+pub enum NoResponse {
+    /// The kept connection was closed before the request was written (the instance closed it while idle, or has
+    /// gone). The request, as the instance gets it, can go on a new connection: [`resend`].
+    Unsent(Box<Request<Incoming>>),
+    /// The status of the page to answer with: 503 when the instance could not be reached, 502 when it broke the
+    /// exchange.
+    Failed(StatusCode),
+}
+
+/// Sends `req` to the instance at `endpoint` over `conn`. The instance connection travels with the response: hand
+/// both to [`Body::proxied`], which returns the connection to the caller's affinity once the body is done.
 pub async fn forward(
     conn: Conn,
     mut req: Request<Incoming>,
     endpoint: &Endpoint,
     caller: &HeaderValue,
     rewrite: Option<Rewrite>,
-) -> Result<(Response<Incoming>, Link), StatusCode> {
+) -> Result<(Response<Incoming>, Link), NoResponse> {
     // Origin-form request target; an absolute-form one (`GET http://host/path`) is rewritten.
     if req.uri().scheme().is_some() || req.uri().authority().is_some() {
         let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
@@ -133,18 +143,22 @@ pub async fn forward(
     *req.version_mut() = Version::HTTP_11;
     prepare_head(req.headers_mut(), endpoint, caller, rewrite);
 
-    let stream = match conn {
-        Conn::Fresh(stream) => stream,
+    match conn {
+        Conn::Fresh(stream) => resend(stream, req, endpoint).await.map_err(NoResponse::Failed),
         Conn::Kept(mut link) => match link.send(req).await {
-            Ok(resp) => return Ok((finish(resp), link)),
-            // The instance closed the idle connection before the request was written: try a fresh one.
-            Err(SendError::Unsent(back)) => {
-                req = *back;
-                dial_or_503(endpoint).await?
-            }
-            Err(SendError::Failed(e)) => return Err(failed(endpoint, &e)),
+            Ok(resp) => Ok((finish(resp), link)),
+            Err(SendError::Unsent(back)) => Err(NoResponse::Unsent(back)),
+            Err(SendError::Failed(e)) => Err(NoResponse::Failed(failed(endpoint, &e))),
         },
-    };
+    }
+}
+
+/// Sends `req`, already edited for the instance by [`forward`], over `stream`, a new connection to `endpoint`.
+pub async fn resend(
+    stream: TcpStream,
+    req: Request<Incoming>,
+    endpoint: &Endpoint,
+) -> Result<(Response<Incoming>, Link), StatusCode> {
     let mut link = handshake(endpoint, stream).await?;
     match link.send(req).await {
         Ok(resp) => Ok((finish(resp), link)),
@@ -298,7 +312,7 @@ async fn handshake(endpoint: &Endpoint, stream: TcpStream) -> Result<Link, Statu
         tracing::debug!(%endpoint, error = %e, "instance handshake failed");
         StatusCode::SERVICE_UNAVAILABLE
     })?;
-    Ok(Link { endpoint: endpoint.clone(), sender, conn: Box::pin(conn), done: false })
+    Ok(Link { endpoint: endpoint.clone(), sender, conn: Some(Box::pin(conn)) })
 }
 
 /// The caller connection's kept instance connection, if it can carry a request to `endpoint` (else it is dropped).

@@ -22,7 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::proxy::{self, page, Body};
-use crate::{h1, invoke, pages, route, Denial, Plane, RequestRecord, RouteBy, Source, Unavailable, Upstream, Workers};
+use crate::{
+    h1, invoke, pages, route, Denial, Endpoint, Plane, RequestRecord, RouteBy, Source, Unavailable, Upstream, Workers,
+};
 
 /// How long open connections get to finish after `shutdown` resolves.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -320,7 +322,17 @@ pub(crate) async fn reach<P: Plane>(
 
 impl Unreached {
     fn unavailable(revision: String) -> Unreached {
-        Unreached { revision, status: StatusCode::SERVICE_UNAVAILABLE, page: pages::unavailable(None) }
+        Unreached::failed(revision, StatusCode::SERVICE_UNAVAILABLE)
+    }
+
+    /// The revision of the instance the request went to, when it is known.
+    pub(crate) fn revision(&self) -> Option<&str> {
+        Some(self.revision.as_str()).filter(|r| !r.is_empty())
+    }
+
+    /// An exchange with an instance of `revision` that failed with `status`.
+    pub(crate) fn failed(revision: String, status: StatusCode) -> Unreached {
+        Unreached { revision, status, page: exchange_failed_page(status) }
     }
 }
 
@@ -389,15 +401,15 @@ async fn handle<P: Plane>(
         None => match reach(&*shared.plane, &route.service, upstream).await {
             Ok((upstream, stream)) => (upstream, proxy::Conn::Fresh(stream)),
             Err(u) => {
-                served.record(u.status, Some(&u.revision), email);
+                served.record(u.status, u.revision(), email);
                 return Ok(page(u.status, u.page));
             }
         },
     };
-    let Upstream { endpoint, revision, guard } = upstream;
     let conn = match (upgrade, conn) {
         // A tunnel for the rest of the session, bounded by the request timeout as on Cloud Run.
         (true, proxy::Conn::Fresh(stream)) => {
+            let Upstream { endpoint, revision, guard } = upstream;
             let outcome =
                 proxy::tunnel(stream, req, &endpoint, &caller.forwarded_for, rewrite, route.timeout, guard).await;
             return Ok(match outcome {
@@ -413,22 +425,64 @@ async fn handle<P: Plane>(
         }
         (_, conn) => conn,
     };
-    let forwarded = proxy::forward(conn, req, &endpoint, &caller.forwarded_for, rewrite);
     // The timeout covers the response body too (`proxy::Body` cuts it there), as on the fast path.
     let deadline = route.timeout.map(|limit| tokio::time::Instant::now() + limit);
-    let outcome = match deadline {
-        Some(at) => tokio::time::timeout_at(at, forwarded).await.unwrap_or(Err(StatusCode::GATEWAY_TIMEOUT)),
-        None => forwarded.await,
+    let forwarded = proxy::forward(conn, req, &upstream.endpoint, &caller.forwarded_for, rewrite);
+    let outcome = match before(deadline, forwarded).await {
+        Some(Ok((resp, link))) => Ok((resp, link, upstream)),
+        // A kept connection closed under the request: it goes on a new one, through `reach` (the instance may have
+        // gone, and then another takes the request).
+        Some(Err(proxy::NoResponse::Unsent(req))) => {
+            let endpoint = &upstream.endpoint;
+            tracing::debug!(%endpoint, "a kept instance connection closed under the request; sending it again");
+            resend(&*shared.plane, &route.service, upstream, deadline, |stream, endpoint| async move {
+                proxy::resend(stream, *req, &endpoint).await
+            })
+            .await
+        }
+        Some(Err(proxy::NoResponse::Failed(status))) => Err(Unreached::failed(upstream.revision, status)),
+        None => Err(Unreached::failed(upstream.revision, StatusCode::GATEWAY_TIMEOUT)),
     };
     match outcome {
-        Ok((resp, link)) => {
+        Ok((resp, link, Upstream { revision, guard, .. })) => {
             served.record(resp.status(), Some(&revision), email);
             Ok(resp.map(|body| Body::proxied(body, deadline, guard, link, Arc::clone(&caller.affinity))))
         }
-        Err(status) => {
-            drop(guard);
-            served.record(status, Some(&revision), email);
-            Ok(page(status, exchange_failed_page(status)))
+        Err(u) => {
+            served.record(u.status, u.revision(), email);
+            Ok(page(u.status, u.page))
         }
+    }
+}
+
+/// `work`, unless `deadline` passes first (`None`).
+pub(crate) async fn before<T>(deadline: Option<tokio::time::Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// Sends a request once more, after the kept connection it went on closed under it: on a new connection, through
+/// [`reach`] (the instance may have gone: then it is reported, and another takes the request), by `send`, which
+/// gets the connection and the instance's endpoint. Both paths use it, each with its own `send`.
+pub(crate) async fn resend<P: Plane, T, E, F>(
+    plane: &P,
+    service: &str,
+    upstream: Upstream,
+    deadline: Option<tokio::time::Instant>,
+    send: impl FnOnce(TcpStream, Endpoint) -> F,
+) -> Result<(T, E, Upstream), Unreached>
+where
+    F: Future<Output = Result<(T, E), StatusCode>>,
+{
+    // Past the deadline while reaching an instance, which one the request would have gone to is not known.
+    let (upstream, stream) = before(deadline, reach(plane, service, upstream))
+        .await
+        .unwrap_or_else(|| Err(Unreached::failed(String::new(), StatusCode::GATEWAY_TIMEOUT)))?;
+    match before(deadline, send(stream, upstream.endpoint.clone())).await {
+        Some(Ok((response, link))) => Ok((response, link, upstream)),
+        Some(Err(status)) => Err(Unreached::failed(upstream.revision, status)),
+        None => Err(Unreached::failed(upstream.revision, StatusCode::GATEWAY_TIMEOUT)),
     }
 }

@@ -50,6 +50,8 @@ struct TestPlane {
     acquired: AtomicUsize,
     /// Services whose next acquire gives an instance that refuses connections (one that has just crashed).
     crash_next: Mutex<Vec<String>>,
+    /// The instance of `dying` ([`dying_instance`]) until one of `dying` is reported refusing; then the echo one.
+    dying: Mutex<Option<SocketAddr>>,
     refused: Arc<Mutex<Vec<String>>>,
     denials: Mutex<Vec<Denial>>,
     records: Mutex<Vec<Seen>>,
@@ -89,7 +91,16 @@ impl Plane for TestPlane {
                 self.live.fetch_add(1, Ordering::SeqCst);
                 let mut crash_next = self.crash_next.lock().unwrap();
                 let crashed = crash_next.iter().position(|c| c == s).map(|i| crash_next.remove(i)).is_some();
-                let addr = if crashed { self.instances["down"] } else { self.instances[s] };
+                let addr = if crashed {
+                    self.instances["down"]
+                } else if s == "dying" {
+                    match self.refused.lock().unwrap().iter().any(|r| r == "dying") {
+                        true => self.instances["api"],
+                        false => self.dying.lock().unwrap().expect("a dying instance was started"),
+                    }
+                } else {
+                    self.instances[s]
+                };
                 Ok(Upstream {
                     endpoint: gateway::Endpoint::host(addr),
                     revision: format!("{s}-00001-abc"),
@@ -176,6 +187,26 @@ async fn upgrade_instance() -> SocketAddr {
                 }
             });
         }
+    });
+    addr
+}
+
+/// An instance that answers one request and then goes, as one that crashes: it stops listening and closes the
+/// connection, either while it is idle (`close_idle`, after 100 ms) or on reading the next request, unanswered.
+async fn dying_instance(close_idle: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        read_request(&mut s, &mut buf).await.unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst").await.unwrap();
+        if close_idle {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            read_request(&mut s, &mut buf).await;
+        }
+        drop(listener);
     });
     addr
 }
@@ -340,6 +371,7 @@ async fn start(by_host: bool) -> Harness {
         ("down", true),
         ("raw", true),
         ("crashed", true),
+        ("dying", true),
     ] {
         routes.by_host.insert(format!("{name}.run.app"), svc(name, disabled));
     }
@@ -364,6 +396,7 @@ async fn start(by_host: bool) -> Harness {
         live: Arc::new(AtomicUsize::new(0)),
         acquired: AtomicUsize::new(0),
         crash_next: Mutex::default(),
+        dying: Mutex::default(),
         refused: Arc::default(),
         denials: Mutex::default(),
         records: Mutex::default(),
@@ -602,6 +635,33 @@ async fn a_request_to_an_instance_that_refuses_goes_to_the_next_one_on_either_pa
     assert_eq!(h.plane.acquired.load(Ordering::SeqCst), 4, "one more acquire per refused instance");
     let records = h.plane.records.lock().unwrap();
     assert_eq!(records.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200], "one request-log line each");
+}
+
+#[tokio::test]
+async fn a_request_whose_kept_instance_connection_fails_with_the_instance_goes_to_the_next_one_on_either_path() {
+    // The fast path finds the failure when the instance closes under the request; hyper's when it queues the request
+    // on a connection the instance closed while it was idle. Either way the request is sent once more, and the
+    // instance that now refuses connections is reported and replaced, instead of the request failing with 503 (the
+    // fast path) or waiting until the request timeout (hyper's: the queued request was never given back).
+    for (extra, close_idle) in [("", false), ("Connection: x-hop\r\nX-Hop: 1\r\n", true)] {
+        let h = start(true).await;
+        *h.plane.dying.lock().unwrap() = Some(dying_instance(close_idle).await);
+        let mut c = Raw::connect(&h).await;
+        let request = format!("GET /again HTTP/1.1\r\nHost: dying.run.app\r\n{extra}\r\n");
+        c.send(request.as_bytes()).await;
+        let first = c.response().await;
+        assert_eq!((first.status(), first.body()), (200, "first".to_owned()), "{extra:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = h.hits();
+        c.send(request.as_bytes()).await;
+        let second = c.response().await;
+        assert_eq!(second.status(), 200, "{extra:?}: {second:?}");
+        assert_eq!(h.hits(), before + 1, "{extra:?}: the next instance answered");
+        h.wait_for_no_live_slot().await;
+        assert_eq!(*h.plane.refused.lock().unwrap(), ["dying"], "{extra:?}");
+        let records = h.plane.records.lock().unwrap();
+        assert_eq!(records.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200], "{extra:?}");
+    }
 }
 
 #[tokio::test]
