@@ -292,3 +292,82 @@ fn the_secret_manager_client_inside_an_instance_reads_as_the_runtime_account() {
     let missing = read("no-such-secret");
     assert_eq!(missing["error"], "Forbidden", "a missing secret looks the same as a forbidden one: {missing}");
 }
+
+/// A server that answers `GET /` with what it finds at the paths its secrets were mounted at, and around them.
+const MOUNTS_APP: &str = r#"
+import http.server, json, os, sys
+def attempt(f):
+    try:
+        return f()
+    except OSError as e:
+        return "error: %s" % os.strerror(e.errno)
+def write_root():
+    with open("/gatehouse-probe", "w") as f:
+        f.write("x")
+    return "written"
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen = {p: attempt(lambda p=p: open(p).read()) for p in sys.argv[1:]}
+        seen["/etc/hostname"] = attempt(lambda: open("/etc/hostname").read())
+        seen["write /"] = attempt(write_root)
+        seen["/tmp"] = sorted(os.listdir("/tmp"))
+        body = json.dumps(seen).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn secret_volumes_at_paths_the_host_lacks_leave_the_host_untouched() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("app");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("main.py"), MOUNTS_APP).unwrap();
+    secret(&p, work.path(), "token", PASSWORD);
+    p.ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "token",
+        &format!("--member=serviceAccount:{}", p.compute_sa()),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    // Directories the host does not have: at the top (the instance's root is rebuilt), under an existing directory
+    // (`/etc` is rebuilt), and under the instance's private /tmp (written there, the rest of /tmp kept).
+    let unique = format!("gatehouse-test-{}", std::process::id());
+    let top = format!("/{unique}/deep/token");
+    let under_etc = format!("/etc/{unique}/token");
+    let under_tmp = format!("/tmp/{unique}-token");
+    let python = python();
+    p.ok(&[
+        "run",
+        "deploy",
+        "mounts",
+        &format!("--source={}", src.display()),
+        &format!("--command={}", python.display()),
+        &format!("--args=main.py,{top},{under_etc},{under_tmp}"),
+        "--region=us-central1",
+        "--allow-unauthenticated",
+        &format!("--set-secrets={top}=token:1,{under_etc}=token:1,{under_tmp}=token:1"),
+    ]);
+    let url = p.ok(&["run", "services", "describe", "mounts", "--region=us-central1", "--format=value(status.url)"]);
+    let seen = get_json(url.trim());
+    for path in [&top, &under_etc, &under_tmp] {
+        assert_eq!(seen[path.as_str()], PASSWORD, "{path}: {seen}");
+    }
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|e| format!("error: {e}"));
+    assert_eq!(seen["/etc/hostname"], hostname, "the rest of /etc is the host's: {seen}");
+    assert_eq!(seen["write /"], "error: Read-only file system", "{seen}");
+    // The secret under /tmp joins what is there (the CLI's config), rather than hiding it.
+    let tmp: Vec<&str> = seen["/tmp"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(tmp.contains(&".gatehouse") && tmp.contains(&format!("{unique}-token").as_str()), "{seen}");
+    // Nothing was made on the host.
+    for made in [format!("/{unique}"), format!("/etc/{unique}"), under_tmp.clone()] {
+        assert!(!Path::new(&made).exists(), "`{made}` was created on the host");
+    }
+}

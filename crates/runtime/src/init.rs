@@ -59,7 +59,7 @@ pub fn instance_init(argv: &[OsString]) -> Result<u8, String> {
                 enter_private_mounts().map_err(|e| {
                     format!("file secrets need a mount namespace of the instance's own, which needs root: {e}")
                 })?;
-                mount_files(&payload, None)?;
+                mount_files(&payload, None, |_| false)?;
             }
             let mut command = workload(argv, &payload)?;
             Err(format!("cannot run `{}`: {}", program_name(argv), command.exec()))
@@ -198,14 +198,14 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
     let source = plan.source.as_deref().map(Tree::read).transpose()?;
     let reveals = Reveal::plan(&plan.needs, plan.uid, plan.gid)?;
     let carried = Carry::plan(&plan.needs)?;
-    for f in &payload.files {
-        // A secret's directory may not exist in the host filesystem, which is about to become read-only.
-        if let Some(dir) = Path::new(&f.path).parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-        }
-    }
 
     remount_all_read_only()?;
+    // Mount points for secret volumes that the image (the host) lacks, made without writing to the host.
+    let mut secret_dirs: Vec<&Path> =
+        payload.files.iter().filter_map(|f| Path::new(&f.path).parent()).filter(|d| !in_private_dir(d)).collect();
+    secret_dirs.sort();
+    secret_dirs.dedup();
+    let mount_points = make_mount_points(&secret_dirs)?;
     // The world-writable directories a container image has, private and in memory (charged to the instance's
     // memory cgroup, as Cloud Run counts its in-memory filesystem against the memory limit).
     for dir in PRIVATE_DIRS.map(Path::new).into_iter().filter(|d| *d == Path::new("/tmp") || d.is_dir()) {
@@ -227,7 +227,7 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
         tree.write(dir, plan.uid, plan.gid)?;
     }
     if !payload.files.is_empty() {
-        mount_files(payload, Some((plan.uid, plan.gid)))?;
+        mount_files(payload, Some((plan.uid, plan.gid)), in_private_dir)?;
     }
     etc_file("hosts", &plan.hosts)?;
     etc_file("resolv.conf", &plan.resolv)?;
@@ -246,6 +246,7 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
         std::fs::write(&path, content).map_err(fail)?;
         std::os::unix::fs::chown(&path, Some(plan.uid), Some(plan.gid)).map_err(fail)?;
     }
+    mount_points.finish()?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
         .map_err(|e| format!("cannot mount the instance's /proc: {e}"))
@@ -467,6 +468,108 @@ impl Carry {
     }
 }
 
+/// Whether `path` lies in one of the instance's private in-memory directories ([`PRIVATE_DIRS`]), or is one.
+fn in_private_dir(path: &Path) -> bool {
+    PRIVATE_DIRS.iter().any(|d| path.starts_with(d))
+}
+
+/// Makes each of `dirs` exist in the instance without writing to the host's filesystem (which the instance's
+/// filesystem is): the nearest directory that does exist is shadowed by a tmpfs holding the same entries, each bound
+/// from the host, plus the missing directories. When that directory is `/`, the instance's root becomes such a
+/// tmpfs. Runs before anything else is mounted over the host's view, so the entries bound carry only the host's own
+/// mounts; [`MountPoints::finish`] then makes the tmpfs read-only, once everything is mounted.
+fn make_mount_points(dirs: &[&Path]) -> Result<MountPoints, String> {
+    // The shadows, and the directories made in them: where more can be made without shadowing again.
+    let mut shadows: Vec<PathBuf> = Vec::new();
+    let mut ours: Vec<PathBuf> = Vec::new();
+    for dir in dirs.iter().filter(|d| !d.is_dir()) {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+        let existing = dir.ancestors().nth(missing.len()).unwrap_or(Path::new("/"));
+        if !ours.iter().any(|o| o == existing) {
+            shadow(existing)?;
+            shadows.push(existing.to_path_buf());
+            ours.push(existing.to_path_buf());
+        }
+        for made in missing.into_iter().rev() {
+            std::fs::create_dir(made).map_err(|e| format!("cannot create `{}`: {e}", made.display()))?;
+            ours.push(made.to_path_buf());
+        }
+    }
+    Ok(MountPoints { shadows })
+}
+
+/// Where the old root stays while the instance's view is built on a new one: what was opened before (the programs
+/// [`Carry`] and [`Reveal`] bind) lies in its mounts, which must stay attached until then.
+const OLD_ROOT: &str = "/.gatehouse-old-root";
+
+/// The directories [`make_mount_points`] shadowed with a tmpfs.
+struct MountPoints {
+    shadows: Vec<PathBuf>,
+}
+
+impl MountPoints {
+    /// The instance's view is complete: the old root goes, and each tmpfs becomes read-only.
+    fn finish(self) -> Result<(), String> {
+        if self.shadows.iter().any(|s| s == Path::new("/")) {
+            nix::mount::umount2(OLD_ROOT, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| format!("cannot detach the old root: {e}"))?;
+            std::fs::remove_dir(OLD_ROOT).map_err(|e| format!("cannot remove `{OLD_ROOT}`: {e}"))?;
+        }
+        self.shadows.iter().try_for_each(|s| read_only(s))
+    }
+}
+
+/// Covers `dir` with a tmpfs of the same mode and owner, holding the same entries: each bound (with what is mounted
+/// under it) from the host's `dir`, read through a descriptor opened before the tmpfs hides it; symlinks copied.
+/// The tmpfs is writable until [`read_only`]. For `/` the tmpfs is built over `/tmp` (which the instance gets empty
+/// anyway) and then becomes the root.
+fn shadow(dir: &Path) -> Result<(), String> {
+    let fail = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} `{}`: {e}", path.display());
+    let meta = std::fs::metadata(dir).map_err(|e| fail("read", dir, e))?;
+    let host = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
+        .open(dir)
+        .map_err(|e| fail("open", dir, e))?;
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| fail("list", dir, e))? {
+        let entry = entry.map_err(|e| fail("list", dir, e))?;
+        let kind = entry.file_type().map_err(|e| fail("read", &entry.path(), e))?;
+        let link = kind.is_symlink().then(|| std::fs::read_link(entry.path())).transpose();
+        entries.push((entry.file_name(), kind, link.map_err(|e| fail("read", &entry.path(), e))?));
+    }
+    let root = dir == Path::new("/");
+    let base = if root { Path::new("/tmp") } else { dir };
+    let options = format!("mode={:o},uid={},gid={}", meta.mode() & 0o7777, meta.uid(), meta.gid());
+    tmpfs(base, &options)?;
+    for (name, kind, link) in entries {
+        let at = base.join(&name);
+        if let Some(target) = link {
+            std::os::unix::fs::symlink(&target, &at).map_err(|e| fail("create", &at, e))?;
+            continue;
+        }
+        let made = if kind.is_dir() { std::fs::create_dir(&at) } else { std::fs::write(&at, b"") };
+        made.map_err(|e| fail("create", &at, e))?;
+        // `/tmp` is the one being built: the instance gets its own (`PRIVATE_DIRS`), mounted on this empty one.
+        if root && name == "tmp" {
+            continue;
+        }
+        let from = Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name);
+        mount(Some(&from), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| fail("bind", &at, e.into()))?;
+    }
+    if root {
+        // The new root for every process of the namespace (stage 1 too: the daemon writes refreshed secret files
+        // through its /proc/PID/root); the old one waits at `OLD_ROOT` for `MountPoints::finish`.
+        let old = base.join(OLD_ROOT.trim_start_matches('/'));
+        std::fs::create_dir(&old).map_err(|e| fail("create", &old, e))?;
+        std::env::set_current_dir(base).map_err(|e| fail("enter", base, e))?;
+        nix::unistd::pivot_root(".", &old).map_err(|e| fail("make the new root of", base, e.into()))?;
+        std::env::set_current_dir("/").map_err(|e| fail("enter", dir, e))?;
+    }
+    Ok(())
+}
+
 /// The virtual environment `program` belongs to: where Python itself looks for `pyvenv.cfg` (PEP 405), beside the
 /// program or one directory up.
 fn python_environment(program: &Path) -> Option<PathBuf> {
@@ -573,14 +676,18 @@ impl Tree {
     }
 }
 
-/// Mounts a tmpfs on each secret file's directory and writes the files; `owner`: hand them to the app.
-fn mount_files(payload: &InitPayload, owner: Option<(u32, u32)>) -> Result<(), String> {
+/// Writes each file secret into a small tmpfs of its own on its directory — or, where the directory is already the
+/// instance's own (`private`: inside one of its private tmpfs directories), straight into it, so that a secret under
+/// `/tmp` does not hide the rest of `/tmp`. `owner`: hand them to the app.
+fn mount_files(payload: &InitPayload, owner: Option<(u32, u32)>, private: fn(&Path) -> bool) -> Result<(), String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut mounted: Vec<&Path> = Vec::new();
     for f in &payload.files {
         let path = Path::new(&f.path);
         let dir = path.parent().ok_or_else(|| format!("secret path `{}` has no directory", f.path))?;
-        if !mounted.contains(&dir) {
+        if private(dir) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        } else if !mounted.contains(&dir) {
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755,size=4m"))
