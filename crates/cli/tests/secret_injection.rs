@@ -324,8 +324,16 @@ fn secret_volumes_at_paths_the_host_lacks_leave_the_host_untouched() {
     if !sandbox_available() {
         return;
     }
-    let p = Platform::start();
-    let work = tempfile::tempdir().unwrap();
+    // In a sandbox, and without one (where the instance still gets a mount namespace for its file secrets).
+    for sandboxed in [true, false] {
+        secret_volumes_leave_the_host_untouched(sandboxed);
+    }
+}
+
+fn secret_volumes_leave_the_host_untouched(sandboxed: bool) {
+    let p = if sandboxed { Platform::start() } else { Platform::start_with(&["--no-sandbox"]) };
+    // Not under /tmp: without a sandbox the instance's /tmp is the host's, which a secret volume there replaces.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let src = work.path().join("app");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("main.py"), MOUNTS_APP).unwrap();
@@ -339,7 +347,7 @@ fn secret_volumes_at_paths_the_host_lacks_leave_the_host_untouched() {
     ]);
     // Directories the host does not have: at the top (the instance's root is rebuilt), under an existing directory
     // (`/etc` is rebuilt), and under the instance's private /tmp (written there, the rest of /tmp kept).
-    let unique = format!("gatehouse-test-{}", std::process::id());
+    let unique = format!("gatehouse-test-{}-{sandboxed}", std::process::id());
     let top = format!("/{unique}/deep/token");
     let under_etc = format!("/etc/{unique}/token");
     let under_tmp = format!("/tmp/{unique}-token");
@@ -358,14 +366,15 @@ fn secret_volumes_at_paths_the_host_lacks_leave_the_host_untouched() {
     let url = p.ok(&["run", "services", "describe", "mounts", "--region=us-central1", "--format=value(status.url)"]);
     let seen = get_json(url.trim());
     for path in [&top, &under_etc, &under_tmp] {
-        assert_eq!(seen[path.as_str()], PASSWORD, "{path}: {seen}");
+        assert_eq!(seen[path.as_str()], PASSWORD, "sandboxed: {sandboxed}: {path}: {seen}");
     }
     let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|e| format!("error: {e}"));
     assert_eq!(seen["/etc/hostname"], hostname, "the rest of /etc is the host's: {seen}");
     assert_eq!(seen["write /"], "error: Read-only file system", "{seen}");
-    // The secret under /tmp joins what is there (the CLI's config), rather than hiding it.
+    // In a sandbox the secret under /tmp joins what is there (the CLI's config), rather than hiding it.
     let tmp: Vec<&str> = seen["/tmp"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(tmp.contains(&".gatehouse") && tmp.contains(&format!("{unique}-token").as_str()), "{seen}");
+    assert!(tmp.contains(&format!("{unique}-token").as_str()), "{seen}");
+    assert_eq!(tmp.contains(&".gatehouse"), sandboxed, "{seen}");
     // Nothing was made on the host.
     for made in [format!("/{unique}"), format!("/etc/{unique}"), under_tmp.clone()] {
         assert!(!Path::new(&made).exists(), "`{made}` was created on the host");

@@ -2,9 +2,10 @@
 //! the runtime starts in the instance's place (same process group and environment). It reads its [`InitPayload`]
 //! — one JSON line — from stdin.
 //!
-//! **Without a sandbox** (no root): when there are file secrets it enters a mount namespace of its own, mounts a
-//! small tmpfs on each mount directory and writes each file there; then it `exec`s PROGRAM with the secret env vars
-//! added. The daemon closes stdin after the payload.
+//! **Without a sandbox**: when there are file secrets it enters a mount namespace of its own (which needs root),
+//! makes the mount directories the host lacks without writing to the host (`make_mount_points`), mounts a small
+//! tmpfs on each and writes each file there; then it `exec`s PROGRAM with the secret env vars added. The daemon
+//! closes stdin after the payload.
 //!
 //! **In a sandbox** (see `crate::sandbox`), two stages:
 //! 1. `instance-init` (already inside the instance's network namespace) joins the instance's cgroups, unshares the
@@ -59,7 +60,9 @@ pub fn instance_init(argv: &[OsString]) -> Result<u8, String> {
                 enter_private_mounts().map_err(|e| {
                     format!("file secrets need a mount namespace of the instance's own, which needs root: {e}")
                 })?;
+                let mount_points = make_mount_points(&secret_dirs(&payload, |_| true))?;
                 mount_files(&payload, None, |_| false)?;
+                mount_points.finish()?;
             }
             let mut command = workload(argv, &payload)?;
             Err(format!("cannot run `{}`: {}", program_name(argv), command.exec()))
@@ -201,11 +204,7 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
 
     remount_all_read_only()?;
     // Mount points for secret volumes that the image (the host) lacks, made without writing to the host.
-    let mut secret_dirs: Vec<&Path> =
-        payload.files.iter().filter_map(|f| Path::new(&f.path).parent()).filter(|d| !in_private_dir(d)).collect();
-    secret_dirs.sort();
-    secret_dirs.dedup();
-    let mount_points = make_mount_points(&secret_dirs)?;
+    let mount_points = make_mount_points(&secret_dirs(payload, |d| !in_private_dir(d)))?;
     // The world-writable directories a container image has, private and in memory (charged to the instance's
     // memory cgroup, as Cloud Run counts its in-memory filesystem against the memory limit).
     for dir in PRIVATE_DIRS.map(Path::new).into_iter().filter(|d| *d == Path::new("/tmp") || d.is_dir()) {
@@ -468,6 +467,15 @@ impl Carry {
     }
 }
 
+/// The directories of the file secrets, each once, that `keep` keeps.
+fn secret_dirs(payload: &InitPayload, keep: fn(&Path) -> bool) -> Vec<&Path> {
+    let mut dirs: Vec<&Path> =
+        payload.files.iter().filter_map(|f| Path::new(&f.path).parent()).filter(|d| keep(d)).collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// Whether `path` lies in one of the instance's private in-memory directories ([`PRIVATE_DIRS`]), or is one.
 fn in_private_dir(path: &Path) -> bool {
     PRIVATE_DIRS.iter().any(|d| path.starts_with(d))
@@ -540,6 +548,12 @@ fn shadow(dir: &Path) -> Result<(), String> {
     }
     let root = dir == Path::new("/");
     let base = if root { Path::new("/tmp") } else { dir };
+    // For `/`, the host's `/tmp` itself, before the tmpfs that becomes the root covers it.
+    let tmp = match root {
+        true => Some(std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_PATH).open(base)),
+        false => None,
+    };
+    let tmp = tmp.transpose().map_err(|e| fail("open", base, e))?;
     let options = format!("mode={:o},uid={},gid={}", meta.mode() & 0o7777, meta.uid(), meta.gid());
     tmpfs(base, &options)?;
     for (name, kind, link) in entries {
@@ -550,11 +564,10 @@ fn shadow(dir: &Path) -> Result<(), String> {
         }
         let made = if kind.is_dir() { std::fs::create_dir(&at) } else { std::fs::write(&at, b"") };
         made.map_err(|e| fail("create", &at, e))?;
-        // `/tmp` is the one being built: the instance gets its own (`PRIVATE_DIRS`), mounted on this empty one.
-        if root && name == "tmp" {
-            continue;
-        }
-        let from = Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name);
+        let from = match &tmp {
+            Some(tmp) if name == "tmp" => Path::new("/proc/self/fd").join(tmp.as_raw_fd().to_string()),
+            _ => Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name),
+        };
         mount(Some(&from), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
             .map_err(|e| fail("bind", &at, e.into()))?;
     }
@@ -563,9 +576,11 @@ fn shadow(dir: &Path) -> Result<(), String> {
         // through its /proc/PID/root); the old one waits at `OLD_ROOT` for `MountPoints::finish`.
         let old = base.join(OLD_ROOT.trim_start_matches('/'));
         std::fs::create_dir(&old).map_err(|e| fail("create", &old, e))?;
+        // The working directory, the same path in the new root (the app starts there, without a sandbox).
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         std::env::set_current_dir(base).map_err(|e| fail("enter", base, e))?;
         nix::unistd::pivot_root(".", &old).map_err(|e| fail("make the new root of", base, e.into()))?;
-        std::env::set_current_dir("/").map_err(|e| fail("enter", dir, e))?;
+        std::env::set_current_dir(&cwd).map_err(|e| fail("enter", &cwd, e))?;
     }
     Ok(())
 }
