@@ -25,6 +25,8 @@ pub enum StoreError {
     Corrupt { kind: String, name: String, source: serde_json::Error },
     #[error("could not encode document: {0}")]
     Encode(serde_json::Error),
+    #[error("cannot make the database `{path}` private to its owner: {source}")]
+    Permissions { path: String, source: std::io::Error },
 }
 
 const SCHEMA: &str = r#"
@@ -74,12 +76,29 @@ pub struct Store {
     next_reader: AtomicUsize,
 }
 
+/// `path` with `suffix` added to its file name (`state.db` → `state.db-wal`).
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// Read connections of a file-backed store: enough for the blocking pool's concurrent readers on a small machine.
 const READERS: usize = 4;
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, readable by its owner only (SQLite gives the `-wal` and
+    /// `-shm` files the database's mode).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let private = |e| StoreError::Permissions { path: path.display().to_string(), source: e };
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(private)?;
+        // Also those of an older home, made before this rule.
+        for file in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(private)?;
+            }
+        }
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -331,6 +350,25 @@ fn decode<T: DeserializeOwned>(kind: &str, name: &str, body: &str) -> Result<T, 
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn the_database_and_its_journal_are_private_to_the_owner_even_in_an_older_home() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        {
+            let store = Store::open(&path).unwrap();
+            store.write(|tx| tx.put("policy", "projects/a", &json!({"etag": "x"}))).unwrap();
+            for file in [path.clone(), sibling(&path, "-wal"), sibling(&path, "-shm")] {
+                assert_eq!(mode(&file), 0o600, "{}", file.display());
+            }
+        }
+        // A home from before: world-readable files are made private again at the next open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = Store::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
 
     #[test]
     fn documents_persist_across_reopen() {
