@@ -1,5 +1,6 @@
-//! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)`, `table(KEY[:label=L],…)`, `csv(KEY,…)`
-//! (a key may end in gcloud's `.basename()` transform), and the projections `json(KEY,…)`, `yaml(KEY,…)` (only those
+//! Output formats, as gcloud's `--format`: `json`, `yaml`, `value(KEY,…)` (also by its older name `get`),
+//! `table(KEY[:label=L],…)`, `csv(KEY,…)` (a key may end in gcloud's `.basename()` or `.decode(base64)` transform;
+//! any other transform is an error), and the projections `json(KEY,…)`, `yaml(KEY,…)` (only those
 //! keys, at their paths),
 //! with `--flatten=a[].b` and `--filter=EXPR` applied first.
 
@@ -18,13 +19,13 @@ pub enum Default {
 pub fn print(value: &Value, global: &Global, default: Default) -> Result<()> {
     let out = render(value, global, default)?;
     if !out.is_empty() {
-        println!("{}", out.trim_end_matches('\n'));
+        outln!("{}", out.trim_end_matches('\n'));
     }
     Ok(())
 }
 
-pub fn render(value: &Value, global: &Global, default: Default) -> Result<String> {
-    let is_list = value.is_array();
+/// The records of `value` (a record, or a list of records) that `--flatten` makes and `--filter` keeps.
+pub fn select(value: &Value, global: &Global) -> Result<Vec<Value>> {
     let mut records: Vec<Value> = match value {
         Value::Array(items) => items.clone(),
         Value::Null => Vec::new(),
@@ -38,6 +39,12 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
         let filter = audit::Filter::parse(expr).map_err(|e| anyhow!("invalid --filter: {e}"))?;
         records.retain(|r| filter.matches(r));
     }
+    Ok(records)
+}
+
+pub fn render(value: &Value, global: &Global, default: Default) -> Result<String> {
+    let is_list = value.is_array();
+    let mut records = select(value, global)?;
     let flattened = is_list || global.flatten.is_some() || global.filter.is_some();
     let spec = match (&global.format, default) {
         (Some(f), _) => f.trim().to_owned(),
@@ -58,14 +65,15 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
             .map(|r| serde_yaml::to_string(r).map_err(|e| anyhow!("cannot render YAML: {e}")))
             .collect::<Result<Vec<_>>>()?
             .join("---\n"),
-        "value" | "csv" | "table" | "list" => {
+        // `get` is gcloud's older name for `value` (Google's docs still use `get(payload.data)`).
+        "value" | "get" | "csv" | "table" | "list" => {
             if keys.is_empty() && name != "list" {
                 bail!("`--format={name}(...)` needs at least one field, e.g. `--format='{name}(name)'`");
             }
             let rows: Vec<Vec<String>> =
                 records.iter().map(|r| keys.iter().map(|k| cell(&values(r, k))).collect()).collect();
             match name.as_str() {
-                "value" => rows.iter().map(|r| r.join("\t") + "\n").collect(),
+                "value" | "get" => rows.iter().map(|r| r.join("\t") + "\n").collect(),
                 "csv" => {
                     let head = keys.iter().map(|k| k.label.clone()).collect::<Vec<_>>().join(",");
                     std::iter::once(head + "\n").chain(rows.iter().map(|r| r.join(",") + "\n")).collect()
@@ -81,8 +89,47 @@ pub fn render(value: &Value, global: &Global, default: Default) -> Result<String
 struct Key {
     path: Vec<String>,
     label: String,
-    /// gcloud's `.basename()` transform: the last `/` segment of each value.
-    basename: bool,
+    transform: Transform,
+}
+
+/// A gcloud transform at the end of a key: `name.basename()`, `payload.data.decode(base64)`.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Transform {
+    None,
+    /// The last `/` segment of each value.
+    Basename,
+    /// Each value decoded from base64 (standard or URL-safe alphabet), as text.
+    DecodeBase64,
+}
+
+impl Transform {
+    /// Splits a transform off the end of `path`; an unknown one is an error (gcloud's, not an empty column).
+    fn split(path: &str) -> Result<(&str, Transform)> {
+        let Some(open) = path.strip_suffix(')').and_then(|p| p.rfind('(')) else { return Ok((path, Transform::None)) };
+        let start = path[..open].rfind('.').map_or(0, |i| i + 1);
+        let (name, arg) = (&path[start..open], path[open + 1..path.len() - 1].trim().trim_matches(['"', '\'']));
+        let transform = match (name, arg) {
+            ("basename", "") => Transform::Basename,
+            ("decode", "base64") => Transform::DecodeBase64,
+            _ => bail!("unknown transform `{name}({arg})`; use `basename()` or `decode(base64)`"),
+        };
+        Ok((path[..start].trim_end_matches('.'), transform))
+    }
+
+    fn apply(self, v: &mut Value) {
+        use base64::Engine as _;
+        let Value::String(s) = v else { return };
+        match self {
+            Transform::None => {}
+            Transform::Basename => *s = s.rsplit('/').next().unwrap_or_default().to_owned(),
+            Transform::DecodeBase64 => {
+                let engines = [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE];
+                if let Some(bytes) = engines.iter().find_map(|e| e.decode(s.trim()).ok()) {
+                    *s = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
+        }
+    }
 }
 
 fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
@@ -104,19 +151,20 @@ fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
         .filter(|k| !k.trim().is_empty())
         .map(|k| {
             let k = k.trim();
-            let (path, attrs) = k.split_once(':').unwrap_or((k, ""));
-            let (path, basename) = match path.trim().strip_suffix(".basename()") {
-                Some(p) => (p, true),
-                None => (path, false),
+            let (path, attrs) = match k.rfind(')') {
+                // A transform's argument may hold `:`; attributes follow it.
+                Some(close) => k[close..].split_once(':').map_or((k, ""), |(_, a)| (&k[..close + 1], a)),
+                None => k.split_once(':').unwrap_or((k, "")),
             };
+            let (path, transform) = Transform::split(path.trim())?;
             let label = attrs
                 .split(':')
                 .find_map(|a| a.strip_prefix("label="))
                 .map(|l| l.trim_matches(|c| c == '"' || c == '\'').to_owned())
                 .unwrap_or_else(|| default_label(path));
-            Key { path: split_key(path.trim()), label, basename }
+            Ok(Key { path: split_key(path.trim()), label, transform })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok((name.trim().to_lowercase(), keys))
 }
 
@@ -257,13 +305,7 @@ fn merge(into: &mut Value, from: Value) {
 /// The values of one key in a record, transformed as the key says.
 fn values(record: &Value, key: &Key) -> Vec<Value> {
     let mut found = resolve(record, &key.path);
-    if key.basename {
-        for v in &mut found {
-            if let Value::String(s) = v {
-                *s = s.rsplit('/').next().unwrap_or_default().to_owned();
-            }
-        }
-    }
+    found.iter_mut().for_each(|v| key.transform.apply(v));
     found
 }
 
@@ -380,6 +422,23 @@ mod tests {
         let v = serde_json::json!({"name": "projects/123/secrets/sig/versions/2"});
         assert_eq!(render(&v, &global("value(name.basename())"), Default::Yaml).unwrap(), "2\n");
         assert_eq!(render(&v, &global("csv(name.basename())"), Default::Yaml).unwrap(), "NAME\n2\n");
+        assert_eq!(render(&v, &global("table(name.basename():label=V)"), Default::Yaml).unwrap(), "V\n2\n");
+    }
+
+    #[test]
+    fn decode_transform_and_get_as_google_s_secret_docs_use_them() {
+        // `secrets versions access` prints `payload.data` in base64 (standard, or URL-safe from gcloud).
+        let v = json!({"payload": {"data": "czNjcjN0Pz8+"}});
+        let decoded = render(&v, &global("value(payload.data.decode(base64))"), Default::Yaml).unwrap();
+        assert_eq!(decoded, "s3cr3t??>\n");
+        let url_safe = json!({"payload": {"data": "czNjcjN0Pz8-"}});
+        let decoded = render(&url_safe, &global("value(payload.data.decode(\"base64\"))"), Default::Yaml).unwrap();
+        assert_eq!(decoded, "s3cr3t??>\n");
+        assert_eq!(render(&v, &global("get(payload.data)"), Default::Yaml).unwrap(), "czNjcjN0Pz8+\n");
+        let err = render(&v, &global("value(payload.data.decode(hex))"), Default::Yaml).unwrap_err();
+        assert_eq!(err.to_string(), "unknown transform `decode(hex)`; use `basename()` or `decode(base64)`");
+        let err = render(&v, &global("value(payload.data.upper())"), Default::Yaml).unwrap_err();
+        assert!(err.to_string().starts_with("unknown transform `upper()`"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,27 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` for a command's output: a reader that has gone (`gatehouse … | head -1`) ends the command quietly, as
+/// gcloud does, instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            crate::stdout_failed(&e);
+        }
+    }};
+}
+
+/// `print!` for a command's output (see [`outln`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            crate::stdout_failed(&e);
+        }
+    }};
+}
+
 mod args;
 mod client;
 mod commands;
@@ -57,6 +78,16 @@ fn main() -> ExitCode {
             ExitCode::from(FAILURE)
         }
     }
+}
+
+/// Writing the command's output failed: when the reader is gone, the command is over (exit 0, as `yes | head`'s writer
+/// ends unseen); any other failure is reported.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("ERROR: cannot write the output: {e}");
+    std::process::exit(i32::from(FAILURE));
 }
 
 /// `gcloud` when invoked through a link of that name, else `gatehouse`, as error prefixes show.

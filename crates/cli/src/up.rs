@@ -288,7 +288,7 @@ pub fn run(g: &Global, args: UpArgs) -> Result<()> {
         if home.daemon().is_ok_and(|d| d.pid == std::process::id()) {
             let _ = std::fs::remove_file(home.path("daemon.json"));
         }
-        println!("Gatehouse stopped.");
+        outln!("Gatehouse stopped.");
         Ok(())
     });
     drop(workers);

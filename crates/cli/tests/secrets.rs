@@ -146,6 +146,31 @@ fn versions_round_trip_exact_bytes_and_other_commands_never_print_them() {
     }
     let listed = p.ok(&["secrets", "list", "--format=value(name)"]);
     assert!(listed.contains("/secrets/blob") && listed.contains("/secrets/db-pass"), "{listed}");
+    // --filter reads the resource, whatever the table shows; --limit counts what the filter kept (as gcloud).
+    let table = p.ok(&["secrets", "list", "--filter=labels.env=dev"]);
+    assert!(table.starts_with("NAME") && table.contains("db-pass") && !table.contains("blob"), "{table}");
+    let first = p.ok(&["secrets", "list", "--filter=labels.env=dev", "--limit=1", "--format=value(name)"]);
+    assert!(first.trim().ends_with("/secrets/db-pass"), "{first}");
+    // Google's documented idioms for the payload: `get(payload.data)` (base64), and `decode(base64)`.
+    let encoded = p.ok(&["secrets", "versions", "access", "1", "--secret=db-pass", "--format=get(payload.data)"]);
+    assert_eq!(B64.decode(encoded.trim()).unwrap(), b"first-Payload-\xe2\x9c\x93");
+    let decoded = p.ok(&[
+        "secrets",
+        "versions",
+        "access",
+        "1",
+        "--secret=db-pass",
+        "--format=value(payload.data.decode(base64))",
+    ]);
+    assert_eq!(decoded, "first-Payload-\u{2713}\n");
+    // A reader that has gone (`| head -1`) ends the command quietly, as gcloud, not with a panic.
+    for args in [&["secrets", "list", "--format=json"][..], &["secrets", "versions", "access", "1", "--secret=blob"]] {
+        let mut child = p.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?} {stderr}", out.status);
+    }
 }
 
 #[test]

@@ -51,11 +51,11 @@ pub fn run(g: &Global, cmd: AdvisorCmd) -> Result<u8> {
         },
     };
     match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
-        "sarif" => println!("{}", serde_json::to_string_pretty(&report.to_sarif())?),
+        "json" => outln!("{}", serde_json::to_string_pretty(&report.to_json())?),
+        "sarif" => outln!("{}", serde_json::to_string_pretty(&report.to_sarif())?),
         _ => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            print!("{}", report.to_text(color));
+            out!("{}", report.to_text(color));
         }
     }
     Ok(report.exit_code(fail_on))

@@ -49,12 +49,12 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
             } else if accounts.is_empty() {
                 eprintln!("No credentialed accounts.\n\nTo login, run:\n  $ gatehouse auth login EMAIL");
             } else {
-                println!("Credentialed Accounts\nACTIVE  ACCOUNT");
+                outln!("Credentialed Accounts\nACTIVE  ACCOUNT");
                 for a in home.credentials().keys() {
-                    println!("{:<8}{a}", if *a == active { "*" } else { "" });
+                    outln!("{:<8}{a}", if *a == active { "*" } else { "" });
                 }
                 if !active.is_empty() {
-                    println!("\nTo set the active account, run:\n    $ gatehouse config set account `ACCOUNT`");
+                    outln!("\nTo set the active account, run:\n    $ gatehouse config set account `ACCOUNT`");
                 }
             }
             Ok(0)
@@ -110,13 +110,13 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
                 // so a developer can call a private service as themselves.
                 None => client.refresh_user(audiences.as_deref())?["id_token"].as_str().map(str::to_owned),
             };
-            println!("{}", token.ok_or_else(|| anyhow!("the platform returned no ID token"))?);
+            outln!("{}", token.ok_or_else(|| anyhow!("the platform returned no ID token"))?);
             Ok(0)
         }
         AuthCmd::PrintAccessToken { account } => {
             let g = Global { account: account.or_else(|| g.account.clone()), ..g.clone() };
             let client = Client::new(&g)?;
-            println!("{}", client.access_token(false)?);
+            outln!("{}", client.access_token(false)?);
             Ok(0)
         }
     }

@@ -368,7 +368,7 @@ fn instances(client: &Client, g: &Global, cmd: InstancesCmd) -> Result<u8> {
             if g.format.is_some() {
                 format::print(&out, g, Default::Yaml)?;
             } else {
-                print!("{}", out["contents"].as_str().unwrap_or_default());
+                out!("{}", out["contents"].as_str().unwrap_or_default());
             }
         }
         InstancesCmd::Delete { names, zone: z, quiet: _ } => {

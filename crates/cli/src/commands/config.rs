@@ -46,7 +46,7 @@ pub fn run(g: &Global, cmd: ConfigCmd) -> Result<u8> {
                 }
             });
             match value {
-                Some(v) => println!("{v}"),
+                Some(v) => outln!("{v}"),
                 None => eprintln!("(unset)"),
             }
         }

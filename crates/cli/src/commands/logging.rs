@@ -50,7 +50,7 @@ pub fn run(g: &Global, cmd: LoggingCmd) -> Result<u8> {
         LoggingCmd::Verify => {
             let v = client.post("/gatehouse/v1/auditChain:verify", &json!({}))?;
             if v["verified"] == json!(true) {
-                println!(
+                outln!(
                     "Audit log verified: {} entries; chain head {}",
                     v["entries"],
                     v["head"].as_str().unwrap_or_default()

@@ -518,7 +518,7 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
                 format::print(&entries, g, Default::Yaml)?;
             } else {
                 for e in entries.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "{}  {}  {}",
                         e["time"].as_str().unwrap_or_default(),
                         e["revision"].as_str().unwrap_or_default(),

@@ -107,10 +107,12 @@ fn labels_map(spec: &str, flag: &str) -> Result<BTreeMap<String, String>> {
 
 /// Keeps `--format` output the API's resource; the default table shows short names as gcloud's does.
 fn print_list(items: Value, g: &Global, columns: &[(&str, &str)], limit: Option<usize>) -> Result<()> {
-    let mut items = items.as_array().cloned().unwrap_or_default();
+    // As gcloud: --flatten and --filter apply to the resources, then --limit, then the table picks its columns.
+    let mut items = format::select(&Value::Array(items.as_array().cloned().unwrap_or_default()), g)?;
     if let Some(n) = limit {
         items.truncate(n);
     }
+    let g = &Global { filter: None, flatten: None, ..g.clone() };
     if g.format.is_some() {
         return format::print(&Value::Array(items), g, Default::Yaml);
     }
@@ -282,8 +284,9 @@ fn versions(client: &Client, g: &Global, cmd: SecretVersionsCmd) -> Result<u8> {
                     .with_context(|| format!("cannot write --out-file `{}`", file.display()))?;
             } else {
                 let mut out = std::io::stdout().lock();
-                out.write_all(&data)?;
-                out.flush()?;
+                if let Err(e) = out.write_all(&data).and_then(|()| out.flush()) {
+                    crate::stdout_failed(&e);
+                }
             }
         }
         SecretVersionsCmd::List { secret, limit, at } => {

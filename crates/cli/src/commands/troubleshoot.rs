@@ -21,8 +21,8 @@ pub fn run(g: &Global, cmd: TroubleshootCmd) -> Result<u8> {
     let text = v.as_object_mut().and_then(|o| o.remove("text"));
     match (&g.format, text) {
         (None, Some(text)) => {
-            println!("{}", v["access"].as_str().unwrap_or("UNKNOWN"));
-            println!("{}", text.as_str().unwrap_or_default().trim_end());
+            outln!("{}", v["access"].as_str().unwrap_or("UNKNOWN"));
+            outln!("{}", text.as_str().unwrap_or_default().trim_end());
         }
         _ => format::print(&v, g, Default::Yaml)?,
     }
@@ -100,8 +100,8 @@ fn invoke(
         format::print(&v, g, Default::Yaml)?;
         return Ok(0);
     }
-    println!("service  {resource}");
-    println!(
+    outln!("service  {resource}");
+    outln!(
         "caller   {} from {}",
         member.as_deref().unwrap_or("allUsers (no token)"),
         serde_json::to_value(source)?.as_str().unwrap_or_default()
@@ -113,11 +113,11 @@ fn invoke(
             Outcome::NotChecked => "-",
         };
         let mut lines = v.detail.lines();
-        println!("{:<15} {outcome:<5} {}", v.control, lines.next().unwrap_or_default());
+        outln!("{:<15} {outcome:<5} {}", v.control, lines.next().unwrap_or_default());
         for l in lines {
-            println!("{:<21} {l}", "");
+            outln!("{:<21} {l}", "");
         }
     }
-    println!("status   {} ({}); this host's gateway answers {}", walk.status, walk.reason, walk.gateway_status);
+    outln!("status   {} ({}); this host's gateway answers {}", walk.status, walk.reason, walk.gateway_status);
     Ok(0)
 }
