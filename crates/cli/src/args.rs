@@ -146,7 +146,7 @@ impl RunCmd {
 }
 
 /// The flags of `run deploy` and `run services update`, as gcloud's.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, PartialEq)]
 pub struct DeployArgs {
     /// Service name.
     pub service: String,

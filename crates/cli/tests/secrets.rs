@@ -357,6 +357,8 @@ fn cli_refuses_bad_input_before_writing_anything() {
     assert!(e.contains("at most 65536 bytes"), "{e}");
     let e = p.fail(&["secrets", "versions", "access", "1"]);
     assert!(e.contains("--secret"), "{e}");
+    let e = p.fail(&["secrets", "versions", "access", "latest", "--secret="]);
+    assert!(e.contains("which secret? add --secret=SECRET") && !e.contains("/v1/"), "{e}");
     assert_eq!(p.ok(&["secrets", "list", "--format=value(name)"]).trim(), "", "nothing was created");
 }
 

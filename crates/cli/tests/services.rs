@@ -360,6 +360,13 @@ fn export_then_replace_round_trips_and_describe_shows_plain_env() {
     assert!(env.as_array().unwrap().iter().any(|e| e["name"] == "MODE" && e["value"] == "x"), "{env}");
     let e = p.fail(&["run", "services", "update", "svc", "--region=us-central1", "--update-env-vars=HOSTS=a,b"]);
     assert!(e.contains("invalid `--update-env-vars` item `b`") && e.contains("^DELIM^"), "{e}");
+    // An update that changes nothing is refused, as gcloud does, instead of rolling a new revision.
+    let e = p.fail(&["run", "services", "update", "svc", "--region=us-central1"]);
+    assert!(e.contains("No configuration change requested"), "{e}");
+    assert_eq!(
+        p.json(&["run", "revisions", "list", "--service=svc", "--region=us-central1"]).as_array().unwrap().len(),
+        3
+    );
 }
 
 #[test]

@@ -367,6 +367,13 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
 }
 
 fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> Result<u8> {
+    let unchanged = DeployArgs { service: args.service.clone(), region: args.region.clone(), ..DeployArgs::default() };
+    if update_only && args == unchanged {
+        bail!(
+            "No configuration change requested. Did you mean to include the flags `--update-env-vars`, `--image`, \
+             `--concurrency`, etc.?"
+        );
+    }
     let region = region(client, &args.region);
     let path = service_path(client, g, &region, &args.service);
     let existing = fetch(client, &path)?;
@@ -376,6 +383,7 @@ fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> R
             args.service
         );
     }
+
     let creating = existing.is_none();
     let mut service = existing.unwrap_or_else(|| json!({}));
     apply(&mut service, &args, creating)?;

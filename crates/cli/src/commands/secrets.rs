@@ -48,7 +48,7 @@ fn version_path(client: &Client, g: &Global, v: &VersionArg) -> Result<(String, 
             .ok_or_else(|| anyhow!("`{}` is not a version name; use projects/P/secrets/S/versions/V", v.version))?;
         return Ok((format!("/v1/{}", v.version), basename(secret).to_owned(), version.to_owned()));
     }
-    let secret = v.secret.as_deref().ok_or_else(|| {
+    let secret = v.secret.as_deref().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         anyhow!("which secret? add --secret=SECRET, or give the version as projects/P/secrets/S/versions/V")
     })?;
     let path = format!("{}/versions/{}", secret_path(client, g, &v.at, secret), seg(&v.version));
