@@ -39,8 +39,9 @@ pub const SECRET_ACCESS_AUDIT_DISABLED: &str = "secret-access-audit-disabled";
 pub const EGRESS_BYPASSES_INTERNAL_INGRESS: &str = "egress-bypasses-internal-ingress";
 pub const UNUSED_PERMISSION: &str = "unused-permission";
 pub const SANDBOX_DISABLED: &str = "sandbox-disabled";
+pub const PUBLIC_SECRET: &str = "public-secret";
 
-pub const RULES: [RuleInfo; 15] = [
+pub const RULES: [RuleInfo; 16] = [
     rule(DEFAULT_SERVICE_ACCOUNT, Severity::High, "A service runs as the default compute service account",
         "The default compute service account is shared by everything in the project and often holds roles/editor. Give each service its own account with only the roles it needs."),
     rule(PRIMITIVE_ROLE_BINDING, Severity::Critical, "A basic role (owner, editor, viewer) is granted at project level",
@@ -71,7 +72,12 @@ pub const RULES: [RuleInfo; 15] = [
         "Live only: roles whose permissions were not used in the observed window, with the smallest set of predefined roles on the resources that were used."),
     rule(SANDBOX_DISABLED, Severity::High, "Network controls are not enforced on this host",
         "Live only: the platform runs without its network sandbox, so ingress and egress settings are not enforced."),
+    rule(PUBLIC_SECRET, Severity::Critical, "A secret's payload is readable by anyone",
+        "allUsers or allAuthenticatedUsers hold a role that reads secret payloads (secretmanager.versions.access) on the secret or on the project: anyone, or anyone with a Google account, can read it. Remove the binding and grant roles/secretmanager.secretAccessor on the secret to the service accounts that need it."),
 ];
+
+/// The permission that reads a secret's payload.
+const ACCESS_SECRET: &str = "secretmanager.versions.access";
 
 /// The roles that hold `run.routes.invoke` (checked through the catalogue; unknown roles are not assumed to).
 const INVOKE: &str = "run.routes.invoke";
@@ -96,6 +102,7 @@ pub fn scan(input: &Input) -> Report {
     cx.egress_bypasses_internal_ingress();
     cx.unused_permission();
     cx.sandbox_disabled();
+    cx.public_secrets();
     let order = |id: &str| RULES.iter().position(|r| r.id == id).unwrap_or(usize::MAX);
     cx.findings.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then(order(a.rule).cmp(&order(b.rule))).then(a.resource.cmp(&b.resource))
@@ -631,6 +638,53 @@ impl<'a> Cx<'a> {
                     ),
                 );
             }
+        }
+    }
+
+    fn public_secrets(&mut self) {
+        let Some(secrets) = &self.input.secret_policies else {
+            self.skip(PUBLIC_SECRET, "the secrets' IAM policies were not available (secrets/*.iam.json)");
+            return;
+        };
+        let public = |m: &&String| *m == "allUsers" || *m == "allAuthenticatedUsers";
+        let mut found = Vec::new();
+        for (secret, policy) in secrets {
+            for b in policy.bindings.iter().filter(|b| self.catalogue.role_has_permission(&b.role, ACCESS_SECRET)) {
+                for m in b.members.iter().filter(public) {
+                    found.push((
+                        self.input.secret_resource(secret),
+                        format!("anyone in `{m}` can read the payload of secret `{secret}` ({} on the secret)", b.role),
+                        format!("secret binding: {} → {m}", b.role),
+                        format!(
+                            "gcloud secrets remove-iam-policy-binding {secret} --member={m} --role={} --project={}",
+                            b.role,
+                            self.project()
+                        ),
+                    ));
+                }
+            }
+        }
+        // On the project it reaches every secret. Basic roles there are `primitive-role-binding`'s.
+        let project = self.input.project_policy.iter().flat_map(|p| &p.bindings);
+        for b in project.filter(|b| self.catalogue.role_has_permission(&b.role, ACCESS_SECRET)) {
+            if matches!(b.role.as_str(), "roles/owner" | "roles/editor" | "roles/viewer") {
+                continue;
+            }
+            for m in b.members.iter().filter(public) {
+                found.push((
+                    self.input.project_resource(),
+                    format!(
+                        "anyone in `{m}` can read the payload of every secret of project {} ({} on the project)",
+                        self.project(),
+                        b.role
+                    ),
+                    format!("project binding: {} → {m}", b.role),
+                    self.remove_project_binding(m, &b.role),
+                ));
+            }
+        }
+        for (resource, message, evidence, fix) in found {
+            self.add(PUBLIC_SECRET, Severity::Critical, resource, message, vec![evidence], fix);
         }
     }
 

@@ -60,6 +60,7 @@ fn every_planted_mistake_is_found_with_its_rule_resource_and_severity() {
         ("unused-permission", "//iam.googleapis.com/projects/acme-prod/serviceAccounts/123456789012-compute@developer.gserviceaccount.com".to_owned(), Severity::Low),
         ("unused-permission", "//iam.googleapis.com/projects/acme-prod/serviceAccounts/api@acme-prod.iam.gserviceaccount.com".to_owned(), Severity::Low),
         ("sandbox-disabled", PROJECT.to_owned(), Severity::High),
+        ("public-secret", "//secretmanager.googleapis.com/projects/acme-prod/secrets/stripe-key".to_owned(), Severity::Critical),
     ]
     .into_iter()
     .collect();

@@ -512,8 +512,44 @@ fn rule_ids_are_the_fixed_ones() {
             "egress-bypasses-internal-ingress",
             "unused-permission",
             "sandbox-disabled",
+            "public-secret",
         ]
     );
+}
+
+#[test]
+fn a_secret_anyone_can_read_is_critical_on_the_secret_or_the_project() {
+    let mut i = input(vec![svc("web")]);
+    let secrets = i.secret_policies.as_mut().unwrap();
+    secrets.insert("api-key".into(), policy(&[("roles/secretmanager.secretAccessor", &["allUsers"])]));
+    // Near misses: a public role that cannot read payloads, and a reader that is not the public.
+    secrets.insert("listed".into(), policy(&[("roles/secretmanager.viewer", &["allAuthenticatedUsers"])]));
+    secrets.insert(
+        "db-pass".into(),
+        policy(&[("roles/secretmanager.secretAccessor", &[&*format!("serviceAccount:{SA}")])]),
+    );
+    let f = hits(&i, PUBLIC_SECRET);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].severity, f[0].resource.as_str()),
+        (Severity::Critical, "//secretmanager.googleapis.com/projects/p/secrets/api-key")
+    );
+    assert_eq!(f[0].evidence, ["secret binding: roles/secretmanager.secretAccessor → allUsers"]);
+    assert_eq!(
+        f[0].fix,
+        "gcloud secrets remove-iam-policy-binding api-key --member=allUsers --role=roles/secretmanager.secretAccessor --project=p"
+    );
+
+    let mut i = input(vec![svc("web")]);
+    grant(&mut i, "roles/secretmanager.secretAccessor", "allAuthenticatedUsers");
+    let f = hits(&i, PUBLIC_SECRET);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(f[0].message.contains("every secret of project p"), "{f:?}");
+    // A basic role for the public is `primitive-role-binding`'s, once.
+    let mut i = input(vec![svc("web")]);
+    grant(&mut i, "roles/owner", "allUsers");
+    assert!(hits(&i, PUBLIC_SECRET).is_empty());
+    assert_eq!(hits(&i, PRIMITIVE_ROLE_BINDING).len(), 1);
 }
 
 #[test]
