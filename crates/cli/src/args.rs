@@ -953,6 +953,10 @@ pub enum LoggingCmd {
         /// asc or desc.
         #[arg(long, default_value = "desc")]
         order: String,
+        /// Only entries not older than this (`30m`, `2h`, `1d`, `1w`), as gcloud: with --order=desc and a FILTER
+        /// that names no `timestamp`.
+        #[arg(long, default_value = "1d")]
+        freshness: String,
     },
     /// Check the audit log's hash chain; name the first entry that does not match.
     Verify,

@@ -57,7 +57,11 @@ fn main() -> ExitCode {
             };
         }
     }
-    let argv: Vec<String> = std::env::args().collect();
+    let mut argv: Vec<String> = std::env::args().collect();
+    // `gcloud beta run …` / `gcloud alpha …`, as Google's docs often write them: the same commands here.
+    if argv.get(1).is_some_and(|a| a == "beta" || a == "alpha") {
+        argv.remove(1);
+    }
     let program = program_name(&argv);
     if let Err(msg) = args::check_dashes(&argv[1..]) {
         eprintln!("ERROR: ({program}) {msg}");

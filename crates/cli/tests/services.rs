@@ -842,3 +842,22 @@ fn websockets_work_through_the_gateway_with_a_real_client_and_invocation_is_enfo
     assert_eq!(v["echoes"], json!(["echo: one", "echo: two"]), "{v}");
     assert_eq!(v["after_idle"], "closed", "{v}");
 }
+
+#[test]
+fn logging_and_beta_commands_from_google_s_docs_read_as_gcloud() {
+    let p = Platform::start();
+    // `gcloud beta run …`, as the docs often write it, is the same command.
+    p.ok(&["run", "deploy", "hello", HELLO, "--region=us-central1"]);
+    let listed = p.ok(&["run", "services", "list", "--region=us-central1"]);
+    assert!(listed.contains("hello"), "{listed}");
+    assert_eq!(p.ok(&["beta", "run", "services", "list", "--region=us-central1"]), listed);
+    // Cloud Run's logs are read elsewhere here: an empty answer says where, rather than nothing.
+    let docs = "resource.type=cloud_run_revision AND resource.labels.service_name=hello";
+    let r = p.run(&["logging", "read", docs, "--project=local-project", "--limit=10"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("gatehouse run services logs read SERVICE"), "{}", r.stderr);
+    // --freshness as gcloud: recent entries are read; a bad duration is refused with the forms that work.
+    assert!(!p.json(&["logging", "read", "--freshness=1h", "--limit=5"]).as_array().unwrap().is_empty());
+    let e = p.fail(&["logging", "read", "--freshness=soon"]);
+    assert!(e.contains("invalid --freshness `soon`") && e.contains("1d"), "{e}");
+}
