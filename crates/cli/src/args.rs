@@ -1033,6 +1033,67 @@ impl Command {
 const DASHES: [char; 6] = ['\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2212}'];
 
 /// Rejects flags typed with a Unicode dash (`—ingress`, pasted from a web page) and shows the ASCII spelling.
+/// A command line clap refused, told as gcloud tells it: `ERROR: (gatehouse.run.services.list) unrecognized
+/// arguments: --limt (did you mean '--limit'?)`, then where the flags are listed.
+pub fn usage_error(program: &str, args: &[String], e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory as _;
+    // The command path: the words that name subcommands, as far as they go.
+    let (mut at, mut path) = (Cli::command(), vec![program.to_owned()]);
+    for word in args.iter().take_while(|a| !a.starts_with('-')) {
+        let Some(sub) = at.find_subcommand(word).cloned() else { break };
+        path.push(sub.get_name().to_owned());
+        at = sub;
+    }
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let suggestion = context(ContextKind::SuggestedArg)
+        .into_iter()
+        .chain(context(ContextKind::SuggestedSubcommand))
+        .next()
+        .map(|s| format!(" (did you mean '{s}'?)"))
+        .unwrap_or_default();
+    let message = match e.kind() {
+        ErrorKind::UnknownArgument => {
+            format!("unrecognized arguments: {}{suggestion}", context(ContextKind::InvalidArg).join(" "))
+        }
+        ErrorKind::InvalidSubcommand => {
+            format!("Invalid choice: '{}'.{suggestion}", context(ContextKind::InvalidSubcommand).join(" "))
+        }
+        ErrorKind::MissingRequiredArgument => context(ContextKind::InvalidArg)
+            .iter()
+            .map(|a| a.split_whitespace().next().unwrap_or(a).trim_matches(['<', '>']))
+            .map(|a| format!("argument {a}: Must be specified."))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let commands: Vec<String> = at
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| {
+                    format!("      {:<26} {}", c.get_name(), c.get_about().map(|a| a.to_string()).unwrap_or_default())
+                })
+                .collect();
+            format!(
+                "Command name argument expected.\n\nAvailable commands for {}:\n\n{}",
+                path.join(" "),
+                commands.join("\n")
+            )
+        }
+        // clap's own words for the rest (a bad value, a missing subcommand), without its `error: ` and usage.
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_owned()
+        }
+    };
+    let command = path.join(" ");
+    format!("ERROR: ({}) {message}\nRun `{command} --help` for its commands and flags.", path.join("."))
+}
+
 pub fn check_dashes(args: &[String]) -> Result<(), String> {
     for arg in args {
         let trimmed = arg.trim_start_matches(|c| DASHES.contains(&c) || c == '-');

@@ -69,9 +69,14 @@ fn main() -> ExitCode {
     }
     let cli = match args::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", args::usage_error(program, &argv[1..], &e));
+            return ExitCode::from(2);
         }
     };
     let command_path = format!("{program}.{}", cli.command.path());

@@ -861,3 +861,27 @@ fn logging_and_beta_commands_from_google_s_docs_read_as_gcloud() {
     let e = p.fail(&["logging", "read", "--freshness=soon"]);
     assert!(e.contains("invalid --freshness `soon`") && e.contains("1d"), "{e}");
 }
+
+#[test]
+fn usage_errors_read_as_gcloud_s_and_exit_2() {
+    let p = Platform::start();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["run", "services", "list", "--limt=1"],
+            "ERROR: (gatehouse.run.services.list) unrecognized arguments: --limt",
+        ),
+        (&["run", "servces", "list"], "ERROR: (gatehouse.run) Invalid choice: 'servces'. (did you mean 'services'?)"),
+        (
+            &["secrets", "versions", "add", "s"],
+            "ERROR: (gatehouse.secrets.versions.add) argument --data-file: Must be specified.",
+        ),
+        (&["run", "deploy", "--image=x"], "ERROR: (gatehouse.run.deploy) argument SERVICE: Must be specified."),
+        (&["secrets"], "ERROR: (gatehouse.secrets) Command name argument expected."),
+    ];
+    for (args, want) in cases {
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with(want), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(" --help` for its commands and flags."), "{args:?}: {}", r.stderr);
+    }
+}
