@@ -39,6 +39,12 @@ pub struct Global {
     /// Keep only records matching this expression, e.g. `bindings.members:user@example.com`.
     #[arg(long, global = true)]
     pub filter: Option<String>,
+    /// List commands: print at most this many records (after --filter and --sort-by).
+    #[arg(long, global = true)]
+    pub limit: Option<usize>,
+    /// List commands: order records by these fields, e.g. `~metadata.creationTimestamp,name` (`~`: descending).
+    #[arg(long, global = true)]
+    pub sort_by: Option<String>,
     /// Act as this service account: API calls carry its access token, minted through the IAM Credentials API
     /// (needs `roles/iam.serviceAccountTokenCreator` on the account).
     #[arg(long, global = true)]
@@ -354,9 +360,6 @@ pub enum LogsCmd {
         /// Region of the service (default: the `run/region` property, else the platform's region).
         #[arg(long)]
         region: Option<String>,
-        /// Maximum number of log lines to print, newest last.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
     },
 }
 
@@ -410,9 +413,6 @@ pub enum SecretsCmd {
     },
     /// List the project's secrets (or a location's, with `--location`).
     List {
-        /// Maximum number of secrets to list.
-        #[arg(long)]
-        limit: Option<usize>,
         #[command(flatten)]
         at: SecretLocation,
     },
@@ -516,9 +516,6 @@ pub enum SecretVersionsCmd {
     /// List a secret's versions and their states.
     List {
         secret: String,
-        /// Maximum number of versions to list.
-        #[arg(long)]
-        limit: Option<usize>,
         #[command(flatten)]
         at: SecretLocation,
     },
@@ -947,9 +944,6 @@ pub enum LoggingCmd {
     /// Print audit log entries matching FILTER, newest first.
     Read {
         filter: Option<String>,
-        /// Maximum number of entries to print.
-        #[arg(long)]
-        limit: Option<usize>,
         /// asc or desc.
         #[arg(long, default_value = "desc")]
         order: String,

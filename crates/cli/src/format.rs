@@ -39,7 +39,58 @@ pub fn select(value: &Value, global: &Global) -> Result<Vec<Value>> {
         let filter = audit::Filter::parse(expr).map_err(|e| anyhow!("invalid --filter: {e}"))?;
         records.retain(|r| filter.matches(r));
     }
+    if let Some(spec) = &global.sort_by {
+        sort(&mut records, spec)?;
+    }
+    if let Some(n) = global.limit {
+        records.truncate(n);
+    }
     Ok(records)
+}
+
+/// gcloud's `--sort-by=KEY[,KEY…]`, each key ascending or, with a leading `~`, descending; records without the
+/// key come last. Stable: records that compare equal keep their order.
+fn sort(records: &mut [Value], spec: &str) -> Result<()> {
+    let keys: Vec<(Vec<String>, bool)> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| match k.strip_prefix('~') {
+            Some(k) => (split_key(k.trim()), true),
+            None => (split_key(k), false),
+        })
+        .collect();
+    if keys.is_empty() {
+        bail!("invalid --sort-by `{spec}`; give fields, e.g. `--sort-by=~metadata.creationTimestamp,name`");
+    }
+    let order = |a: &Value, b: &Value| -> std::cmp::Ordering {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Equal),
+            (Value::String(x), Value::String(y)) => x.cmp(y),
+            (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+            (Value::Null, Value::Null) => Equal,
+            (Value::Null, _) => Greater,
+            (_, Value::Null) => Less,
+            (x, y) => x.to_string().cmp(&y.to_string()),
+        }
+    };
+    records.sort_by(|a, b| {
+        keys.iter()
+            .map(|(path, descending)| {
+                let first = |r: &Value| resolve(r, path).into_iter().next().unwrap_or(Value::Null);
+                let (x, y) = (first(a), first(b));
+                match (descending, &x, &y) {
+                    // Missing values last, in either direction.
+                    (true, Value::Null, _) | (true, _, Value::Null) => order(&x, &y),
+                    (true, ..) => order(&y, &x),
+                    (false, ..) => order(&x, &y),
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    Ok(())
 }
 
 pub fn render(value: &Value, global: &Global, default: Default) -> Result<String> {
@@ -423,6 +474,28 @@ mod tests {
         assert_eq!(render(&v, &global("value(name.basename())"), Default::Yaml).unwrap(), "2\n");
         assert_eq!(render(&v, &global("csv(name.basename())"), Default::Yaml).unwrap(), "NAME\n2\n");
         assert_eq!(render(&v, &global("table(name.basename():label=V)"), Default::Yaml).unwrap(), "V\n2\n");
+    }
+
+    #[test]
+    fn sort_by_then_limit_as_gcloud_list_flags() {
+        let rows = json!([
+            {"name": "b", "n": 2, "t": "2026-01-02"},
+            {"name": "a", "n": 10},
+            {"name": "c", "n": 2, "t": "2026-01-01"},
+        ]);
+        let g = |sort: &str, limit: Option<usize>| Global {
+            format: Some("value(name)".into()),
+            sort_by: Some(sort.into()),
+            limit,
+            ..Global::default()
+        };
+        let out = |sort: &str, limit| render(&rows, &g(sort, limit), Default::Yaml).unwrap();
+        assert_eq!(out("name", None), "a\nb\nc\n");
+        assert_eq!(out("~name", Some(2)), "c\nb\n");
+        assert_eq!(out("n,~name", None), "c\nb\na\n", "numbers compare as numbers; ties by the next key");
+        assert_eq!(out("t", None), "c\nb\na\n", "records without the key come last");
+        assert_eq!(out("~t", None), "b\nc\na\n", "last descending too");
+        assert!(render(&rows, &g(" , ", None), Default::Yaml).unwrap_err().to_string().contains("invalid --sort-by"));
     }
 
     #[test]

@@ -851,6 +851,11 @@ fn logging_and_beta_commands_from_google_s_docs_read_as_gcloud() {
     let listed = p.ok(&["run", "services", "list", "--region=us-central1"]);
     assert!(listed.contains("hello"), "{listed}");
     assert_eq!(p.ok(&["beta", "run", "services", "list", "--region=us-central1"]), listed);
+    // gcloud's list flags.
+    p.ok(&["run", "deploy", "world", HELLO, "--region=us-central1"]);
+    let args = ["run", "services", "list", "--region=us-central1", "--format=value(metadata.name)"];
+    assert_eq!(p.ok(&[&args[..], &["--sort-by=~metadata.name", "--limit=1"]].concat()), "world\n");
+    assert_eq!(p.ok(&[&args[..], &["--sort-by=metadata.name"]].concat()), "hello\nworld\n");
     // Cloud Run's logs are read elsewhere here: an empty answer says where, rather than nothing.
     let docs = "resource.type=cloud_run_revision AND resource.labels.service_name=hello";
     let r = p.run(&["logging", "read", docs, "--project=local-project", "--limit=10"]);

@@ -9,7 +9,8 @@ use serde_json::json;
 pub fn run(g: &Global, cmd: LoggingCmd) -> Result<u8> {
     let client = Client::new(g)?;
     match cmd {
-        LoggingCmd::Read { filter, limit, order, freshness } => {
+        LoggingCmd::Read { filter, order, freshness } => {
+            let limit = g.limit;
             let order_by = match order.as_str() {
                 "desc" => "timestamp desc",
                 "asc" => "timestamp asc",

@@ -518,9 +518,10 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
             let url = v["uri"].as_str().ok_or_else(|| anyhow!("service [{service}] has no URL yet"))?.to_owned();
             return super::proxy::run(client, &service, &url, port);
         }
-        RunServicesCmd::Logs(LogsCmd::Read { service, region: r, limit }) => {
+        RunServicesCmd::Logs(LogsCmd::Read { service, region: r }) => {
             let path = service_path(client, g, &region(client, &r), &service);
-            let v = client.get(&format!("{path}:logs?limit={limit}"))?;
+            // The newest lines, printed oldest first.
+            let v = client.get(&format!("{path}:logs?limit={}", g.limit.unwrap_or(LOG_LINES)))?;
             let entries = v["entries"].clone();
             if g.format.is_some() {
                 format::print(&entries, g, Default::Yaml)?;
@@ -538,6 +539,9 @@ fn services(client: &Client, g: &Global, cmd: RunServicesCmd) -> Result<u8> {
     }
     Ok(0)
 }
+
+/// Log lines `run services logs read` prints without `--limit`.
+const LOG_LINES: usize = 100;
 
 /// gcloud's default table of `run revisions list`.
 const REVISIONS_TABLE: &str = "table(ready:label='',metadata.name:label=REVISION,active:label=ACTIVE,\

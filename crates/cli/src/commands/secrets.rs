@@ -106,13 +106,10 @@ fn labels_map(spec: &str, flag: &str) -> Result<BTreeMap<String, String>> {
 }
 
 /// Keeps `--format` output the API's resource; the default table shows short names as gcloud's does.
-fn print_list(items: Value, g: &Global, columns: &[(&str, &str)], limit: Option<usize>) -> Result<()> {
-    // As gcloud: --flatten and --filter apply to the resources, then --limit, then the table picks its columns.
-    let mut items = format::select(&Value::Array(items.as_array().cloned().unwrap_or_default()), g)?;
-    if let Some(n) = limit {
-        items.truncate(n);
-    }
-    let g = &Global { filter: None, flatten: None, ..g.clone() };
+fn print_list(items: Value, g: &Global, columns: &[(&str, &str)]) -> Result<()> {
+    // As gcloud: --flatten, --filter, --sort-by and --limit apply to the resources; then the table picks its columns.
+    let items = format::select(&Value::Array(items.as_array().cloned().unwrap_or_default()), g)?;
+    let g = &Global { filter: None, flatten: None, sort_by: None, limit: None, ..g.clone() };
     if g.format.is_some() {
         return format::print(&Value::Array(items), g, Default::Yaml);
     }
@@ -181,14 +178,13 @@ fn secrets(client: &Client, g: &Global, cmd: SecretsCmd) -> Result<u8> {
                 format::print(&created, g, Default::Yaml)?;
             }
         }
-        SecretsCmd::List { limit, at } => {
+        SecretsCmd::List { at } => {
             let v = client.get(&format!("/v1/{}/secrets", parent(client, g, &at)))?;
             let items = v.get("secrets").cloned().unwrap_or_else(|| json!([]));
             print_list(
                 items,
                 g,
                 &[("name", "NAME"), ("createTime", "CREATED"), ("replication", "REPLICATION_POLICY")],
-                limit,
             )?;
         }
         SecretsCmd::Describe { secret, at } => {
@@ -289,14 +285,13 @@ fn versions(client: &Client, g: &Global, cmd: SecretVersionsCmd) -> Result<u8> {
                 }
             }
         }
-        SecretVersionsCmd::List { secret, limit, at } => {
+        SecretVersionsCmd::List { secret, at } => {
             let v = client.get(&format!("{}/versions", secret_path(client, g, &at, &secret)))?;
             let items = v.get("versions").cloned().unwrap_or_else(|| json!([]));
             print_list(
                 items,
                 g,
                 &[("name", "NAME"), ("state", "STATE"), ("createTime", "CREATED"), ("destroyTime", "DESTROYED")],
-                limit,
             )?;
         }
         SecretVersionsCmd::Describe { version } => {
