@@ -35,6 +35,8 @@ pub struct Call<'a> {
 pub enum Outcome {
     Pass,
     Fail,
+    /// A question the call does not fail on, answered no: the service is not public, so its token is checked next.
+    No,
     /// Not reached, or not applicable (a public service's token is never looked at).
     NotChecked,
 }
@@ -112,8 +114,8 @@ pub fn walk(call: &Call) -> Walk {
         }
         add(
             "public access",
-            Outcome::Fail,
-            "no allUsers binding and the invoker check is on: a token is needed".into(),
+            Outcome::No,
+            "private: no allUsers binding and the invoker check is on, so a token is needed".into(),
         );
         let Some(principal) = call.principal else {
             add("token audience", Outcome::Fail, "no token: the request is not authenticated".into());

@@ -110,9 +110,13 @@ fn policy_troubleshoot_invoke_agrees_with_the_gateway_on_every_cell() {
     ]);
     assert_eq!((vpc["status"].as_u64(), vpc["gatewayStatus"].as_u64()), (Some(200), Some(200)), "{vpc:#}");
     let text = p.ok(&["policy-troubleshoot", "invoke", "private", REGION, &format!("--principal-email={STRANGER}")]);
-    for line in
-        ["ingress         PASS", "public access   FAIL", "token audience  PASS", "invoker IAM     FAIL", "status   403"]
-    {
+    for line in [
+        "ingress         PASS",
+        "public access   NO    private: no allUsers binding",
+        "token audience  PASS",
+        "invoker IAM     FAIL",
+        "status   403",
+    ] {
         assert!(text.contains(line), "`{line}` missing in:\n{text}");
     }
     let e = p.fail(&["policy-troubleshoot", "invoke", "private", REGION, "--principal-email=a@b.co", "--source=moon"]);

@@ -110,6 +110,7 @@ fn invoke(
         let outcome = match v.outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
+            Outcome::No => "NO",
             Outcome::NotChecked => "-",
         };
         let mut lines = v.detail.lines();
