@@ -564,12 +564,17 @@ fn shadow(dir: &Path) -> Result<(), String> {
         }
         let made = if kind.is_dir() { std::fs::create_dir(&at) } else { std::fs::write(&at, b"") };
         made.map_err(|e| fail("create", &at, e))?;
-        let from = match &tmp {
-            Some(tmp) if name == "tmp" => Path::new("/proc/self/fd").join(tmp.as_raw_fd().to_string()),
-            _ => Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name),
+        // `/tmp` alone, not with what is mounted in it: that now includes the tmpfs being built, on top.
+        let (from, flags) = match &tmp {
+            Some(tmp) if name == "tmp" => {
+                (Path::new("/proc/self/fd").join(tmp.as_raw_fd().to_string()), MsFlags::MS_BIND)
+            }
+            _ => {
+                let from = Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name);
+                (from, MsFlags::MS_BIND | MsFlags::MS_REC)
+            }
         };
-        mount(Some(&from), &at, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| fail("bind", &at, e.into()))?;
+        mount(Some(&from), &at, None::<&str>, flags, None::<&str>).map_err(|e| fail("bind", &at, e.into()))?;
     }
     if root {
         // The new root for every process of the namespace (stage 1 too: the daemon writes refreshed secret files
