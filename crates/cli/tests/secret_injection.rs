@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -388,4 +389,64 @@ fn secret_volumes_leave_the_host_untouched(sandboxed: bool) {
     for made in [format!("/{unique}"), format!("/etc/{unique}"), third] {
         assert!(!Path::new(&made).exists(), "`{made}` was created on the host");
     }
+}
+
+/// A server that first plants a symlink where the platform writes a refreshed secret (`/tmp/.key.new`, pointing at the
+/// host file named in argv[1]), then answers `GET /` with `/tmp/key`.
+const PLANTING_APP: &str = r#"
+import http.server, os, sys
+os.symlink(sys.argv[1], "/tmp/.key.new")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open("/tmp/key", "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn a_refreshed_secret_file_never_follows_a_symlink_the_app_planted() {
+    if !sandbox_available() {
+        return;
+    }
+    let p = Platform::start();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let src = work.path().join("app");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("main.py"), PLANTING_APP).unwrap();
+    // A host file the app must not be able to have the platform (root) overwrite.
+    let victim = work.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    secret(&p, work.path(), "key", CREDENTIAL_V1);
+    p.ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        "key",
+        &format!("--member=serviceAccount:{}", p.compute_sa()),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+    p.ok(&[
+        "run",
+        "deploy",
+        "planter",
+        &format!("--source={}", src.display()),
+        &format!("--command={}", python().display()),
+        &format!("--args=main.py,{}", victim.display()),
+        "--region=us-central1",
+        "--allow-unauthenticated",
+        "--set-secrets=/tmp/key=key:latest",
+    ]);
+    let url = p.ok(&["run", "services", "describe", "planter", "--region=us-central1", "--format=value(status.url)"]);
+    let read = || get(url.trim(), None).1;
+    assert_eq!(read(), CREDENTIAL_V1);
+    add_version(&p, work.path(), "key", CREDENTIAL_V2);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while read() != CREDENTIAL_V2 {
+        assert!(Instant::now() < deadline, "the file was not refreshed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "the platform followed the app's symlink");
+    assert_eq!(std::fs::symlink_metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644, "nor changed its mode");
 }

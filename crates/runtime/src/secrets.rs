@@ -197,22 +197,41 @@ pub(crate) async fn follow<F: SourceFactory>(
 
 /// Writes `data` to `file` inside the instance whose root is `root`: a new file beside it, then a rename, so a
 /// reader sees the old content or the new, never a part.
+///
+/// This runs as root on the host, in a directory the app may write to (a secret in its `/tmp`): every name is
+/// resolved inside the instance's root and no symlink is followed (`openat2`), the new file is created, never
+/// reused, and its owner and mode are set through its descriptor. A symlink the app planted cannot lead outside.
 fn replace(root: &Path, file: &SecretFile, data: &[u8]) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
     use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let target = root.join(file.path.trim_start_matches('/'));
-    let tmp = target.with_file_name(format!(
-        ".{}.new",
-        target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let path = Path::new(&file.path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a secret file needs a directory"));
+    };
+    let inside = ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let root = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = match dir.strip_prefix("/").unwrap_or(dir) {
+        rel if rel.as_os_str().is_empty() => Path::new("."),
+        rel => rel,
+    };
+    let dir =
+        rustix::fs::openat2(&root, dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), inside)?;
+    let tmp = format!(".{}.new", name.to_string_lossy());
+    match rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let created = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat2(&dir, tmp.as_str(), created, Mode::from_raw_mode(0o600), inside)?;
+    let mut f = std::fs::File::from(fd);
     f.write_all(data)?;
     f.sync_all()?;
     // The file keeps its owner (the app's uid, in a sandbox).
-    if let Ok(meta) = std::fs::metadata(&target) {
-        use std::os::unix::fs::MetadataExt as _;
-        std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()))?;
+    if let Ok(now) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let (uid, gid) = (rustix::fs::Uid::from_raw(now.st_uid), rustix::fs::Gid::from_raw(now.st_gid));
+        rustix::fs::fchown(&f, Some(uid), Some(gid))?;
     }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file.mode))?;
-    std::fs::rename(&tmp, &target)
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(file.mode))?;
+    rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
+    Ok(())
 }
