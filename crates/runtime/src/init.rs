@@ -60,7 +60,12 @@ pub fn instance_init(argv: &[OsString]) -> Result<u8, String> {
                 enter_private_mounts().map_err(|e| {
                     format!("file secrets need a mount namespace of the instance's own, which needs root: {e}")
                 })?;
-                let mount_points = make_mount_points(&secret_dirs(&payload, |_| true))?;
+                let mount_points = make_mount_points(&secret_dirs(&payload, |_| true), false)?;
+                // The working directory again by its path: one under a shadowed directory would stay on the
+                // host's, hidden, copy (the app starts here).
+                if let Ok(cwd) = std::env::current_dir() {
+                    std::env::set_current_dir(&cwd).map_err(|e| format!("cannot enter `{}`: {e}", cwd.display()))?;
+                }
                 mount_files(&payload, None, |_| false)?;
                 mount_points.finish()?;
             }
@@ -204,10 +209,10 @@ fn build_root(plan: &Plan, payload: &InitPayload) -> Result<(), String> {
 
     remount_all_read_only()?;
     // Mount points for secret volumes that the image (the host) lacks, made without writing to the host.
-    let mount_points = make_mount_points(&secret_dirs(payload, |d| !in_private_dir(d)))?;
+    let mount_points = make_mount_points(&secret_dirs(payload, |d| !in_private_dir(d)), true)?;
     // The world-writable directories a container image has, private and in memory (charged to the instance's
     // memory cgroup, as Cloud Run counts its in-memory filesystem against the memory limit).
-    for dir in PRIVATE_DIRS.map(Path::new).into_iter().filter(|d| *d == Path::new("/tmp") || d.is_dir()) {
+    for dir in private_dirs() {
         tmpfs(dir, "mode=1777")?;
     }
     for carry in &carried {
@@ -413,7 +418,7 @@ struct Carry {
 
 impl Carry {
     fn plan(needs: &[PathBuf]) -> Result<Vec<Carry>, String> {
-        let private = |p: &Path| PRIVATE_DIRS.iter().any(|d| p.starts_with(d) && p != Path::new(d));
+        let private = |p: &Path| private_dir_of(p).is_some_and(|d| d != p);
         // The last component is kept as named: a symlink there is how a virtual environment names its interpreter.
         let located = |n: &Path| match (n.parent().map(std::fs::canonicalize), n.file_name()) {
             (Some(Ok(dir)), Some(name)) => dir.join(name),
@@ -476,17 +481,27 @@ fn secret_dirs(payload: &InitPayload, keep: fn(&Path) -> bool) -> Vec<&Path> {
     dirs
 }
 
-/// Whether `path` lies in one of the instance's private in-memory directories ([`PRIVATE_DIRS`]), or is one.
+/// Whether `path` lies in one of the instance's private in-memory directories, or is one.
 fn in_private_dir(path: &Path) -> bool {
-    PRIVATE_DIRS.iter().any(|d| path.starts_with(d))
+    private_dir_of(path).is_some()
+}
+
+/// The private in-memory directory ([`PRIVATE_DIRS`], those the host has: `/tmp` always) that `path` lies in or is.
+fn private_dir_of(path: &Path) -> Option<&'static Path> {
+    private_dirs().find(|d| path.starts_with(d))
+}
+
+/// The instance's private in-memory directories: those of [`PRIVATE_DIRS`] the host has, and `/tmp` always.
+fn private_dirs() -> impl Iterator<Item = &'static Path> {
+    PRIVATE_DIRS.into_iter().map(Path::new).filter(|d| *d == Path::new("/tmp") || d.is_dir())
 }
 
 /// Makes each of `dirs` exist in the instance without writing to the host's filesystem (which the instance's
 /// filesystem is): the nearest directory that does exist is shadowed by a tmpfs holding the same entries, each bound
 /// from the host, plus the missing directories. When that directory is `/`, the instance's root becomes such a
 /// tmpfs. Runs before anything else is mounted over the host's view, so the entries bound carry only the host's own
-/// mounts; [`MountPoints::finish`] then makes the tmpfs read-only, once everything is mounted.
-fn make_mount_points(dirs: &[&Path]) -> Result<MountPoints, String> {
+/// mounts; with `read_only_shadows` the tmpfs become read-only (the new root in [`MountPoints::finish`]).
+fn make_mount_points(dirs: &[&Path], read_only_shadows: bool) -> Result<MountPoints, String> {
     // The shadows, and the directories made in them: where more can be made without shadowing again.
     let mut shadows: Vec<PathBuf> = Vec::new();
     let mut ours: Vec<PathBuf> = Vec::new();
@@ -503,27 +518,40 @@ fn make_mount_points(dirs: &[&Path]) -> Result<MountPoints, String> {
             ours.push(made.to_path_buf());
         }
     }
-    Ok(MountPoints { shadows })
+    let new_root = shadows.iter().any(|s| s == Path::new("/"));
+    if read_only_shadows {
+        // Now, while each is still the top mount at its path (a later step may mount over one: `--source`). The
+        // new root waits for `finish`, which still removes the old root's directory from it.
+        shadows.iter().filter(|s| *s != Path::new("/")).try_for_each(|s| read_only(s))?;
+    }
+    Ok(MountPoints { new_root, read_only: read_only_shadows })
 }
 
 /// Where the old root stays while the instance's view is built on a new one: what was opened before (the programs
 /// [`Carry`] and [`Reveal`] bind) lies in its mounts, which must stay attached until then.
 const OLD_ROOT: &str = "/.gatehouse-old-root";
 
-/// The directories [`make_mount_points`] shadowed with a tmpfs.
+/// What [`make_mount_points`] leaves to do once the instance's view is complete.
 struct MountPoints {
-    shadows: Vec<PathBuf>,
+    /// The root was rebuilt; the old one waits at [`OLD_ROOT`].
+    new_root: bool,
+    /// The tmpfs are made read-only (in a sandbox, where the whole host is read-only; without one, a shadowed
+    /// directory stays writable, in memory, as the host's was).
+    read_only: bool,
 }
 
 impl MountPoints {
-    /// The instance's view is complete: the old root goes, and each tmpfs becomes read-only.
+    /// The instance's view is complete: the old root goes, and the new one becomes read-only.
     fn finish(self) -> Result<(), String> {
-        if self.shadows.iter().any(|s| s == Path::new("/")) {
+        if self.new_root {
             nix::mount::umount2(OLD_ROOT, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| format!("cannot detach the old root: {e}"))?;
             std::fs::remove_dir(OLD_ROOT).map_err(|e| format!("cannot remove `{OLD_ROOT}`: {e}"))?;
+            if self.read_only {
+                read_only(Path::new("/"))?;
+            }
         }
-        self.shadows.iter().try_for_each(|s| read_only(s))
+        Ok(())
     }
 }
 
@@ -590,10 +618,15 @@ fn shadow(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The virtual environment `program` belongs to: where Python itself looks for `pyvenv.cfg` (PEP 405), beside the
-/// program or one directory up.
+/// The virtual environment a Python interpreter belongs to: where Python itself looks for `pyvenv.cfg` (PEP 405),
+/// beside the program or one directory up — inside a private directory, never one itself (anyone may write a
+/// `/tmp/pyvenv.cfg`, which must not bring the host's `/tmp` into every instance).
 fn python_environment(program: &Path) -> Option<PathBuf> {
-    program.ancestors().skip(1).take(2).find(|dir| dir.join("pyvenv.cfg").is_file()).map(Path::to_path_buf)
+    if !program.file_name().is_some_and(|n| n.to_string_lossy().starts_with("python")) {
+        return None;
+    }
+    let env = program.ancestors().skip(1).take(2).find(|dir| dir.join("pyvenv.cfg").is_file())?;
+    private_dir_of(env).is_some_and(|d| d != env).then(|| env.to_path_buf())
 }
 
 /// Whether `uid`/`gid` may search (traverse) `dir`.
@@ -762,6 +795,9 @@ mod tests {
         assert_eq!(carried.len(), 1);
         assert_eq!(carried[0].path, venv);
         assert!(carried[0].is_dir);
+        // Another program of the environment is only itself: the environment is Python's.
+        let carried = Carry::plan(&[venv.join("bin/tool")]).unwrap();
+        assert_eq!((carried.len(), carried[0].path.clone()), (1, venv.join("bin/tool")));
     }
 
     #[test]
