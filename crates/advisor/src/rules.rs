@@ -642,12 +642,13 @@ impl<'a> Cx<'a> {
     }
 
     fn public_secrets(&mut self) {
-        let Some(secrets) = &self.input.secret_policies else {
-            self.skip(PUBLIC_SECRET, "the secrets' IAM policies were not available (secrets/*.iam.json)");
-            return;
-        };
         let public = |m: &&String| *m == "allUsers" || *m == "allAuthenticatedUsers";
         let mut found = Vec::new();
+        let secrets = self.input.secret_policies.iter().flatten();
+        if self.input.secret_policies.is_none() {
+            // The project's bindings are still checked below.
+            self.skip(PUBLIC_SECRET, "the secrets' IAM policies were not available (secrets/*.iam.json)");
+        }
         for (secret, policy) in secrets {
             for b in policy.bindings.iter().filter(|b| self.catalogue.role_has_permission(&b.role, ACCESS_SECRET)) {
                 for m in b.members.iter().filter(public) {
@@ -656,9 +657,10 @@ impl<'a> Cx<'a> {
                         format!("anyone in `{m}` can read the payload of secret `{secret}` ({} on the secret)", b.role),
                         format!("secret binding: {} → {m}", b.role),
                         format!(
-                            "gcloud secrets remove-iam-policy-binding {secret} --member={m} --role={} --project={}",
+                            "gcloud secrets remove-iam-policy-binding {secret} --member={m} --role={} --project={}{}",
                             b.role,
-                            self.project()
+                            self.project(),
+                            if b.condition.is_some() { " --all" } else { "" }
                         ),
                     ));
                 }

@@ -75,21 +75,26 @@ fn sort(records: &mut [Value], spec: &str) -> Result<()> {
             (x, y) => x.to_string().cmp(&y.to_string()),
         }
     };
-    records.sort_by(|a, b| {
+    // Each record's sort values, found once.
+    let values = |r: &Value| -> Vec<Value> {
+        keys.iter().map(|(path, _)| resolve(r, path).into_iter().next().unwrap_or(Value::Null)).collect()
+    };
+    let mut keyed: Vec<(Vec<Value>, Value)> = records.iter_mut().map(|r| (values(r), std::mem::take(r))).collect();
+    keyed.sort_by(|(a, _), (b, _)| {
         keys.iter()
-            .map(|(path, descending)| {
-                let first = |r: &Value| resolve(r, path).into_iter().next().unwrap_or(Value::Null);
-                let (x, y) = (first(a), first(b));
-                match (descending, &x, &y) {
-                    // Missing values last, in either direction.
-                    (true, Value::Null, _) | (true, _, Value::Null) => order(&x, &y),
-                    (true, ..) => order(&y, &x),
-                    (false, ..) => order(&x, &y),
-                }
+            .zip(a.iter().zip(b))
+            .map(|((_, descending), (x, y))| match (descending, x, y) {
+                // Missing values last, in either direction.
+                (true, Value::Null, _) | (true, _, Value::Null) => order(x, y),
+                (true, ..) => order(y, x),
+                (false, ..) => order(x, y),
             })
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
+    for (slot, (_, record)) in records.iter_mut().zip(keyed) {
+        *slot = record;
+    }
     Ok(())
 }
 
@@ -202,10 +207,10 @@ fn parse_spec(spec: &str) -> Result<(String, Vec<Key>)> {
         .filter(|k| !k.trim().is_empty())
         .map(|k| {
             let k = k.trim();
-            let (path, attrs) = match k.rfind(')') {
-                // A transform's argument may hold `:`; attributes follow it.
-                Some(close) => k[close..].split_once(':').map_or((k, ""), |(_, a)| (&k[..close + 1], a)),
-                None => k.split_once(':').unwrap_or((k, "")),
+            // Attributes follow the first `:` outside a transform's parentheses and quotes (a label may hold both).
+            let (path, attrs) = match top_level_colon(k) {
+                Some(i) => (&k[..i], &k[i + 1..]),
+                None => (k, ""),
             };
             let (path, transform) = Transform::split(path.trim())?;
             let label = attrs
@@ -231,6 +236,22 @@ fn split_key(key: &str) -> Vec<String> {
     }
     out.push(cur);
     out
+}
+
+/// Where the first `:` outside parentheses and quotes is.
+fn top_level_colon(s: &str) -> Option<usize> {
+    let (mut depth, mut quote) = (0i32, None);
+    for (i, c) in s.char_indices() {
+        match (c, quote) {
+            ('"' | '\'', None) => quote = Some(c),
+            (q, Some(open)) if q == open => quote = None,
+            ('(', None) => depth += 1,
+            (')', None) => depth -= 1,
+            (':', None) if depth == 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Splits on commas outside parentheses and quotes.
@@ -474,6 +495,9 @@ mod tests {
         assert_eq!(render(&v, &global("value(name.basename())"), Default::Yaml).unwrap(), "2\n");
         assert_eq!(render(&v, &global("csv(name.basename())"), Default::Yaml).unwrap(), "NAME\n2\n");
         assert_eq!(render(&v, &global("table(name.basename():label=V)"), Default::Yaml).unwrap(), "V\n2\n");
+        let sized = json!({"size": 3});
+        let out = render(&sized, &global("table(size:label=\"SIZE (MB)\")"), Default::Yaml).unwrap();
+        assert_eq!(out, "SIZE (MB)\n3\n", "parentheses in a label are not a transform");
     }
 
     #[test]

@@ -111,7 +111,7 @@ fn an_instance_sees_only_its_sandbox_and_the_platform() {
     // A private /tmp, holding only where the CLI inside finds the platform (HOME is /tmp), and the programs the
     // instance was given that live under the host's /tmp (this checkout's, when it was cloned there).
     let mut fresh_tmp = vec![".gatehouse".to_string()];
-    for program in [Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), python()] {
+    for program in [Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(), python(), PathBuf::from(common::BIN)] {
         if let Ok(Some(Component::Normal(top))) = program.strip_prefix("/tmp").map(|p| p.components().next()) {
             fresh_tmp.push(top.to_string_lossy().into_owned());
         }

@@ -476,10 +476,11 @@ pub(crate) async fn resend<P: Plane, T, E, F>(
 where
     F: Future<Output = Result<(T, E), StatusCode>>,
 {
-    // Past the deadline while reaching an instance, which one the request would have gone to is not known.
+    // Rare (a kept connection failed under a request): the revision is kept for the log should the deadline pass.
+    let revision = upstream.revision.clone();
     let (upstream, stream) = before(deadline, reach(plane, service, upstream))
         .await
-        .unwrap_or_else(|| Err(Unreached::failed(String::new(), StatusCode::GATEWAY_TIMEOUT)))?;
+        .unwrap_or_else(|| Err(Unreached::failed(revision, StatusCode::GATEWAY_TIMEOUT)))?;
     match before(deadline, send(stream, upstream.endpoint.clone())).await {
         Some(Ok((response, link))) => Ok((response, link, upstream)),
         Some(Err(status)) => Err(Unreached::failed(upstream.revision, status)),

@@ -93,10 +93,14 @@ impl Store {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         let private = |e| StoreError::Permissions { path: path.display().to_string(), source: e };
         std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(private)?;
-        // Also those of an older home, made before this rule.
+        // Also those of an older home, made before this rule (only where needed: a home of another owner, or on a
+        // read-only disk, still opens as SQLite allows).
         for file in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
-            if file.exists() {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(private)?;
+            let Ok(meta) = std::fs::metadata(&file) else { continue };
+            if meta.permissions().mode() & 0o077 != 0 {
+                if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot make the database private to its owner");
+                }
             }
         }
         let conn = Connection::open(path)?;

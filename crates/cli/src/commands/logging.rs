@@ -20,7 +20,8 @@ pub fn run(g: &Global, cmd: LoggingCmd) -> Result<u8> {
                 .ok_or_else(|| anyhow!("invalid --freshness `{freshness}`; use a duration like 30m, 2h, 1d or 1w"))?;
             let given = filter.as_deref().unwrap_or_default().trim();
             // As gcloud: --freshness bounds a newest-first read whose filter names no time of its own.
-            let filter = match (order.as_str(), given.contains("timestamp")) {
+            let names_time = given.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == "timestamp");
+            let filter = match (order.as_str(), names_time) {
                 ("desc", false) => {
                     let since = time::OffsetDateTime::now_utc() - freshness;
                     let since = since.format(&time::format_description::well_known::Rfc3339)?;
