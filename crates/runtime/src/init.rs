@@ -406,14 +406,27 @@ const PRIVATE_DIRS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// instance's own copy of that directory. A program of a Python virtual environment brings the whole environment
 /// (its `pyvenv.cfg` and packages), which is what makes it that environment's interpreter.
 struct Carry {
-    /// Where the kernel finds it: `a/../b` and `b` are one file, bound once.
+    /// What is bound, where the kernel finds it (`a/../b` and `b` are one file, bound once): none when the name
+    /// leads out of the private directories (through a symlink), where the host's file is seen as it is.
+    bind: Option<Bound>,
+    /// The directories and symlinks on the way to each name the workload gives it, made again in the instance's
+    /// copy (`…/crates/cli/../../tests/x.py` passes through `…/crates/cli`; `/tmp/current/prog` through the link
+    /// `/tmp/current`), outermost first.
+    ways: Vec<Way>,
+}
+
+struct Bound {
     path: PathBuf,
-    /// The directories on the way to each name the workload gives it (`…/crates/cli/../../tests/x.py` passes
-    /// through `…/crates/cli`, which must exist in the instance for the name to resolve there).
-    ways: Vec<PathBuf>,
     /// Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
     fd: OwnedFd,
     is_dir: bool,
+}
+
+/// A directory, or a symlink to `link`, on the way to a carried name.
+#[derive(Debug, PartialEq)]
+struct Way {
+    path: PathBuf,
+    link: Option<PathBuf>,
 }
 
 impl Carry {
@@ -436,40 +449,74 @@ impl Carry {
         wanted.sort();
         let mut out: Vec<Carry> = Vec::new();
         for (path, name) in wanted {
-            let way = name.parent().map(Path::to_path_buf);
-            if let Some(outer) = out.iter_mut().find(|c| path.starts_with(&c.path)) {
-                outer.ways.extend(way);
+            let ways = ways_to(name, &private);
+            let outer = out.iter_mut().find(|c| c.bind.as_ref().is_some_and(|b| path.starts_with(&b.path)));
+            if let Some(outer) = outer.filter(|_| private(&path)) {
+                outer.ways.extend(ways);
                 continue;
             }
-            let fd = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(nix::libc::O_PATH)
-                .open(&path)
-                .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-            let is_dir = path.is_dir();
-            out.push(Carry { path, ways: way.into_iter().collect(), fd: OwnedFd::from(fd), is_dir });
+            let bind = match private(&path) {
+                true => {
+                    let fd = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(nix::libc::O_PATH)
+                        .open(&path)
+                        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+                    Some(Bound { is_dir: path.is_dir(), path, fd: OwnedFd::from(fd) })
+                }
+                false => None,
+            };
+            out.push(Carry { bind, ways });
         }
         Ok(out)
     }
 
     fn mount(&self) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("cannot carry `{}` into the instance: {e}", self.path.display());
         for way in &self.ways {
-            std::fs::create_dir_all(way).map_err(fail)?;
+            let fail = |e: std::io::Error| format!("cannot make `{}` in the instance: {e}", way.path.display());
+            if std::fs::symlink_metadata(&way.path).is_ok() {
+                continue;
+            }
+            match &way.link {
+                Some(target) => std::os::unix::fs::symlink(target, &way.path).map_err(fail)?,
+                None => std::fs::create_dir_all(&way.path).map_err(fail)?,
+            }
         }
-        if self.is_dir {
-            std::fs::create_dir_all(&self.path).map_err(fail)?;
+        let Some(b) = &self.bind else { return Ok(()) };
+        let fail = |e: std::io::Error| format!("cannot carry `{}` into the instance: {e}", b.path.display());
+        if b.is_dir {
+            std::fs::create_dir_all(&b.path).map_err(fail)?;
         } else {
-            if let Some(dir) = self.path.parent() {
+            if let Some(dir) = b.path.parent() {
                 std::fs::create_dir_all(dir).map_err(fail)?;
             }
-            std::fs::write(&self.path, b"").map_err(fail)?;
+            std::fs::write(&b.path, b"").map_err(fail)?;
         }
-        let from = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
-        mount(Some(from.as_str()), &self.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        let from = format!("/proc/self/fd/{}", b.fd.as_raw_fd());
+        mount(Some(from.as_str()), &b.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
             .map_err(|e| fail(e.into()))?;
-        read_only(&self.path)
+        read_only(&b.path)
     }
+}
+
+/// The directories and symlinks inside the private directories on the way to `name`, as the host has them,
+/// outermost first (`..` and `.` steps are left to the kernel).
+fn ways_to(name: &Path, private: &dyn Fn(&Path) -> bool) -> Vec<Way> {
+    let Some(parent) = name.parent() else { return Vec::new() };
+    let mut ways: Vec<Way> = Vec::new();
+    for at in parent.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        if !private(at) || matches!(at.components().next_back(), Some(Component::ParentDir | Component::CurDir)) {
+            continue;
+        }
+        match std::fs::symlink_metadata(at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                ways.push(Way { path: at.to_path_buf(), link: std::fs::read_link(at).ok() });
+            }
+            Ok(m) if m.is_dir() => ways.push(Way { path: at.to_path_buf(), link: None }),
+            _ => {}
+        }
+    }
+    ways
 }
 
 /// The directories of the file secrets, each once, that `keep` keeps.
@@ -778,9 +825,10 @@ mod tests {
         let by_way = dir.join("crates/cli/../../main.py");
         let carried = Carry::plan(&[by_way.clone(), dir.join("main.py"), Path::new("/usr/bin/env").into()]).unwrap();
         assert_eq!(carried.len(), 1, "outside the private directories nothing is carried");
-        assert_eq!(carried[0].path, dir.join("main.py"));
-        assert_eq!(carried[0].ways, [by_way.parent().unwrap(), dir.as_path()]);
-        assert!(!carried[0].is_dir);
+        let bound = carried[0].bind.as_ref().unwrap();
+        assert_eq!((bound.path.clone(), bound.is_dir), (dir.join("main.py"), false));
+        let ways: Vec<&Path> = carried[0].ways.iter().map(|w| w.path.as_path()).collect();
+        assert_eq!(ways, [&*dir, &dir.join("crates"), &dir.join("crates/cli"), &*dir]);
     }
 
     #[test]
@@ -793,11 +841,28 @@ mod tests {
         std::fs::write(venv.join("bin/tool"), "").unwrap();
         let carried = Carry::plan(&[venv.join("bin/tool"), venv.join("bin/python")]).unwrap();
         assert_eq!(carried.len(), 1);
-        assert_eq!(carried[0].path, venv);
-        assert!(carried[0].is_dir);
+        let bound = carried[0].bind.as_ref().unwrap();
+        assert_eq!((bound.path.clone(), bound.is_dir), (venv.clone(), true));
         // Another program of the environment is only itself: the environment is Python's.
         let carried = Carry::plan(&[venv.join("bin/tool")]).unwrap();
-        assert_eq!((carried.len(), carried[0].path.clone()), (1, venv.join("bin/tool")));
+        assert_eq!((carried.len(), carried[0].bind.as_ref().unwrap().path.clone()), (1, venv.join("bin/tool")));
+    }
+
+    #[test]
+    fn a_name_through_a_symlink_keeps_the_symlink_and_one_leading_out_binds_nothing() {
+        let dir = tempfile::Builder::new().prefix("gatehouse-carry-").tempdir_in("/tmp").unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.join("rel-42")).unwrap();
+        std::fs::write(dir.join("rel-42/prog"), "").unwrap();
+        std::os::unix::fs::symlink("rel-42", dir.join("current")).unwrap();
+        std::os::unix::fs::symlink("/usr/bin", dir.join("host-bin")).unwrap();
+        let carried = Carry::plan(&[dir.join("current/prog"), dir.join("host-bin/env")]).unwrap();
+        assert_eq!(carried.len(), 2, "{:?}", carried.iter().map(|c| &c.ways).collect::<Vec<_>>());
+        let through = carried.iter().find(|c| c.bind.is_some()).unwrap();
+        assert_eq!(through.bind.as_ref().unwrap().path, dir.join("rel-42/prog"));
+        assert!(through.ways.contains(&Way { path: dir.join("current"), link: Some("rel-42".into()) }));
+        let out = carried.iter().find(|c| c.bind.is_none()).unwrap();
+        assert!(out.ways.contains(&Way { path: dir.join("host-bin"), link: Some("/usr/bin".into()) }));
     }
 
     #[test]
