@@ -363,14 +363,7 @@ impl Reveal {
                             }
                         };
                         if !reveal.children.iter().any(|(c, _, _)| *c == next) {
-                            let is_dir = next.is_dir();
-                            // Held open: once the tmpfs hides the host's entry, /proc/self/fd/N still names it.
-                            let fd = std::fs::OpenOptions::new()
-                                .read(true)
-                                .custom_flags(nix::libc::O_PATH)
-                                .open(&next)
-                                .map_err(|e| format!("cannot open `{}`: {e}", next.display()))?;
-                            reveal.children.push((next.clone(), OwnedFd::from(fd), is_dir));
+                            reveal.children.push((next.clone(), hold(&next)?, next.is_dir()));
                         }
                     }
                     break;
@@ -384,13 +377,9 @@ impl Reveal {
     fn mount(&self) -> Result<(), String> {
         tmpfs(&self.dir, "mode=0755,size=4k")?;
         for (child, fd, is_dir) in &self.children {
-            if *is_dir {
-                std::fs::create_dir(child).map_err(|e| format!("cannot create `{}`: {e}", child.display()))?;
-            } else {
-                std::fs::write(child, b"").map_err(|e| format!("cannot create `{}`: {e}", child.display()))?;
-            }
-            let from = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            mount(Some(from.as_str()), child, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            let made = if *is_dir { std::fs::create_dir(child) } else { std::fs::write(child, b"") };
+            made.map_err(|e| format!("cannot create `{}`: {e}", child.display()))?;
+            bind_held(fd, None, child, true)
                 .map_err(|e| format!("cannot reveal `{}` to the app: {e}", child.display()))?;
             read_only(child)?;
         }
@@ -456,14 +445,7 @@ impl Carry {
                 continue;
             }
             let bind = match private(&path) {
-                true => {
-                    let fd = std::fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(nix::libc::O_PATH)
-                        .open(&path)
-                        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-                    Some(Bound { is_dir: path.is_dir(), path, fd: OwnedFd::from(fd) })
-                }
+                true => Some(Bound { is_dir: path.is_dir(), fd: hold(&path)?, path }),
                 false => None,
             };
             out.push(Carry { bind, ways });
@@ -492,9 +474,7 @@ impl Carry {
             }
             std::fs::write(&b.path, b"").map_err(fail)?;
         }
-        let from = format!("/proc/self/fd/{}", b.fd.as_raw_fd());
-        mount(Some(from.as_str()), &b.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| fail(e.into()))?;
+        bind_held(&b.fd, None, &b.path, true).map_err(|e| fail(e.into()))?;
         read_only(&b.path)
     }
 }
@@ -517,6 +497,26 @@ fn ways_to(name: &Path, private: &dyn Fn(&Path) -> bool) -> Vec<Way> {
         }
     }
     ways
+}
+
+/// `path` held open (`O_PATH`): once a tmpfs hides the host's entry, `/proc/self/fd/N` still names it.
+fn hold(path: &Path) -> Result<OwnedFd, String> {
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH)
+        .open(path)
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    Ok(OwnedFd::from(fd))
+}
+
+/// Binds what `held` names (or its entry `child`) at `target`, with what is mounted under it when `recursive`.
+fn bind_held(held: &OwnedFd, child: Option<&Path>, target: &Path, recursive: bool) -> nix::Result<()> {
+    let mut from = Path::new("/proc/self/fd").join(held.as_raw_fd().to_string());
+    if let Some(child) = child {
+        from.push(child);
+    }
+    let flags = if recursive { MsFlags::MS_BIND | MsFlags::MS_REC } else { MsFlags::MS_BIND };
+    mount(Some(&from), target, None::<&str>, flags, None::<&str>)
 }
 
 /// The directories of the file secrets, each once, that `keep` keeps.
@@ -609,11 +609,7 @@ impl MountPoints {
 fn shadow(dir: &Path) -> Result<(), String> {
     let fail = |what: &str, path: &Path, e: std::io::Error| format!("cannot {what} `{}`: {e}", path.display());
     let meta = std::fs::metadata(dir).map_err(|e| fail("read", dir, e))?;
-    let host = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_PATH | nix::libc::O_DIRECTORY)
-        .open(dir)
-        .map_err(|e| fail("open", dir, e))?;
+    let host = hold(dir)?;
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| fail("list", dir, e))? {
         let entry = entry.map_err(|e| fail("list", dir, e))?;
@@ -624,11 +620,7 @@ fn shadow(dir: &Path) -> Result<(), String> {
     let root = dir == Path::new("/");
     let base = if root { Path::new("/tmp") } else { dir };
     // For `/`, the host's `/tmp` itself, before the tmpfs that becomes the root covers it.
-    let tmp = match root {
-        true => Some(std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_PATH).open(base)),
-        false => None,
-    };
-    let tmp = tmp.transpose().map_err(|e| fail("open", base, e))?;
+    let tmp = if root { Some(hold(base)?) } else { None };
     let options = format!("mode={:o},uid={},gid={}", meta.mode() & 0o7777, meta.uid(), meta.gid());
     tmpfs(base, &options)?;
     for (name, kind, link) in entries {
@@ -640,16 +632,11 @@ fn shadow(dir: &Path) -> Result<(), String> {
         let made = if kind.is_dir() { std::fs::create_dir(&at) } else { std::fs::write(&at, b"") };
         made.map_err(|e| fail("create", &at, e))?;
         // `/tmp` alone, not with what is mounted in it: that now includes the tmpfs being built, on top.
-        let (from, flags) = match &tmp {
-            Some(tmp) if name == "tmp" => {
-                (Path::new("/proc/self/fd").join(tmp.as_raw_fd().to_string()), MsFlags::MS_BIND)
-            }
-            _ => {
-                let from = Path::new("/proc/self/fd").join(host.as_raw_fd().to_string()).join(&name);
-                (from, MsFlags::MS_BIND | MsFlags::MS_REC)
-            }
+        let bound = match &tmp {
+            Some(tmp) if name == "tmp" => bind_held(tmp, None, &at, false),
+            _ => bind_held(&host, Some(Path::new(&name)), &at, true),
         };
-        mount(Some(&from), &at, None::<&str>, flags, None::<&str>).map_err(|e| fail("bind", &at, e.into()))?;
+        bound.map_err(|e| fail("bind", &at, e.into()))?;
     }
     if root {
         // The new root for every process of the namespace (stage 1 too: the daemon writes refreshed secret files
@@ -785,10 +772,8 @@ fn mount_files(payload: &InitPayload, owner: Option<(u32, u32)>, private: fn(&Pa
     for f in &payload.files {
         let path = Path::new(&f.path);
         let dir = path.parent().ok_or_else(|| format!("secret path `{}` has no directory", f.path))?;
-        if private(dir) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-        } else if !mounted.contains(&dir) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        if !private(dir) && !mounted.contains(&dir) {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755,size=4m"))
                 .map_err(|e| format!("cannot mount a tmpfs on `{}`: {e}", dir.display()))?;
