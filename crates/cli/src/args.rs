@@ -1034,7 +1034,7 @@ pub fn usage_error(program: &str, args: &[String], e: &clap::Error) -> String {
     use clap::CommandFactory as _;
     // The command path: the words that name subcommands, as far as they go.
     let (mut at, mut path) = (Cli::command(), vec![program.to_owned()]);
-    for word in args.iter().take_while(|a| !a.starts_with('-')) {
+    for word in words(args).map(|i| &args[i]) {
         let Some(sub) = at.find_subcommand(word).cloned() else { break };
         path.push(sub.get_name().to_owned());
         at = sub;
@@ -1086,6 +1086,34 @@ pub fn usage_error(program: &str, args: &[String], e: &clap::Error) -> String {
     };
     let command = path.join(" ");
     format!("ERROR: ({}) {message}\nRun `{command} --help` for its commands and flags.", path.join("."))
+}
+
+/// Where the first word of a command line is, past the global flags before it (`--project p`, `--format=json`).
+pub fn first_word(args: &[String]) -> Option<usize> {
+    words(args).next()
+}
+
+/// Where the words of a command line are (command names, then positional arguments), past the global flags and
+/// their values.
+fn words(args: &[String]) -> impl Iterator<Item = usize> + '_ {
+    use clap::CommandFactory as _;
+    let cli = Cli::command();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while let Some(arg) = args.get(i) {
+            let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+                i += 1;
+                return Some(i - 1);
+            };
+            // A flag that takes a value and was not given one with `=` takes the next argument.
+            let takes_value = cli
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag) || a.get_short().is_some_and(|s| flag == s.to_string()))
+                .is_some_and(|a| a.get_action().takes_values());
+            i += if takes_value && !flag.contains('=') { 2 } else { 1 };
+        }
+        None
+    })
 }
 
 pub fn check_dashes(args: &[String]) -> Result<(), String> {

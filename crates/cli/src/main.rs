@@ -59,8 +59,8 @@ fn main() -> ExitCode {
     }
     let mut argv: Vec<String> = std::env::args().collect();
     // `gcloud beta run …` / `gcloud alpha …`, as Google's docs often write them: the same commands here.
-    if argv.get(1).is_some_and(|a| a == "beta" || a == "alpha") {
-        argv.remove(1);
+    if let Some(i) = args::first_word(&argv[1..]).map(|i| i + 1).filter(|i| argv[*i] == "beta" || argv[*i] == "alpha") {
+        argv.remove(i);
     }
     let program = program_name(&argv);
     if let Err(msg) = args::check_dashes(&argv[1..]) {

@@ -870,7 +870,11 @@ fn logging_and_beta_commands_from_google_s_docs_read_as_gcloud() {
 #[test]
 fn usage_errors_read_as_gcloud_s_and_exit_2() {
     let p = Platform::start();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--project", "local-project", "beta", "run", "services", "list", "--limt=1"],
+            "ERROR: (gatehouse.run.services.list) unrecognized arguments: --limt",
+        ),
         (
             &["run", "services", "list", "--limt=1"],
             "ERROR: (gatehouse.run.services.list) unrecognized arguments: --limt",

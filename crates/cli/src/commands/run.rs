@@ -367,6 +367,7 @@ fn apply(service: &mut Value, args: &DeployArgs, creating: bool) -> Result<()> {
 }
 
 fn deploy(client: &Client, g: &Global, args: DeployArgs, update_only: bool) -> Result<u8> {
+    // Every flag unset: `DeployArgs::default()` must stay what clap gives for no flags (no `default_value`s).
     let unchanged = DeployArgs { service: args.service.clone(), region: args.region.clone(), ..DeployArgs::default() };
     if update_only && args == unchanged {
         bail!(
