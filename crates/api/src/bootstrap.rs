@@ -70,6 +70,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
         }
         let app = App::new(store, project.clone(), opts.operator_key_hash, issuer, opts.service_port_base, master_key)
             .map_err(|e| e.message)?;
+        default_network_once(&app, &project.project_id)?;
         return Ok(Bootstrap { app: Arc::new(app), created: false, owner_refresh_token: None });
     }
 
@@ -112,6 +113,7 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
         let (net, subnets) =
             crate::vpc::new_network(&project_id, "default", DEFAULT_NETWORK_DESCRIPTION.into(), true, 1460);
         crate::vpc::put_network(tx, &net, &subnets)?;
+        tx.put(kind::MIGRATION, DEFAULT_NETWORK_MIGRATION, &true)?;
         tx.put_token(
             &refresh.hash,
             &TokenRow { kind: "refresh".into(), principal: format!("user:{OPERATOR}"), expires_at: i64::MAX },
@@ -120,6 +122,37 @@ pub fn bootstrap(opts: BootstrapOptions) -> Result<Bootstrap, String> {
     })
     .map_err(|e| e.message)?;
     Ok(Bootstrap { app: Arc::new(app), created: true, owner_refresh_token: Some(refresh.secret.to_string()) })
+}
+
+/// The marker of [`default_network_once`].
+const DEFAULT_NETWORK_MIGRATION: &str = "default-network";
+
+/// A home made before projects started with the `default` network gets it at its next start, once, as every Google
+/// Cloud project has it (Google's docs name it: `--network=default --subnet=default`). The marker keeps a network
+/// the user has deleted since from coming back; a network of that name already there is left as it is.
+fn default_network_once(app: &App, project_id: &str) -> Result<(), String> {
+    let done = app.read(|tx| Ok(tx.get::<bool>(kind::MIGRATION, DEFAULT_NETWORK_MIGRATION)?)).map_err(|e| e.message)?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let operator = Caller {
+        principal: Principal::User(OPERATOR.into()),
+        ip: "127.0.0.1".into(),
+        user_agent: "gatehouse up".into(),
+    };
+    let name = format!("projects/{project_id}/global/networks/default");
+    let call = Call::new("compute.googleapis.com", "v1.compute.networks.insert", name);
+    app.mutate(&operator, call, false, |tx| {
+        let (net, subnets) =
+            crate::vpc::new_network(project_id, "default", DEFAULT_NETWORK_DESCRIPTION.into(), true, 1460);
+        let path = net.self_link.strip_prefix(network::COMPUTE).unwrap_or(&net.self_link).to_owned();
+        if tx.get::<network::Network>(kind::NETWORK, &path)?.is_none() {
+            crate::vpc::put_network(tx, &net, &subnets)?;
+        }
+        tx.put(kind::MIGRATION, DEFAULT_NETWORK_MIGRATION, &true)?;
+        Ok(())
+    })
+    .map_err(|e| e.message)
 }
 
 /// As Compute Engine describes a project's default network.

@@ -27,6 +27,8 @@ pub(crate) mod kind {
     pub const SUBNETWORK: &str = "subnetwork";
     pub const CONNECTOR: &str = "vpcConnector";
     pub const COMPUTE_INSTANCE: &str = "computeInstance";
+    /// One-time changes to an existing home, by name, once made (see `bootstrap`).
+    pub const MIGRATION: &str = "migration";
 }
 
 /// Now, as Google's APIs write timestamps (RFC 3339, UTC).

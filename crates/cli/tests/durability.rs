@@ -84,3 +84,33 @@ fn kill_9_during_concurrent_writes_loses_no_acknowledged_binding() {
     eprintln!("{} of {N} calls acknowledged before kill -9; all present after restart", acknowledged.len());
     p.ok(&["logging", "verify"]);
 }
+
+#[test]
+fn an_older_home_gets_the_default_network_once_and_a_deleted_one_stays_deleted() {
+    let mut p = Platform::start();
+    let networks = |p: &Platform| p.ok(&["compute", "networks", "list", "--format=value(name)"]);
+    assert_eq!(networks(&p), "default\n");
+    // A user who deleted it keeps it deleted across restarts.
+    p.ok(&["compute", "networks", "delete", "default", "--quiet"]);
+    assert!(p.stop().success());
+    p.boot(&[]);
+    assert_eq!(networks(&p), "");
+    // A home from before projects started with one (no network, no marker) gets it at its next start.
+    assert!(p.stop().success());
+    let db = rusqlite::Connection::open(p.db_path()).unwrap();
+    let removed = db.execute("DELETE FROM documents WHERE kind = 'migration'", []).unwrap();
+    assert_eq!(removed, 1, "the marker is where the test expects it");
+    drop(db);
+    p.boot(&[]);
+    assert_eq!(networks(&p), "default\n");
+    let subnet = p.ok(&[
+        "compute",
+        "networks",
+        "subnets",
+        "describe",
+        "default",
+        "--region=us-central1",
+        "--format=value(ipCidrRange)",
+    ]);
+    assert_eq!(subnet, "10.128.0.0/20\n");
+}
