@@ -22,7 +22,8 @@ pub const KEY_CREATION_CONSTRAINT: &str = "constraints/iam.disableServiceAccount
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IdTokenRequest {
     audience: Option<String>,
-    #[serde(default)]
+    /// Google's docs (and google-auth) send `"includeEmail": "true"`, a string, which Google's parser takes.
+    #[serde(default, deserialize_with = "crate::json_body::lenient_bool")]
     include_email: bool,
     #[serde(default)]
     delegates: Vec<String>,

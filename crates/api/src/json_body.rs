@@ -271,6 +271,24 @@ impl<'de> MapAccess<'de> for Fields {
     }
 }
 
+/// A proto `bool` as Google's JSON parser reads it: `true`/`false`, or the strings `"true"`/`"false"`.
+pub(crate) fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Text(String),
+    }
+    match <Either as serde::Deserialize>::deserialize(d)? {
+        Either::Bool(b) => Ok(b),
+        Either::Text(t) => match t.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(serde::de::Error::custom(format!("invalid value `{other}` for a bool; use true or false"))),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -150,7 +150,19 @@ pub(crate) fn authorized_account(
     if project != "-" {
         projects::resolve(app, project, permission)?;
     }
-    let found: Option<ServiceAccount> = app.read(|tx| {
+    let found = find_account(app, key)?;
+    let email = found.as_ref().map(|sa| sa.email.clone()).unwrap_or_else(|| key.to_owned());
+    let full = full_name(app, &email);
+    let call = Call { resource_name: format!("projects/{}/serviceAccounts/{email}", app.project.project_id), ..call }
+        .needs(permission, &full);
+    app.authorize(caller, permission, &full, &call)?;
+    let sa = found.ok_or_else(|| unknown_account(key))?;
+    Ok((sa, call))
+}
+
+/// The account `key` names (its email or its unique id).
+fn find_account(app: &App, key: &str) -> Result<Option<ServiceAccount>> {
+    app.read(|tx| {
         if let Some(sa) = tx.get::<ServiceAccount>(kind::SERVICE_ACCOUNT, key)? {
             return Ok(Some(sa));
         }
@@ -159,14 +171,7 @@ pub(crate) fn authorized_account(
             .into_iter()
             .map(|(_, sa)| sa)
             .find(|sa| sa.unique_id == key))
-    })?;
-    let email = found.as_ref().map(|sa| sa.email.clone()).unwrap_or_else(|| key.to_owned());
-    let full = full_name(app, &email);
-    let call = Call { resource_name: format!("projects/{}/serviceAccounts/{email}", app.project.project_id), ..call }
-        .needs(permission, &full);
-    app.authorize(caller, permission, &full, &call)?;
-    let sa = found.ok_or_else(|| unknown_account(key))?;
-    Ok((sa, call))
+    })
 }
 
 fn unknown_account(key: &str) -> ApiError {
@@ -277,8 +282,16 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
             } else {
                 "iam.serviceAccounts.getIamPolicy"
             };
-            let probe = Call::new(SERVICE, "google.iam.admin.v1.GetIAMPolicy", "").reading();
-            let (sa, _) = authorized_account(app, &caller, project, key, permission, probe)?;
+            let sa = if verb == "testIamPermissions" {
+                // Asks which of the caller's own permissions hold: as on Google, no permission is needed for that.
+                if project != "-" {
+                    projects::resolve(app, project, permission)?;
+                }
+                find_account(app, key)?.ok_or_else(|| unknown_account(key))?
+            } else {
+                let probe = Call::new(SERVICE, "google.iam.admin.v1.GetIAMPolicy", "").reading();
+                authorized_account(app, &caller, project, key, permission, probe)?.0
+            };
             let target = Target {
                 full_name: full_name(app, &sa.email),
                 shown_name: sa.name.clone(),

@@ -71,6 +71,34 @@ fn impersonation_needs_token_creator_and_names_the_permission() {
     // The exit status of the command is exec's.
     let r = p.run(&["exec", &format!("--impersonate-service-account={SA}"), "--", "sh", "-c", "exit 7"]);
     assert_eq!(r.code, 7, "{}", r.stderr);
+
+    // The REST call exactly as Google's docs write it (`includeEmail` as the string "true", as google-auth sends it).
+    let api = p.daemon_json()["api"].as_str().unwrap().to_owned();
+    let url = format!("{api}/v1/projects/-/serviceAccounts/{SA}:generateIdToken");
+    let r = http()
+        .post(&url)
+        .bearer_auth(p.token())
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"audience":"{AUD}","includeEmail":"true"}}"#))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert_eq!(decode_claims(v["token"].as_str().unwrap())["email"], SA);
+    let r =
+        http().post(&url).bearer_auth(p.token()).body(format!(r#"{{"audience":"{AUD}","includeEmail":"yes"}}"#)).send();
+    assert_eq!(r.unwrap().status(), 400, "only true and false, as text or not");
+    // Which of their own permissions hold on the account: anyone may ask, as on Google.
+    p.ok(&["auth", "login", "nobody@example.com"]);
+    let nobody = p.ok(&["auth", "print-access-token", "--account=nobody@example.com"]);
+    let r = http()
+        .post(format!("{api}/v1/projects/local-project/serviceAccounts/{SA}:testIamPermissions"))
+        .bearer_auth(nobody.trim())
+        .json(&serde_json::json!({"permissions": ["iam.serviceAccounts.actAs"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap(), serde_json::json!({}));
 }
 
 #[test]
