@@ -357,9 +357,13 @@ impl Parser {
         }
         let text = match self.peek() {
             Some('"') => self.quoted()?,
+            // gcloud's `--filter` takes single quotes too: `bindings.members:'user:bob@example.com'`.
+            Some('\'') => self.single_quoted()?,
             Some(c) if !ends_bare_value(c) && self.keyword_here().is_none() => {
+                // A bare value may hold `:`: `bindings.members:user:bob@example.com` compares with
+                // `user:bob@example.com`, as gcloud reads it.
                 let start = self.pos;
-                while self.peek().is_some_and(|c| !ends_bare_value(c)) {
+                while self.peek().is_some_and(|c| c == ':' || !ends_bare_value(c)) {
                     self.pos += 1;
                 }
                 self.chars[start..self.pos].iter().collect()
@@ -391,6 +395,16 @@ impl Parser {
                 return Ok(segments);
             }
         }
+    }
+
+    /// A single-quoted string, taken as written (no escapes); the cursor is on the opening quote.
+    fn single_quoted(&mut self) -> Result<String, FilterError> {
+        let open = self.pos;
+        let close = (open + 1..self.chars.len())
+            .find(|&i| self.chars[i] == '\'')
+            .ok_or_else(|| self.error_at(open, "unterminated string (missing closing `'`)"))?;
+        self.pos = close + 1;
+        Ok(self.chars[open + 1..close].iter().collect())
     }
 
     /// A double-quoted string with escapes; the cursor is on the opening quote.

@@ -451,3 +451,16 @@ proptest! {
         prop_assert_eq!(ne.matches(&entry), !eq.matches(&entry));
     }
 }
+
+#[test]
+fn a_bare_value_may_hold_colons_and_single_quotes_delimit_a_value() {
+    let entry = serde_json::json!({"bindings": {"members": "user:bob@example.com"}});
+    for filter in ["bindings.members:user:bob@example.com", "bindings.members='user:bob@example.com'"] {
+        assert!(Filter::parse(filter).unwrap().matches(&entry), "{filter}");
+    }
+    assert!(!Filter::parse("bindings.members:user:alice@example.com").unwrap().matches(&entry));
+    assert_eq!(
+        Filter::parse("a='open").unwrap_err().to_string(),
+        "invalid filter at column 3: unterminated string (missing closing `'`)"
+    );
+}

@@ -480,6 +480,20 @@ mod tests {
             ..Global::default()
         };
         assert_eq!(render(&policy(), &g, Default::Yaml).unwrap(), "ROLE\nroles/owner\n");
+        // The member with its type, bare or in single quotes, as the docs' recipes write it.
+        for filter in [
+            "bindings.members:user:b@example.com",
+            "bindings.members:'user:b@example.com'",
+            "bindings.members=\"user:b@example.com\"",
+        ] {
+            let g = Global { filter: Some(filter.into()), ..g.clone() };
+            assert_eq!(render(&policy(), &g, Default::Yaml).unwrap(), "ROLE\nroles/owner\n", "{filter}");
+        }
+        let g = Global {
+            filter: Some("bindings.members=serviceAccount:1-compute@developer.gserviceaccount.com".into()),
+            ..g
+        };
+        assert_eq!(render(&policy(), &g, Default::Yaml).unwrap(), "ROLE\nroles/editor\n");
     }
 
     #[test]
