@@ -297,14 +297,25 @@ fn custom_roles_groups_and_conditions() {
     };
     assert!(check("run.services.get").starts_with("NOT_GRANTED"));
     assert!(check("run.routes.invoke").starts_with("GRANTED"));
-    // Removing a conditional binding needs its condition (or --all).
-    p.fail(&[
+    // With conditions in the policy, gcloud (never prompting here) wants --condition, `None` for none, or --all.
+    let add = [
+        "projects",
+        "add-iam-policy-binding",
+        "local-project",
+        "--member=user:fay@example.com",
+        "--role=roles/run.viewer",
+    ];
+    let e = p.fail(&add);
+    assert!(e.contains("prohibited in non-interactive mode. Run the command again with `--condition=None`"), "{e}");
+    p.ok(&[&add[..], &["--condition=None"]].concat());
+    let e = p.fail(&[
         "projects",
         "remove-iam-policy-binding",
         "local-project",
         "--member=user:erin@example.com",
         "--role=roles/run.invoker",
     ]);
+    assert!(e.contains("Removing a binding without specifying a condition"), "{e}");
     p.ok(&[
         "projects",
         "remove-iam-policy-binding",

@@ -124,10 +124,22 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + r as f64 / 1000.0)
 }
 
+/// Whether `--condition` (possibly `None`) or `--condition-from-file` was given: gcloud, never prompting here,
+/// refuses to guess for a policy that holds conditions.
+fn condition_given(args: &BindingArgs) -> bool {
+    args.condition.is_some() || args.condition_from_file.is_some()
+}
+
 /// Adds the binding of `args` to the policy at `base`.
 pub fn add_binding(client: &Client, base: &str, args: &BindingArgs) -> Result<Value> {
     let cond = condition(args)?;
     modify(client, base, |p| {
+        if !condition_given(args) && p.bindings.iter().any(|b| b.condition.is_some()) {
+            bail!(
+                "Adding a binding without specifying a condition to a policy containing conditions is prohibited in \
+                 non-interactive mode. Run the command again with `--condition=None`"
+            );
+        }
         p.add_binding(&args.role, &args.member, cond.clone());
         Ok(())
     })
@@ -137,6 +149,13 @@ pub fn add_binding(client: &Client, base: &str, args: &BindingArgs) -> Result<Va
 pub fn remove_binding(client: &Client, base: &str, args: &BindingArgs) -> Result<Value> {
     let cond = condition(args)?;
     modify(client, base, |p| {
+        if !condition_given(args) && !args.all && p.bindings.iter().any(|b| b.condition.is_some()) {
+            bail!(
+                "Removing a binding without specifying a condition from a policy containing conditions is prohibited \
+                 in non-interactive mode. Run the command again with `--condition=None` to remove a binding without \
+                 condition or run command with `--all` to remove all bindings of the specified principal and role."
+            );
+        }
         if p.remove_binding(&args.role, &args.member, cond.as_ref(), args.all) {
             Ok(())
         } else {
