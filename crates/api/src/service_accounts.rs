@@ -267,7 +267,8 @@ pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str)
             };
             let (sa, call) =
                 authorized_account(app, &caller, project, key, permission, Call::new(SERVICE, method, ""))?;
-            app.mutate(&caller, call, false, |tx| {
+            // The IAM snapshot knows which accounts are disabled (the gateway refuses their ID tokens).
+            app.mutate(&caller, call, true, |tx| {
                 let mut sa = current(tx, &sa, key)?;
                 sa.disabled = verb == "disable";
                 sa.etag = policy::new_etag();

@@ -298,11 +298,12 @@ impl App {
             for (_, m) in tx.list::<crate::groups::Membership>(kind::MEMBERSHIP, "")? {
                 snapshot.add_group_member(&m.group_email, &m.member);
             }
-            let subjects: std::collections::HashMap<String, iam::Principal> = tx
-                .list::<crate::service_accounts::ServiceAccount>(kind::SERVICE_ACCOUNT, "")?
-                .into_iter()
-                .map(|(_, sa)| (sa.unique_id, iam::Principal::ServiceAccount(sa.email)))
-                .collect();
+            let accounts = tx.list::<crate::service_accounts::ServiceAccount>(kind::SERVICE_ACCOUNT, "")?;
+            for (_, sa) in accounts.iter().filter(|(_, sa)| sa.disabled) {
+                snapshot.disable_account(&sa.email);
+            }
+            let subjects: std::collections::HashMap<String, iam::Principal> =
+                accounts.into_iter().map(|(_, sa)| (sa.unique_id, iam::Principal::ServiceAccount(sa.email))).collect();
             Ok((snapshot, subjects))
         })?;
         let (snapshot, subjects) = snapshot;

@@ -226,8 +226,28 @@ fn service_account_tokens_are_authorized_through_iam() {
         || http().post(format!("{}/v1/projects/local-project:getIamPolicy", p.api)).bearer_auth(&token).send().unwrap();
     assert_eq!(ask().status(), 200);
     assert_eq!(ask().status(), 200);
+    // Its ID tokens too, at Cloud Run's front door, though one was minted before and has not expired.
+    p.ok(&["run", "deploy", "hello", "--image=us-docker.pkg.dev/cloudrun/container/hello", "--region=us-central1"]);
+    let url = common::url(&p, "hello");
+    p.ok(&[
+        "run",
+        "services",
+        "add-iam-policy-binding",
+        "hello",
+        "--region=us-central1",
+        &format!("--member=serviceAccount:{SA}"),
+        "--role=roles/run.invoker",
+    ]);
+    let id = common::sa_token(&p, SA, &url);
+    // Twice on one connection: the second request reuses the first admission, until the account changes.
+    let client = http();
+    let invoke = || client.get(&url).bearer_auth(&id).send().unwrap().status().as_u16();
+    assert_eq!((invoke(), invoke()), (200, 200));
     p.ok(&["iam", "service-accounts", "disable", SA]);
     assert_eq!(ask().status(), 401);
+    assert_eq!(invoke(), 403, "a disabled account's unexpired ID token acts for nobody");
+    p.ok(&["iam", "service-accounts", "enable", SA]);
+    assert_eq!(invoke(), 200);
 }
 
 #[test]

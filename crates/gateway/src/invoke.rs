@@ -228,7 +228,18 @@ fn run<H: Credentials + ?Sized>(
         }
     };
 
-    // 6. IAM.
+    // 6. IAM. A disabled service account's token, still unexpired, acts for nobody (Google: a disabled account
+    // "can no longer ... access Google Cloud resources").
+    if let Principal::ServiceAccount(email) = &principal {
+        if iam.account_disabled(email) {
+            return Err(Refusal {
+                status: 403,
+                reason: format!("service account `{email}` is disabled"),
+                principal: Some(principal),
+                explanation: None,
+            });
+        }
+    }
     let decision = iam::decide(iam, &principal, INVOKE_PERMISSION, &route.resource, now);
     if !decision.granted {
         let explanation = serde_json::to_value(decision.explanation()).ok();

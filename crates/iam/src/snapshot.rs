@@ -149,6 +149,8 @@ pub struct Snapshot {
     member_of: HashMap<Node, Vec<u32>>,
     /// Transitive groups of each principal, sorted; computed on first use after a change.
     closure: OnceLock<HashMap<u32, Box<[u32]>>>,
+    /// Service accounts that are disabled: a token minted before stays valid until it expires, but acts for nobody.
+    disabled_accounts: HashSet<String>,
 }
 
 impl Snapshot {
@@ -171,7 +173,18 @@ impl Snapshot {
             ids: Identities::default(),
             member_of: HashMap::new(),
             closure: OnceLock::new(),
+            disabled_accounts: HashSet::new(),
         }
+    }
+
+    /// Records that the service account `email` is disabled.
+    pub fn disable_account(&mut self, email: &str) {
+        self.disabled_accounts.insert(email.to_owned());
+    }
+
+    /// Whether the service account `email` is disabled.
+    pub fn account_disabled(&self, email: &str) -> bool {
+        !self.disabled_accounts.is_empty() && self.disabled_accounts.contains(email)
     }
 
     pub fn catalogue(&self) -> &Catalogue {
