@@ -25,6 +25,11 @@ struct IdTokenRequest {
     /// Google's docs (and google-auth) send `"includeEmail": "true"`, a string, which Google's parser takes.
     #[serde(default, deserialize_with = "crate::json_body::lenient_bool")]
     include_email: bool,
+    /// Adds the organization number to the token's claims on Google; projects here belong to no organization, so
+    /// there is none to add.
+    #[serde(default, deserialize_with = "crate::json_body::lenient_bool")]
+    #[allow(dead_code)]
+    organization_number_included: bool,
     #[serde(default)]
     delegates: Vec<String>,
 }

@@ -88,6 +88,12 @@ fn impersonation_needs_token_creator_and_names_the_permission() {
     let r =
         http().post(&url).bearer_auth(p.token()).body(format!(r#"{{"audience":"{AUD}","includeEmail":"yes"}}"#)).send();
     assert_eq!(r.unwrap().status(), 400, "only true and false, as text or not");
+    // The current reference's `organizationNumberIncluded` is taken (projects here are in no organization).
+    let body = format!(r#"{{"audience":"{AUD}","organizationNumberIncluded":true}}"#);
+    assert_eq!(http().post(&url).bearer_auth(p.token()).body(body).send().unwrap().status(), 200);
+    let e =
+        p.fail(&["auth", "print-identity-token", &format!("--impersonate-service-account={SA}"), "--audiences=a,b"]);
+    assert!(e.contains("only one audience can be specified"), "{e}");
     // Which of their own permissions hold on the account: anyone may ask, as on Google.
     p.ok(&["auth", "login", "nobody@example.com"]);
     let nobody = p.ok(&["auth", "print-access-token", "--account=nobody@example.com"]);

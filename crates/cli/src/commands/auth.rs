@@ -4,7 +4,7 @@ use crate::args::{AuthCmd, Global};
 use crate::client::{self, Client};
 use crate::format::{self, Default};
 use crate::home::{Credential, Home};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 
 /// gcloud's OAuth client id: the audience of ID tokens printed without `--audiences`.
@@ -94,6 +94,9 @@ pub fn run(g: &Global, cmd: AuthCmd) -> Result<u8> {
             Ok(0)
         }
         AuthCmd::PrintIdentityToken { account, audiences, include_email } => {
+            if audiences.as_deref().is_some_and(|a| a.contains(',')) {
+                bail!("only one audience can be specified in --audiences");
+            }
             let g = Global { account: account.or_else(|| g.account.clone()), ..g.clone() };
             let client = Client::new(&g)?;
             let token = match &client.impersonate {
