@@ -366,6 +366,7 @@ fn route(app: &App, req: &Req) -> Result<Reply> {
         (["v1", "projects", p, "roles", id], None) if get => roles::get_custom(app, req, p, id),
         (["v1", "projects", p, "roles", id], None) if delete => roles::delete_custom(app, req, p, id),
         (["v1", "projects", p, "roles", id], None) if patch => roles::patch_custom(app, req, p, id),
+        (["v1", "projects", p, "roles", id], Some("undelete")) if post => roles::undelete_custom(app, req, p, id),
 
         // Cloud Identity groups v1.
         (["v1", "groups"], None) if post => groups::create(app, req),

@@ -176,8 +176,26 @@ pub(crate) fn delete_custom(app: &App, req: &Req, project: &str, id: &str) -> Re
     Ok(Reply::Json(view(&role, true)))
 }
 
+/// `roles.undelete`: a deleted custom role grants again (Google keeps a deleted role 7 days; here until undeleted).
+pub(crate) fn undelete_custom(app: &App, req: &Req, project: &str, id: &str) -> Result<Reply> {
+    let (caller, mut role, call) =
+        custom(app, req, project, id, "iam.roles.undelete", "google.iam.admin.v1.UndeleteRole")?;
+    if !role.deleted {
+        return Err(ApiError::failed_precondition(format!("You can't undelete role_id ({id}) as it is not deleted.")));
+    }
+    role.deleted = false;
+    role.etag = crate::policy::new_etag();
+    app.mutate(&caller, call, true, |tx| Ok(tx.put(kind::ROLE, &role.name, &role)?))?;
+    Ok(Reply::Json(view(&role, true)))
+}
+
 pub(crate) fn patch_custom(app: &App, req: &Req, project: &str, id: &str) -> Result<Reply> {
     let (caller, mut role, call) = custom(app, req, project, id, "iam.roles.update", "google.iam.admin.v1.UpdateRole")?;
+    if role.deleted {
+        return Err(ApiError::failed_precondition(format!(
+            "You can't update role_id ({id}) as it is deleted; undelete it first: gcloud iam roles undelete {id}"
+        )));
+    }
     let body: PatchRequest = req.json()?;
     if let Some(etag) = &body.role.etag {
         if *etag != role.etag {

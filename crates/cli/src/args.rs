@@ -832,6 +832,8 @@ pub enum RolesCmd {
     },
     /// Delete a custom role (it can be listed with `--show-deleted`).
     Delete { role_id: String },
+    /// Undelete a deleted custom role: its bindings grant again.
+    Undelete { role_id: String },
     /// Change a custom role's permissions, title, description or stage.
     Update {
         role_id: String,
@@ -1001,6 +1003,7 @@ impl Command {
                 RolesCmd::Describe { .. } => "iam.roles.describe",
                 RolesCmd::List { .. } => "iam.roles.list",
                 RolesCmd::Delete { .. } => "iam.roles.delete",
+                RolesCmd::Undelete { .. } => "iam.roles.undelete",
                 RolesCmd::Update { .. } => "iam.roles.update",
             },
             Command::Identity(IdentityCmd::Groups(c)) => match c {

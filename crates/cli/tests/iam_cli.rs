@@ -258,6 +258,19 @@ fn custom_roles_groups_and_conditions() {
         "--permission=run.services.list",
     ]);
     assert!(out.starts_with("GRANTED") && out.contains("devs@example.com"), "{out}");
+    // A deleted role grants nothing and cannot be changed; undeleted, it grants again.
+    let carol_lists = || {
+        let args = ["policy-troubleshoot", "iam", resource, "--principal-email=carol@example.com"];
+        p.ok(&[&args[..], &["--permission=run.services.list"]].concat()).starts_with("GRANTED")
+    };
+    p.ok(&["iam", "roles", "delete", "reader", "--project=local-project"]);
+    assert!(!carol_lists());
+    let e = p.fail(&["iam", "roles", "update", "reader", "--project=local-project", "--title=Again"]);
+    assert!(e.contains("as it is deleted; undelete it first"), "{e}");
+    p.ok(&["iam", "roles", "undelete", "reader", "--project=local-project"]);
+    assert!(carol_lists());
+    let e = p.fail(&["iam", "roles", "undelete", "reader", "--project=local-project"]);
+    assert!(e.contains("as it is not deleted"), "{e}");
     let out = p.ok(&[
         "policy-troubleshoot",
         "iam",

@@ -190,6 +190,11 @@ fn roles(client: &Client, g: &Global, cmd: RolesCmd) -> Result<u8> {
             eprintln!("Deleted role [{role_id}].");
             format::print(&v, g, Default::Yaml)?;
         }
+        RolesCmd::Undelete { role_id } => {
+            let v = client.post(&format!("{}:undelete", custom_role_path(client, g, &role_id)), &json!({}))?;
+            eprintln!("Undeleted role [{role_id}].");
+            format::print(&v, g, Default::Yaml)?;
+        }
         RolesCmd::Update {
             role_id,
             add_permissions,
