@@ -60,6 +60,28 @@ fn add_version(p: &Platform, dir: &Path, name: &str, value: &str) {
     p.ok(&["secrets", "versions", "add", name, &format!("--data-file={}", file.display())]);
 }
 
+/// A work directory (outside /tmp: without a sandbox the instance's /tmp is the host's) with `app/main.py` holding
+/// `code`: the directory and the app's source.
+fn app_source(code: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let src = work.path().join("app");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("main.py"), code).unwrap();
+    (work, src)
+}
+
+/// A secret that services running as the default compute account may read.
+fn secret_for_the_default_account(p: &Platform, dir: &Path, name: &str, value: &str) {
+    secret(p, dir, name, value);
+    p.ok(&[
+        "secrets",
+        "add-iam-policy-binding",
+        name,
+        &format!("--member=serviceAccount:{}", p.compute_sa()),
+        "--role=roles/secretmanager.secretAccessor",
+    ]);
+}
+
 fn get_json(url: &str) -> Value {
     let r = http().get(url).send().expect("GET the service");
     assert_eq!(r.status(), 200, "{url}");
@@ -334,19 +356,8 @@ fn secret_volumes_at_paths_the_host_lacks_leave_the_host_untouched() {
 
 fn secret_volumes_leave_the_host_untouched(sandboxed: bool) {
     let p = if sandboxed { Platform::start() } else { Platform::start_with(&["--no-sandbox"]) };
-    // Not under /tmp: without a sandbox the instance's /tmp is the host's, which a secret volume there replaces.
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let src = work.path().join("app");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("main.py"), MOUNTS_APP).unwrap();
-    secret(&p, work.path(), "token", PASSWORD);
-    p.ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "token",
-        &format!("--member=serviceAccount:{}", p.compute_sa()),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
+    let (work, src) = app_source(MOUNTS_APP);
+    secret_for_the_default_account(&p, work.path(), "token", PASSWORD);
     // Directories the host does not have: at the top (the instance's root is rebuilt), under an existing directory
     // (`/etc` is rebuilt), and in a sandbox under the instance's private /tmp (written there, the rest of /tmp kept;
     // without a sandbox /tmp is the host's, which a secret volume there would hide, so `/var` is rebuilt instead).
@@ -415,21 +426,11 @@ fn a_refreshed_secret_file_never_follows_a_symlink_the_app_planted() {
         return;
     }
     let p = Platform::start();
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let src = work.path().join("app");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("main.py"), PLANTING_APP).unwrap();
+    let (work, src) = app_source(PLANTING_APP);
     // A host file the app must not be able to have the platform (root) overwrite.
     let victim = work.path().join("victim");
     std::fs::write(&victim, "untouched").unwrap();
-    secret(&p, work.path(), "key", CREDENTIAL_V1);
-    p.ok(&[
-        "secrets",
-        "add-iam-policy-binding",
-        "key",
-        &format!("--member=serviceAccount:{}", p.compute_sa()),
-        "--role=roles/secretmanager.secretAccessor",
-    ]);
+    secret_for_the_default_account(&p, work.path(), "key", CREDENTIAL_V1);
     p.ok(&[
         "run",
         "deploy",
