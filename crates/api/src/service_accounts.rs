@@ -229,12 +229,85 @@ pub(crate) fn delete(app: &App, req: &Req, project: &str, key: &str) -> Result<R
     let (sa, call) = authorized_account(app, &caller, project, key, "iam.serviceAccounts.delete", call)?;
     app.mutate(&caller, call, true, |tx| {
         let sa = current(tx, &sa, key)?;
+        let policy = tx.get::<Policy>(kind::POLICY, &full_name(app, &sa.email))?;
+        let kept = Deleted { account: sa.clone(), policy };
+        tx.put(kind::DELETED_SERVICE_ACCOUNT, &sa.unique_id, &kept)?;
         tx.delete(kind::SERVICE_ACCOUNT, &sa.email)?;
         tx.delete(kind::POLICY, &full_name(app, &sa.email))?;
         tx.delete_tokens_of(&format!("serviceAccount:{}", sa.email))?;
         mark_deleted_in_policies(tx, &sa)
     })?;
     Ok(Reply::Json(json!({})))
+}
+
+/// A deleted account as it was, kept for `:undelete` (Google keeps one 30 days; here until it is undeleted).
+#[derive(Serialize, Deserialize)]
+struct Deleted {
+    account: ServiceAccount,
+    policy: Option<Policy>,
+}
+
+/// `serviceAccounts.undelete` by unique id (or email): the account comes back with the same identity, its own
+/// policy, and its bindings everywhere (`deleted:serviceAccount:EMAIL?uid=ID` is `serviceAccount:EMAIL` again), as
+/// Google restores it. Refused while another account holds the email.
+fn undelete(app: &App, caller: &crate::auth::Caller, project: &str, key: &str) -> Result<Reply> {
+    let permission = "iam.serviceAccounts.undelete";
+    if project != "-" {
+        projects::resolve(app, project, permission)?;
+    }
+    let kept: Option<Deleted> = app.read(|tx| {
+        if let Some(d) = tx.get::<Deleted>(kind::DELETED_SERVICE_ACCOUNT, key)? {
+            return Ok(Some(d));
+        }
+        Ok(tx
+            .list::<Deleted>(kind::DELETED_SERVICE_ACCOUNT, "")?
+            .into_iter()
+            .map(|(_, d)| d)
+            .find(|d| d.account.email == key))
+    })?;
+    let email = kept.as_ref().map_or(key, |d| d.account.email.as_str()).to_owned();
+    let full = full_name(app, &email);
+    let call = Call::new(
+        SERVICE,
+        "google.iam.admin.v1.UndeleteServiceAccount",
+        format!("projects/{}/serviceAccounts/{email}", app.project.project_id),
+    )
+    .needs(permission, &full);
+    app.authorize(caller, permission, &full, &call)?;
+    let kept = kept.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "No deleted service account `{key}`: give the unique id of one deleted in this project"
+        ))
+    })?;
+    let restored = app.mutate(caller, call, true, |tx| {
+        if tx.get::<ServiceAccount>(kind::SERVICE_ACCOUNT, &email)?.is_some() {
+            return Err(ApiError::failed_precondition(format!(
+                "Cannot undelete service account `{email}`: an account with that email exists now; delete it first"
+            ))
+            .into());
+        }
+        let Deleted { account, policy } = kept;
+        tx.put(kind::SERVICE_ACCOUNT, &account.email, &account)?;
+        if let Some(policy) = &policy {
+            tx.put(kind::POLICY, &full_name(app, &account.email), policy)?;
+        }
+        tx.delete(kind::DELETED_SERVICE_ACCOUNT, &account.unique_id)?;
+        let dead = format!("deleted:serviceAccount:{}?uid={}", account.email, account.unique_id);
+        let live = Member::ServiceAccount(account.email.clone()).to_string();
+        for (name, mut p) in tx.list::<Policy>(kind::POLICY, "")? {
+            let mut changed = false;
+            for m in p.bindings.iter_mut().flat_map(|b| b.members.iter_mut()).filter(|m| **m == dead) {
+                m.clone_from(&live);
+                changed = true;
+            }
+            if changed {
+                p.etag = policy::new_etag();
+                tx.put(kind::POLICY, &name, &p)?;
+            }
+        }
+        Ok(account)
+    })?;
+    Ok(Reply::Json(json!({ "restoredAccount": restored })))
 }
 
 /// Google shows bindings of a deleted account as `deleted:serviceAccount:EMAIL?uid=ID`; they match nobody, and a new
@@ -259,6 +332,7 @@ fn mark_deleted_in_policies(tx: &store::Tx, sa: &ServiceAccount) -> std::result:
 pub(crate) fn action(app: &App, req: &Req, project: &str, key: &str, verb: &str) -> Result<Reply> {
     let caller = req.caller(app)?;
     match verb {
+        "undelete" => undelete(app, &caller, project, key),
         "disable" | "enable" => {
             let (method, permission) = if verb == "disable" {
                 ("google.iam.admin.v1.DisableServiceAccount", "iam.serviceAccounts.disable")

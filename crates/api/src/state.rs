@@ -27,6 +27,8 @@ pub(crate) mod kind {
     pub const SUBNETWORK: &str = "subnetwork";
     pub const CONNECTOR: &str = "vpcConnector";
     pub const COMPUTE_INSTANCE: &str = "computeInstance";
+    /// A deleted service account, by unique id, as it was (with its own policy): what `:undelete` restores.
+    pub const DELETED_SERVICE_ACCOUNT: &str = "deletedServiceAccount";
     /// One-time changes to an existing home, by name, once made (see `bootstrap`).
     pub const MIGRATION: &str = "migration";
 }

@@ -762,6 +762,9 @@ pub enum ServiceAccountsCmd {
     },
     /// Delete a service account.
     Delete { service_account: String },
+    /// Restore a deleted service account by its unique id (`uniqueId`, as `deleted:serviceAccount:…?uid=` shows it):
+    /// the same identity, with its roles.
+    Undelete { account_id: String },
     /// Disable a service account: it can no longer authenticate or get tokens.
     Disable { service_account: String },
     /// Enable a disabled service account.
@@ -989,6 +992,7 @@ impl Command {
                 ServiceAccountsCmd::Describe { .. } => "iam.service-accounts.describe",
                 ServiceAccountsCmd::Update { .. } => "iam.service-accounts.update",
                 ServiceAccountsCmd::Delete { .. } => "iam.service-accounts.delete",
+                ServiceAccountsCmd::Undelete { .. } => "iam.service-accounts.undelete",
                 ServiceAccountsCmd::Disable { .. } => "iam.service-accounts.disable",
                 ServiceAccountsCmd::Enable { .. } => "iam.service-accounts.enable",
                 ServiceAccountsCmd::AddIamPolicyBinding { .. } => "iam.service-accounts.add-iam-policy-binding",

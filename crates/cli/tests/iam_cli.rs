@@ -366,6 +366,20 @@ fn service_account_lifecycle() {
     assert_eq!(members_of(&policy, "roles/run.developer"), [format!("deleted:serviceAccount:{email}?uid={uid}")]);
     let e = p.fail(&["iam", "service-accounts", "describe", email]);
     assert!(e.contains("NOT_FOUND"), "{e}");
+    // Undeleted by its unique id: the same identity, with its roles, as Google restores it.
+    let restored = p.json(&["iam", "service-accounts", "undelete", &uid]);
+    assert_eq!(restored["restoredAccount"]["email"], email);
+    assert_eq!(p.json(&["iam", "service-accounts", "describe", email])["uniqueId"], uid);
+    let policy = p.json(&["projects", "get-iam-policy", "local-project"]);
+    assert_eq!(members_of(&policy, "roles/run.developer"), [format!("serviceAccount:{email}")]);
+    let e = p.fail(&["iam", "service-accounts", "undelete", &uid]);
+    assert!(e.contains("NOT_FOUND") && e.contains("No deleted service account"), "{e}");
+    // While a new account holds the email, the old one cannot come back.
+    p.ok(&["iam", "service-accounts", "delete", email, "--quiet"]);
+    let name = email.split('@').next().unwrap();
+    p.ok(&["iam", "service-accounts", "create", name]);
+    let e = p.fail(&["iam", "service-accounts", "undelete", &uid]);
+    assert!(e.contains("an account with that email exists now"), "{e}");
 }
 
 #[test]

@@ -77,6 +77,11 @@ fn service_accounts(client: &Client, g: &Global, cmd: ServiceAccountsCmd) -> Res
             client.call(Method::DELETE, &sa_path(&service_account), None)?;
             eprintln!("deleted service account [{}]", account(client, g, &service_account));
         }
+        ServiceAccountsCmd::Undelete { account_id } => {
+            let v = client.post(&format!("{}:undelete", sa_path(&account_id)), &json!({}))?;
+            eprintln!("Restored service account [{}].", v["restoredAccount"]["email"].as_str().unwrap_or(&account_id));
+            format::print(&v, g, Default::Yaml)?;
+        }
         ServiceAccountsCmd::Disable { service_account } => {
             client.post(&format!("{}:disable", sa_path(&service_account)), &json!({}))?;
             eprintln!("Disabled service account [{}].", account(client, g, &service_account));
