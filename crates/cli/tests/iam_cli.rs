@@ -352,6 +352,10 @@ fn service_account_lifecycle() {
     assert!(emails.contains(&email) && emails.contains(&p.compute_sa().as_str()), "{listed}");
     p.ok(&["iam", "service-accounts", "disable", email]);
     assert_eq!(p.json(&["iam", "service-accounts", "describe", email])["disabled"], true);
+    // gcloud's table says True or False, though the API leaves `disabled: false` out.
+    let table = p.ok(&["iam", "service-accounts", "list"]);
+    let row = |who: &str| table.lines().find(|l| l.contains(who)).unwrap_or_default().trim_end().to_owned();
+    assert!(row(email).ends_with("True") && row(&p.compute_sa()).ends_with("False"), "{table}");
     p.ok(&["iam", "service-accounts", "enable", email]);
     p.ok(&[
         "projects",

@@ -48,7 +48,13 @@ fn service_accounts(client: &Client, g: &Global, cmd: ServiceAccountsCmd) -> Res
         }
         ServiceAccountsCmd::List => {
             let v = client.get(&format!("/v1/projects/{}/serviceAccounts", seg(&project)))?;
-            let accounts = v.get("accounts").cloned().unwrap_or_else(|| json!([]));
+            let mut accounts = v.get("accounts").cloned().unwrap_or_else(|| json!([]));
+            if g.format.is_none() {
+                // The API leaves out `disabled: false`, as Google's does; gcloud's table still says False.
+                for a in accounts.as_array_mut().into_iter().flatten() {
+                    a["disabled"] = json!(a["disabled"].as_bool().unwrap_or(false));
+                }
+            }
             format::print(&accounts, g, Default::Table("table(displayName:label='DISPLAY NAME',email,disabled)"))?;
         }
         ServiceAccountsCmd::Describe { service_account } => {
