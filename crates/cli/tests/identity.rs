@@ -252,6 +252,17 @@ fn service_account_tokens_are_authorized_through_iam() {
     p.ok(&["iam", "service-accounts", "disable", SA]);
     assert_eq!(ask().status(), 401);
     assert_eq!(invoke(), 403, "a disabled account's unexpired ID token acts for nobody");
+    // The troubleshooter says the same, and why.
+    let why = p.json(&[
+        "policy-troubleshoot",
+        "invoke",
+        "hello",
+        "--region=us-central1",
+        &format!("--principal-email={SA}"),
+        &format!("--audience={url}"),
+    ]);
+    assert_eq!(why["status"], 403, "{why}");
+    assert!(why.to_string().contains("is disabled: its tokens act for nobody"), "{why}");
     p.ok(&["iam", "service-accounts", "enable", SA]);
     assert_eq!(invoke(), 200);
 }

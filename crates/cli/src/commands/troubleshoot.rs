@@ -69,8 +69,14 @@ fn invoke(
     } else {
         Some(format!("user:{email}"))
     };
+    // A disabled account's tokens act for nobody, whatever its bindings (the gateway refuses them).
+    let disabled = email.ends_with(".gserviceaccount.com")
+        && client
+            .get(&format!("/v1/projects/-/serviceAccounts/{}", seg(email)))
+            .is_ok_and(|sa| sa["disabled"].as_bool() == Some(true));
     let iam = match anonymous {
         true => None,
+        false if disabled => Some((false, format!("service account `{email}` is disabled: its tokens act for nobody"))),
         false => {
             let v = iam_troubleshoot(client, email, &resource, "run.routes.invoke")?;
             Some((v["access"] == "GRANTED", v["text"].as_str().unwrap_or_default().trim_end().to_owned()))
