@@ -265,6 +265,9 @@ fn custom_roles_groups_and_conditions() {
     };
     p.ok(&["iam", "roles", "delete", "reader", "--project=local-project"]);
     assert!(!carol_lists());
+    let args = ["policy-troubleshoot", "iam", resource, "--principal-email=carol@example.com"];
+    let why = p.ok(&[&args[..], &["--permission=run.services.list"]].concat());
+    assert!(why.contains("role is deleted: its bindings grant nothing until it is undeleted"), "{why}");
     let e = p.fail(&["iam", "roles", "update", "reader", "--project=local-project", "--title=Again"]);
     assert!(e.contains("as it is deleted; undelete it first"), "{e}");
     p.ok(&["iam", "roles", "undelete", "reader", "--project=local-project"]);

@@ -258,9 +258,14 @@ pub(crate) fn render_text(d: &Decision<'_>) -> String {
                 Access::NotGranted => "not granted",
             };
             let _ = writeln!(out, "  - binding {}: {verdict}", b.role);
+            let deleted = d.snapshot.catalogue().get(&b.role).is_some_and(|r| r.deleted);
             let role_line = match b.role_permission {
                 RolePermission::RolePermissionIncluded => {
                     format!("role contains `{}`", d.permission())
+                }
+                // A deleted custom role grants nothing until it is undeleted, whatever it lists.
+                RolePermission::RolePermissionNotIncluded if deleted => {
+                    "role is deleted: its bindings grant nothing until it is undeleted".to_owned()
                 }
                 RolePermission::RolePermissionNotIncluded => {
                     format!("role does not contain `{}`", d.permission())
