@@ -292,19 +292,8 @@ fn undelete(app: &App, caller: &crate::auth::Caller, project: &str, key: &str) -
             tx.put(kind::POLICY, &full_name(app, &account.email), policy)?;
         }
         tx.delete(kind::DELETED_SERVICE_ACCOUNT, &account.unique_id)?;
-        let dead = format!("deleted:serviceAccount:{}?uid={}", account.email, account.unique_id);
-        let live = Member::ServiceAccount(account.email.clone()).to_string();
-        for (name, mut p) in tx.list::<Policy>(kind::POLICY, "")? {
-            let mut changed = false;
-            for m in p.bindings.iter_mut().flat_map(|b| b.members.iter_mut()).filter(|m| **m == dead) {
-                m.clone_from(&live);
-                changed = true;
-            }
-            if changed {
-                p.etag = policy::new_etag();
-                tx.put(kind::POLICY, &name, &p)?;
-            }
-        }
+        let (live, dead) = member_names(&account);
+        rename_member(tx, &dead, &live)?;
         Ok(account)
     })?;
     Ok(Reply::Json(json!({ "restoredAccount": restored })))
@@ -313,12 +302,22 @@ fn undelete(app: &App, caller: &crate::auth::Caller, project: &str, key: &str) -
 /// Google shows bindings of a deleted account as `deleted:serviceAccount:EMAIL?uid=ID`; they match nobody, and a new
 /// account with the same email does not inherit them.
 fn mark_deleted_in_policies(tx: &store::Tx, sa: &ServiceAccount) -> std::result::Result<(), ApiErrorBox> {
+    let (live, dead) = member_names(sa);
+    rename_member(tx, &live, &dead)
+}
+
+/// The account's member name while it lives, and once deleted.
+fn member_names(sa: &ServiceAccount) -> (String, String) {
     let live = Member::ServiceAccount(sa.email.clone()).to_string();
-    let dead = format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id);
+    (live, format!("deleted:serviceAccount:{}?uid={}", sa.email, sa.unique_id))
+}
+
+/// Every binding of every policy that names `from` names `to` instead.
+fn rename_member(tx: &store::Tx, from: &str, to: &str) -> std::result::Result<(), ApiErrorBox> {
     for (name, mut p) in tx.list::<Policy>(kind::POLICY, "")? {
         let mut changed = false;
-        for m in p.bindings.iter_mut().flat_map(|b| b.members.iter_mut()).filter(|m| **m == live) {
-            m.clone_from(&dead);
+        for m in p.bindings.iter_mut().flat_map(|b| b.members.iter_mut()).filter(|m| *m == from) {
+            to.clone_into(m);
             changed = true;
         }
         if changed {

@@ -58,9 +58,13 @@ fn main() -> ExitCode {
         }
     }
     let mut argv: Vec<String> = std::env::args().collect();
-    // `gcloud beta run …` / `gcloud alpha …`, as Google's docs often write them: the same commands here.
-    if let Some(i) = args::first_word(&argv[1..]).map(|i| i + 1).filter(|i| argv[*i] == "beta" || argv[*i] == "alpha") {
-        argv.remove(i);
+    // `gcloud beta run …` / `gcloud alpha …`, as Google's docs often write them: the same commands here. (Finding
+    // the first word builds clap's command tree, so only when one of the words is there at all.)
+    let release = |a: &String| a == "beta" || a == "alpha";
+    if argv.iter().any(release) {
+        if let Some(i) = args::first_word(&argv[1..]).map(|i| i + 1).filter(|i| release(&argv[*i])) {
+            argv.remove(i);
+        }
     }
     let program = program_name(&argv);
     if let Err(msg) = args::check_dashes(&argv[1..]) {

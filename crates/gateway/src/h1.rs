@@ -258,7 +258,7 @@ async fn exchange<P: Plane>(
                 (upstream, fresh, false)
             }
             Err(u) => {
-                served.record(u.status, u.revision(), email);
+                served.record(u.status, Some(&u.revision), email);
                 return answer_page(client, out, req, u.status, &u.page).await;
             }
         },
@@ -271,7 +271,7 @@ async fn exchange<P: Plane>(
     let (response, mut up, Upstream { revision, guard, .. }) = match sent {
         Ok(sent) => sent,
         Err(u) => {
-            served.record(u.status, u.revision(), email);
+            served.record(u.status, Some(&u.revision), email);
             return answer_page(client, out, req, u.status, &u.page).await;
         }
     };

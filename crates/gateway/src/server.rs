@@ -325,11 +325,6 @@ impl Unreached {
         Unreached::failed(revision, StatusCode::SERVICE_UNAVAILABLE)
     }
 
-    /// The revision of the instance the request went to, when it is known.
-    pub(crate) fn revision(&self) -> Option<&str> {
-        Some(self.revision.as_str()).filter(|r| !r.is_empty())
-    }
-
     /// An exchange with an instance of `revision` that failed with `status`.
     pub(crate) fn failed(revision: String, status: StatusCode) -> Unreached {
         Unreached { revision, status, page: exchange_failed_page(status) }
@@ -401,7 +396,7 @@ async fn handle<P: Plane>(
         None => match reach(&*shared.plane, &route.service, upstream).await {
             Ok((upstream, stream)) => (upstream, proxy::Conn::Fresh(stream)),
             Err(u) => {
-                served.record(u.status, u.revision(), email);
+                served.record(u.status, Some(&u.revision), email);
                 return Ok(page(u.status, u.page));
             }
         },
@@ -449,7 +444,7 @@ async fn handle<P: Plane>(
             Ok(resp.map(|body| Body::proxied(body, deadline, guard, link, Arc::clone(&caller.affinity))))
         }
         Err(u) => {
-            served.record(u.status, u.revision(), email);
+            served.record(u.status, Some(&u.revision), email);
             Ok(page(u.status, u.page))
         }
     }
